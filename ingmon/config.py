@@ -1,0 +1,169 @@
+"""Typed settings from ``INGMON_*`` environment variables and a ``.env`` file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ingmon.errors import ConfigError
+
+__all__ = ["Settings", "Threshold", "load_settings"]
+
+ENV_PREFIX = "INGMON_"
+
+# What a user should type, per kind of value, in the one-line error of an invalid setting.
+_EXPECTED_FORM: dict[str, str] = {
+    "int_parsing": "an integer",
+    "float_parsing": "a number",
+    "bool_parsing": "true or false",
+    "url_parsing": "an http(s) URL",
+    "greater_than": "a positive number",
+    "greater_than_equal": "a number >= the minimum",
+    "less_than_equal": "a number <= the maximum",
+    "literal_error": "one of the allowed words",
+}
+
+
+class Threshold:
+    """A warn/error pair of ages in seconds (freshness) — ``warn`` always below ``error``."""
+
+    __slots__ = ("error_seconds", "warn_seconds")
+
+    def __init__(self, *, warn_seconds: float, error_seconds: float) -> None:
+        self.warn_seconds = warn_seconds
+        self.error_seconds = error_seconds
+
+    def __repr__(self) -> str:
+        return f"Threshold(warn_seconds={self.warn_seconds}, error_seconds={self.error_seconds})"
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every ingmon setting; ``.env.example`` documents each one with its default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # Storage
+    data_dir: Path = Field(Path("data"), description="Data root: lake/, state/, reports/, binance/")
+
+    # Exchange boundary
+    binance_base_url: str = Field("https://fapi.binance.com", description="Binance USD-M REST")
+    binance_archive_url: str = Field("https://data.binance.vision", description="Bulk archive")
+    binance_timeout_seconds: float = Field(10.0, gt=0, description="Per-request timeout")
+    binance_weight_limit_per_minute: int = Field(
+        2400, gt=0, description="Request-weight budget per minute (Binance USD-M: 2400 per IP)"
+    )
+    binance_max_retries: int = Field(6, ge=0, description="Retries of 5xx/timeouts per request")
+
+    # Freshness thresholds (age of the newest stored event, seconds)
+    candles_freshness_warn_seconds: float = Field(90, gt=0)
+    candles_freshness_error_seconds: float = Field(180, gt=0)
+    agg_trades_freshness_warn_seconds: float = Field(15, gt=0)
+    agg_trades_freshness_error_seconds: float = Field(60, gt=0)
+    open_interest_freshness_warn_seconds: float = Field(450, gt=0)
+    open_interest_freshness_error_seconds: float = Field(900, gt=0)
+    funding_freshness_warn_seconds: float = Field(8 * 3600 + 300, gt=0)
+    funding_freshness_error_seconds: float = Field(8 * 3600 + 1800, gt=0)
+
+    # Cadence: a step longer than expected × (1 + tolerance) is a gap
+    cadence_tolerance_ratio: float = Field(0.1, ge=0, le=1)
+
+    # Alerts
+    webhook_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated webhook targets"
+    )
+    webhook_secret: SecretStr | None = Field(None, description="HMAC secret for webhook bodies")
+
+    # Serving
+    server_host: str = Field("127.0.0.1")
+    server_port: int = Field(8080, ge=1, le=65535)
+    basic_auth: SecretStr | None = Field(None, description="user:password for dashboard and API")
+    cookie_secret: SecretStr | None = Field(None)
+
+    # Logs
+    log_format: Literal["auto", "json", "text"] = Field("auto")
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _webhook_list(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("binance_base_url", "binance_archive_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"expected comma-separated http(s) URLs, got {url!r}")
+        return value
+
+    @field_validator("basic_auth")
+    @classmethod
+    def _user_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and ":" not in value.get_secret_value():
+            raise ValueError("expected user:password")
+        return value
+
+    @model_validator(mode="after")
+    def _warn_below_error(self) -> Settings:
+        for dataset in ("candles", "agg_trades", "open_interest", "funding"):
+            pair = self.freshness(dataset)
+            if pair.warn_seconds >= pair.error_seconds:
+                raise ValueError(
+                    f"{ENV_PREFIX}{dataset.upper()}_FRESHNESS_WARN_SECONDS must be below "
+                    f"{ENV_PREFIX}{dataset.upper()}_FRESHNESS_ERROR_SECONDS"
+                )
+        return self
+
+    def freshness(self, dataset: str) -> Threshold:
+        """The warn/error freshness pair of one dataset."""
+        return Threshold(
+            warn_seconds=getattr(self, f"{dataset}_freshness_warn_seconds"),
+            error_seconds=getattr(self, f"{dataset}_freshness_error_seconds"),
+        )
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = [str(part) for part in first["loc"]]
+    got = first.get("input")
+    if location:
+        name = ENV_PREFIX + location[0].upper()
+        expected = _EXPECTED_FORM.get(first["type"], first["msg"].removeprefix("Value error, "))
+        if first["type"] == "literal_error":
+            expected = first["msg"].replace("Input should be", "one of")
+        return f"invalid setting {name}={got!r}: expected {expected}"
+    return f"invalid settings: {first['msg'].removeprefix('Value error, ')}"
+
+
+def load_settings(*, env_file: str | os.PathLike[str] | None = ".env", **overrides: Any) -> Settings:
+    """Read the settings (env, ``.env``, then ``overrides``); raise ConfigError in one line."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise ConfigError(_one_line(error)) from None

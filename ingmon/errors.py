@@ -1,0 +1,60 @@
+"""The one exception hierarchy of ingmon; the CLI turns any of these into one line and exit 2."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BannedError",
+    "ConfigError",
+    "DataIntegrityError",
+    "ExchangeError",
+    "ExchangeUnavailableError",
+    "IngmonError",
+    "RateLimitedError",
+    "UsageError",
+]
+
+
+class IngmonError(Exception):
+    """Base class of every error ingmon raises on purpose."""
+
+
+class ConfigError(IngmonError):
+    """A setting has an invalid value; the message names the setting and the expected form."""
+
+
+class UsageError(IngmonError):
+    """A command was called with arguments that cannot work (bad symbol, empty window, …)."""
+
+
+class DataIntegrityError(IngmonError):
+    """Stored or fetched data violates an invariant of its dataset (schema, key, window)."""
+
+
+class ExchangeError(IngmonError):
+    """The exchange answered with an error body (Binance ``{"code": …, "msg": …}``) or bad data."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class RateLimitedError(ExchangeError):
+    """HTTP 429: the request-weight budget is exhausted; ``retry_after_seconds`` says for how long."""
+
+    def __init__(self, message: str, *, retry_after_seconds: float, code: int | None = -1003) -> None:
+        super().__init__(message, status=429, code=code)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class BannedError(ExchangeError):
+    """HTTP 418: the IP is banned until ``banned_until_ms``; nothing may be sent before then."""
+
+    def __init__(self, message: str, *, retry_after_seconds: float, banned_until_ms: int) -> None:
+        super().__init__(message, status=418, code=-1003)
+        self.retry_after_seconds = retry_after_seconds
+        self.banned_until_ms = banned_until_ms
+
+
+class ExchangeUnavailableError(ExchangeError):
+    """The exchange could not be reached or kept failing (5xx, timeouts) after every retry."""

@@ -1,0 +1,239 @@
+"""Every dataset's columns, Arrow types, key, time column and partitioning — defined only here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pyarrow as pa
+
+__all__ = [
+    "AGG_TRADES",
+    "CANDLES",
+    "DATASETS",
+    "EXCHANGE_GAPS",
+    "FUNDING",
+    "INGEST_LOG",
+    "INTERVAL_MS",
+    "OI_PERIODS",
+    "OPEN_INTEREST",
+    "Column",
+    "Dataset",
+    "dataset",
+    "interval_ms",
+]
+
+Bucket = Literal["day", "month", "year"]
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
+# Binance USD-M kline intervals with a fixed length (3d/1w/1M are not kept in the lake).
+INTERVAL_MS: Mapping[str, int] = {
+    "1m": MINUTE_MS,
+    "3m": 3 * MINUTE_MS,
+    "5m": 5 * MINUTE_MS,
+    "15m": 15 * MINUTE_MS,
+    "30m": 30 * MINUTE_MS,
+    "1h": HOUR_MS,
+    "2h": 2 * HOUR_MS,
+    "4h": 4 * HOUR_MS,
+    "6h": 6 * HOUR_MS,
+    "8h": 8 * HOUR_MS,
+    "12h": 12 * HOUR_MS,
+    "1d": DAY_MS,
+}
+# /futures/data/openInterestHist periods.
+OI_PERIODS: tuple[str, ...] = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+
+TIME_MS = pa.timestamp("ms", tz="UTC")
+
+
+def interval_ms(interval: str) -> int:
+    """Length of a kline interval or OI period in milliseconds (KeyError if unknown)."""
+    return INTERVAL_MS[interval]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One stored column: its name, Arrow type and meaning."""
+
+    name: str
+    type: pa.DataType
+    doc: str
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A lake dataset.
+
+    Files live at ``lake/<name>/symbol=<SYM>/[<param_name>=<value>/]<bucket>=<label>/data.parquet``.
+    Partition columns (symbol, the parameter) are not stored inside the files; reads add them back.
+    ``key`` is unique within one (symbol, parameter) series; ``time_column`` drives the time bucket.
+    """
+
+    name: str
+    columns: tuple[Column, ...]
+    key: str
+    time_column: str
+    doc: str
+    param_name: str | None = None
+    param_values: tuple[str, ...] = ()
+    # Time bucket per parameter value ("" when the dataset has no parameter).
+    buckets: Mapping[str, Bucket] = field(default_factory=dict)
+    default_bucket: Bucket = "month"
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The schema of the stored files (no partition columns)."""
+        return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns])
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def bucket(self, param: str | None) -> Bucket:
+        """The time-partition granularity for one parameter value."""
+        return self.buckets.get(param or "", self.default_bucket)
+
+    def check_param(self, param: str | None) -> str | None:
+        """Validate the dataset parameter (interval/period); ValueError naming the choices."""
+        if self.param_name is None:
+            if param is not None:
+                raise ValueError(f"dataset {self.name} takes no parameter, got {param!r}")
+            return None
+        if param not in self.param_values:
+            raise ValueError(
+                f"invalid {self.param_name} {param!r} for {self.name}: "
+                f"expected one of {', '.join(self.param_values)}"
+            )
+        return param
+
+
+CANDLES = Dataset(
+    name="candles",
+    doc="Klines: the 12 fields of /fapi/v1/klines and the archive's klines CSV, closed candles only.",
+    columns=(
+        Column("open_time", TIME_MS, "Candle open time (UTC)"),
+        Column("open", pa.float64(), "First trade price"),
+        Column("high", pa.float64(), "Highest trade price"),
+        Column("low", pa.float64(), "Lowest trade price"),
+        Column("close", pa.float64(), "Last trade price"),
+        Column("volume", pa.float64(), "Base-asset volume"),
+        Column("close_time", TIME_MS, "open_time + interval - 1 ms"),
+        Column("quote_volume", pa.float64(), "Quote-asset (USDT) volume"),
+        Column("trade_count", pa.int64(), "Number of trades"),
+        Column("taker_buy_volume", pa.float64(), "Base volume bought by takers"),
+        Column("taker_buy_quote_volume", pa.float64(), "Quote volume bought by takers"),
+        Column("ignore", pa.float64(), "Binance's 12th field (always 0 on fapi)"),
+    ),
+    key="open_time",
+    time_column="open_time",
+    param_name="interval",
+    param_values=tuple(INTERVAL_MS),
+    buckets={"1m": "month", "3m": "month", "5m": "month"},
+    default_bucket="year",
+)
+
+AGG_TRADES = Dataset(
+    name="agg_trades",
+    doc="Aggregated trades (/fapi/v1/aggTrades, archive aggTrades CSV); ids continuous.",
+    columns=(
+        Column("agg_trade_id", pa.int64(), "Aggregate trade id (a)"),
+        Column("price", pa.float64(), "Price (p)"),
+        Column("quantity", pa.float64(), "Base quantity (q)"),
+        Column("first_trade_id", pa.int64(), "First trade id (f)"),
+        Column("last_trade_id", pa.int64(), "Last trade id (l)"),
+        Column("transact_time", TIME_MS, "Trade time (T)"),
+        Column("is_buyer_maker", pa.bool_(), "Buyer was maker, i.e. the taker sold (m)"),
+    ),
+    key="agg_trade_id",
+    time_column="transact_time",
+    default_bucket="day",
+)
+
+OPEN_INTEREST = Dataset(
+    name="open_interest",
+    doc="Open interest statistics (/futures/data/openInterestHist, archive metrics).",
+    columns=(
+        Column("timestamp", TIME_MS, "Period timestamp"),
+        Column("sum_open_interest", pa.float64(), "Open interest, base units"),
+        Column("sum_open_interest_value", pa.float64(), "Open interest value, USDT"),
+        Column("cmc_circulating_supply", pa.float64(), "CMC circulating supply", nullable=True),
+    ),
+    key="timestamp",
+    time_column="timestamp",
+    param_name="period",
+    param_values=OI_PERIODS,
+    default_bucket="year",
+)
+
+FUNDING = Dataset(
+    name="funding",
+    doc="Funding rate history (/fapi/v1/fundingRate, archive fundingRate); times floored to 1 s.",
+    columns=(
+        Column("funding_time", TIME_MS, "Settlement time, ms jitter removed"),
+        Column("funding_rate", pa.float64(), "Funding rate"),
+        Column("mark_price", pa.float64(), "Mark price at settlement", nullable=True),
+        Column(
+            "funding_interval_hours", pa.int32(), "Hours since the previous settlement", True
+        ),
+    ),
+    key="funding_time",
+    time_column="funding_time",
+    default_bucket="year",
+)
+
+INGEST_LOG = Dataset(
+    name="ingest_log",
+    doc="One row per fetched batch: what was asked, what came back, what was stored, when.",
+    columns=(
+        Column("batch_id", pa.string(), "Unique id of the batch"),
+        Column("run_id", pa.string(), "Id of the run (backfill, worker tick) that fetched it"),
+        Column("dataset", pa.string(), "Dataset the batch belongs to"),
+        Column("interval", pa.string(), "Kline interval / OI period, if any", nullable=True),
+        Column("first_event_time", TIME_MS, "Earliest event time in the batch", nullable=True),
+        Column("last_event_time", TIME_MS, "Latest event time in the batch", nullable=True),
+        Column("rows_fetched", pa.int64(), "Rows received (after validation)"),
+        Column("rows_inserted", pa.int64(), "Rows new to the lake"),
+        Column("rows_replaced", pa.int64(), "Rows that replaced a different stored row"),
+        Column("fetched_at", pa.timestamp("us", tz="UTC"), "When the response arrived"),
+        Column("written_at", pa.timestamp("us", tz="UTC"), "When the rows were committed"),
+        Column("source", pa.string(), "rest | archive"),
+        Column("request_cursor", pa.string(), "The request: path and parameters / file"),
+    ),
+    key="batch_id",
+    time_column="fetched_at",
+    default_bucket="month",
+)
+
+EXCHANGE_GAPS = Dataset(
+    name="exchange_gaps",
+    doc="Ranges the exchange itself has no data for (maintenance), confirmed by a fetch.",
+    columns=(
+        Column("gap_id", pa.string(), "dataset/param/start"),
+        Column("dataset", pa.string(), "Dataset with the hole"),
+        Column("interval", pa.string(), "Kline interval / OI period, if any", nullable=True),
+        Column("start_time", TIME_MS, "First missing slot"),
+        Column("end_time", TIME_MS, "Last missing slot"),
+        Column("detected_at", pa.timestamp("us", tz="UTC"), "When a fetch confirmed it"),
+    ),
+    key="gap_id",
+    time_column="start_time",
+    default_bucket="year",
+)
+
+DATASETS: Mapping[str, Dataset] = {
+    d.name: d for d in (CANDLES, AGG_TRADES, OPEN_INTEREST, FUNDING, INGEST_LOG, EXCHANGE_GAPS)
+}
+
+
+def dataset(name: str) -> Dataset:
+    """Look a dataset up by name; ValueError listing the known ones."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}") from None
