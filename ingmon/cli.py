@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -12,14 +13,14 @@ from typing import Any, NoReturn
 from ingmon.config import Settings, load_settings
 from ingmon.errors import IngmonError
 
-__all__ = ["main"]
+__all__ = ["CommandParser", "add_data_dir", "main", "settings_from"]
 
 EXIT_USAGE = 2
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-class _Parser(argparse.ArgumentParser):
+class CommandParser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line (no usage block) and exits 2."""
 
     def error(self, message: str) -> NoReturn:
@@ -76,11 +77,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command tree (each subcommand has its own --help)."""
-    parser = _Parser(
+    parser = CommandParser(
         prog="ingmon",
         description="Analytics workbench for Binance USDT-margined futures data pipelines.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     sub.required = True
 
     coverage = sub.add_parser(
@@ -112,13 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="market seed (default 7)")
     demo.set_defaults(handler=_cmd_demo)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    for module_name in _COMMAND_MODULES:
+        importlib.import_module(module_name).register(sub)
     return parser
 
 
-# Subcommand modules add themselves here (exchange, backfill, check, export).
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+# Modules that add subcommands through ``register(subparsers)``; they import heavy things lazily.
+_COMMAND_MODULES = ("ingmon.exchange.commands", "ingmon.binance.commands")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
