@@ -27,7 +27,9 @@ class CommandParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def add_data_dir(parser: argparse.ArgumentParser, *, flags: Sequence[str] = ("--data-dir",)) -> None:
+def add_data_dir(
+    parser: argparse.ArgumentParser, *, flags: Sequence[str] = ("--data-dir",)
+) -> None:
     """The data-root flag every data command takes (default: INGMON_DATA_DIR or ./data)."""
     parser.add_argument(
         *flags,

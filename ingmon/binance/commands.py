@@ -1,11 +1,302 @@
-"""Subcommands of the `ingmon` CLI that belong to ingmon.binance."""
+"""Subcommands of the ``ingmon`` CLI for Binance data: backfill, check and export."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from typing import Any
 
-__all__ = ["register"]
+from ingmon.schema import INTERVAL_MS, OI_PERIODS
+
+__all__ = ["iso_time", "register", "symbol_list"]
+
+EXIT_PROBLEMS = 1
+
+
+def iso_time(text: str) -> int:
+    """An ISO-8601 UTC time or date (``2026-10-01``, ``2026-10-01T12:00:00Z``) as epoch ms."""
+    from ingmon.lake import to_ms  # noqa: PLC0415 - keep --help fast
+
+    try:
+        return to_ms(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {text!r}: expected ISO-8601 like 2026-10-01 or 2026-10-01T12:00:00Z"
+        ) from None
+
+
+def symbol_list(text: str) -> list[str]:
+    """A symbol or a comma-separated list of symbols, upper-cased."""
+    symbols = [part.strip().upper() for part in text.split(",") if part.strip()]
+    for symbol in symbols:
+        if not symbol.isalnum():
+            raise argparse.ArgumentTypeError(f"invalid symbol {symbol!r}: expected e.g. BTCUSDT")
+    if not symbols:
+        raise argparse.ArgumentTypeError("empty symbol list")
+    return symbols
+
+
+def _positive_days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of days {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _symbols(args: argparse.Namespace) -> tuple[str, ...]:
+    flat: list[str] = []
+    for group in args.symbol or []:
+        flat.extend(s for s in group if s not in flat)
+    return tuple(flat)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from ingmon.cli import settings_from  # noqa: PLC0415
+
+    return settings_from(
+        args,
+        binance_base_url=getattr(args, "base_url", None),
+        binance_archive_url=getattr(args, "archive_url", None),
+    )
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    from ingmon.binance.backfill import BackfillRequest, run_backfill  # noqa: PLC0415
+    from ingmon.binance.reporting import Reporter  # noqa: PLC0415
+
+    settings = _settings(args)
+    datasets = tuple(
+        name
+        for name, skipped in (
+            ("candles", args.skip_candles),
+            ("agg_trades", args.skip_trades),
+            ("open_interest", args.skip_open_interest),
+            ("funding", args.skip_funding),
+        )
+        if not skipped
+    )
+    request = BackfillRequest(
+        symbols=_symbols(args),
+        window_days=args.window_days,
+        start_ms=args.start,
+        end_ms=args.end,
+        full_refresh=args.full_refresh,
+        datasets=datasets,
+        interval=args.interval,
+        oi_period=args.oi_period,
+        source=args.source,
+        concurrency=args.concurrency,
+    )
+    summary = run_backfill(
+        request, settings=settings, reporter=Reporter(mode=args.log_format or settings.log_format)
+    )
+    json.dump(summary, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return int(summary["exit_status"])
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from ingmon.binance.check import run_check  # noqa: PLC0415
+
+    settings = _settings(args)
+    report = run_check(
+        settings,
+        symbols=_symbols(args),
+        window_days=args.window_days,
+        end_ms=args.end,
+        interval=args.interval,
+        oi_period=args.oi_period,
+    )
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return EXIT_PROBLEMS if report["problems"] else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from ingmon.binance.export import export_snapshots  # noqa: PLC0415
+
+    settings = _settings(args)
+    written = export_snapshots(
+        settings,
+        symbols=_symbols(args) or None,
+        fmt=args.format,
+        interval=args.interval,
+        oi_period=args.oi_period,
+        window_days=args.window_days,
+    )
+    json.dump({"format": args.format, "files": [str(p) for p in written]}, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _data_flags(parser: argparse.ArgumentParser, *, output_alias: bool = False) -> None:
+    from ingmon.cli import add_data_dir  # noqa: PLC0415
+
+    flags = ("--data-dir", "--output") if output_alias else ("--data-dir",)
+    add_data_dir(parser, flags=flags)
 
 
 def register(subparsers: Any) -> None:
-    """Add this package's subcommands to the `ingmon` parser (none yet)."""
+    """Add ``backfill``, ``check`` and ``export`` to the ``ingmon`` parser."""
+    backfill = subparsers.add_parser(
+        "backfill",
+        help="backfill 1m candles, aggregated trades, open interest and funding into the lake",
+        description=(
+            "Backfill Binance USD-M history into the lake: REST pages and data.binance.vision "
+            "archives, paced to the exchange's weight limits, resumable and idempotent. Logs one "
+            "line per batch on stderr (JSON lines unless stderr is a TTY, where progress bars are "
+            "shown) and prints a JSON summary (schema ingmon.backfill.summary/v1) on stdout. "
+            "Exit 0 when the window is complete apart from exchange maintenance gaps, 1 when "
+            "something could not be fetched, 2 on bad input or an unreachable exchange."
+        ),
+    )
+    backfill.add_argument(
+        "--symbol",
+        action="append",
+        type=symbol_list,
+        required=True,
+        metavar="SYM[,SYM…]",
+        help="symbol(s), repeatable or comma-separated",
+    )
+    when = backfill.add_argument_group("window (one of)")
+    when.add_argument(
+        "--window-days",
+        type=_positive_days,
+        metavar="N",
+        help="the last N days up to now (or --end)",
+    )
+    when.add_argument("--start", type=iso_time, metavar="ISO", help="window start, ISO-8601 UTC")
+    when.add_argument(
+        "--end",
+        type=iso_time,
+        metavar="ISO",
+        help="window end, ISO-8601 UTC (default: now, by the exchange's clock)",
+    )
+    mode = backfill.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--resume",
+        dest="full_refresh",
+        action="store_false",
+        help="continue from what is stored and fill missing ranges (default)",
+    )
+    mode.add_argument(
+        "--full-refresh",
+        dest="full_refresh",
+        action="store_true",
+        help="refetch the whole window and replace what is stored inside it",
+    )
+    backfill.set_defaults(full_refresh=False)
+    skip = backfill.add_argument_group("datasets")
+    skip.add_argument("--skip-candles", action="store_true", help="do not fetch candles")
+    skip.add_argument("--skip-trades", action="store_true", help="do not fetch aggregated trades")
+    skip.add_argument(
+        "--skip-open-interest", action="store_true", help="do not fetch open interest"
+    )
+    skip.add_argument("--skip-funding", action="store_true", help="do not fetch funding rates")
+    backfill.add_argument(
+        "--interval", default="1m", choices=list(INTERVAL_MS), help="kline interval (default 1m)"
+    )
+    backfill.add_argument(
+        "--oi-period",
+        default="5m",
+        choices=list(OI_PERIODS),
+        help="open-interest period (default 5m)",
+    )
+    _data_flags(backfill, output_alias=True)
+    backfill.add_argument(
+        "--base-url",
+        help="REST base URL (default $INGMON_BINANCE_BASE_URL or https://fapi.binance.com)",
+    )
+    backfill.add_argument(
+        "--archive-url",
+        help="archive base URL (default "
+        "$INGMON_BINANCE_ARCHIVE_URL or https://data.binance.vision)",
+    )
+    backfill.add_argument(
+        "--source",
+        default="auto",
+        choices=["auto", "rest", "archive"],
+        help="auto: archive for published days, REST for the recent tail and "
+        "what the archive lacks (default)",
+    )
+    backfill.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="parallel fetches (default 4; the weight budget is shared)",
+    )
+    backfill.add_argument(
+        "--log-format",
+        choices=["auto", "json", "text"],
+        default=None,
+        help="stderr format (default $INGMON_LOG_FORMAT or auto)",
+    )
+    backfill.set_defaults(handler=_cmd_backfill)
+
+    check = subparsers.add_parser(
+        "check",
+        help="integrity check of the stored data (JSON; exit 1 on problems)",
+        description=(
+            "Check the lake for each symbol: counts, earliest/latest against the window, gaps "
+            "(candles by interval, open interest by period, funding by the symbol's interval, "
+            "trades by aggregate-id continuity), duplicates, and candle-vs-trade consistency. "
+            "Prints JSON; exit 1 when problems are found, each naming its range and the command "
+            "that refetches it."
+        ),
+    )
+    check.add_argument(
+        "--symbol",
+        action="append",
+        type=symbol_list,
+        required=True,
+        metavar="SYM[,SYM…]",
+        help="symbol(s), repeatable or comma-separated",
+    )
+    check.add_argument(
+        "--window-days",
+        type=_positive_days,
+        metavar="N",
+        help="expect data over the last N days before --end (default: what is stored)",
+    )
+    check.add_argument(
+        "--end", type=iso_time, metavar="ISO", help="end of the expected window (default: now)"
+    )
+    check.add_argument("--interval", default="1m", choices=list(INTERVAL_MS))
+    check.add_argument("--oi-period", default="5m", choices=list(OI_PERIODS))
+    _data_flags(check, output_alias=True)
+    check.add_argument("--base-url", help=argparse.SUPPRESS)
+    check.set_defaults(handler=_cmd_check)
+
+    export = subparsers.add_parser(
+        "export",
+        help="write the runbook snapshot files (jsonl/csv) under <data root>/binance/",
+        description=(
+            "Write runbook-compatible snapshots: <data root>/binance/<symbol>_<interval>_candles"
+            ".<fmt>, <symbol>_open_interest_<period>.<fmt>, <symbol>_funding.<fmt>, "
+            "<symbol>_agg_trades.<fmt>; one JSON object per line (jsonl) with times in epoch ms, "
+            "written atomically."
+        ),
+    )
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.add_argument(
+        "--symbol",
+        action="append",
+        type=symbol_list,
+        metavar="SYM[,SYM…]",
+        help="symbol(s) (default: every stored symbol)",
+    )
+    export.add_argument("--interval", default="1m", choices=list(INTERVAL_MS))
+    export.add_argument("--oi-period", default="5m", choices=list(OI_PERIODS))
+    export.add_argument(
+        "--window-days",
+        type=_positive_days,
+        metavar="N",
+        help="only the last N days (default: everything stored)",
+    )
+    _data_flags(export, output_alias=True)
+    export.set_defaults(handler=_cmd_export)

@@ -1,0 +1,72 @@
+"""Backfill observability: JSON-line logs (not a TTY) or one progress bar per dataset (a TTY)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
+from tqdm import tqdm
+
+__all__ = ["Reporter"]
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Reporter:
+    """Writes one event per batch and per problem to stderr.
+
+    ``mode="json"`` writes JSON lines (ready for Loki/Vector), ``"text"`` a progress bar per
+    dataset with warnings above the bars, ``"auto"`` picks text on a TTY and JSON otherwise.
+    """
+
+    def __init__(self, *, mode: str = "auto", stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        if mode == "auto":
+            mode = "text" if self.stream.isatty() else "json"
+        self.mode = mode
+        self._lock = threading.Lock()
+        self._bars: dict[str, tqdm[Any]] = {}
+
+    def event(self, event: str, *, level: str = "info", **fields: Any) -> None:
+        """One structured log event (dropped in text mode unless it is a warning or error)."""
+        with self._lock:
+            if self.mode == "json":
+                record = {"ts": _now_iso(), "level": level, "event": event, **fields}
+                self.stream.write(orjson.dumps(record, default=str).decode() + "\n")
+                self.stream.flush()
+            elif level in ("warning", "error"):
+                detail = " ".join(f"{k}={v}" for k, v in fields.items())
+                tqdm.write(f"{level}: {event} {detail}", file=self.stream)
+
+    def start_dataset(self, dataset: str, *, total: int, unit: str) -> None:
+        """Open the progress bar of one dataset (text mode) with its expected item count."""
+        if self.mode != "text":
+            return
+        with self._lock:
+            self._bars[dataset] = tqdm(
+                total=total or None,
+                desc=f"{dataset:<14}",
+                unit=f" {unit}",
+                unit_scale=True,
+                file=self.stream,
+                position=len(self._bars),
+                leave=True,
+                dynamic_ncols=True,
+            )
+
+    def advance(self, dataset: str, amount: int) -> None:
+        bar = self._bars.get(dataset)
+        if bar is not None:
+            with self._lock:
+                bar.update(amount)
+
+    def close(self) -> None:
+        with self._lock:
+            for bar in self._bars.values():
+                bar.close()
+            self._bars.clear()
