@@ -113,4 +113,4 @@ def test_budget_is_thread_safe() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert budget._used == 800  # noqa: SLF001 - the internal tally is the property under test
+    assert budget._used == 800
