@@ -26,6 +26,7 @@ from ingmon.exchange.formats import (
     KLINE_INTERVAL_MS,
     fixed_from_float,
     kline_string_columns,
+    market_klines,
     slice_columns,
 )
 from ingmon.exchange.market import AggTrades, Market, SymbolSpec, format_fixed
@@ -270,7 +271,8 @@ class ArchiveStore:
             assert file.interval is not None
             interval = ARCHIVE_MONTHLY_INTERVALS[file.interval]
             # "now" one interval past the period, so a candle opened in it is complete.
-            klines = self.market.klines(
+            klines = market_klines(
+                self.market,
                 file.symbol,
                 interval,
                 file.start_ms,
@@ -289,7 +291,7 @@ class ArchiveStore:
         columns = [
             list(map(str, rates.funding_time_ms.tolist())),
             [str(spec.funding_interval_hours)] * len(rates.funding_time_ms),
-            fixed_from_float(rates.funding_rate, 8),
+            format_fixed(rates.funding_rate_e8, 8),
         ]
         return _csv(columns, FUNDING_HEADER)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import numpy as np
 
-from ingmon.exchange.market import FloatArray, IntArray, Klines, SymbolSpec, format_fixed
+from ingmon.exchange.market import FloatArray, IntArray, Klines, Market, SymbolSpec, format_fixed
 
 __all__ = [
     "ARCHIVE_DAILY_INTERVALS",
@@ -19,6 +20,7 @@ __all__ = [
     "concat_columns",
     "fixed_from_float",
     "kline_string_columns",
+    "market_klines",
     "slice_columns",
 ]
 
@@ -66,7 +68,77 @@ ARCHIVE_DAILY_INTERVALS = {
 }
 ARCHIVE_MONTHLY_INTERVALS = {**ARCHIVE_DAILY_INTERVALS, "3d": "3d", "1w": "1w", "1mo": "1M"}
 
+# Intervals the simulator does not aggregate itself; the server builds them from 1d candles.
+_CALENDAR_INTERVALS = frozenset({"3d", "1w", "1M"})
+_MONDAY_OFFSET_MS = 4 * DAY_MS  # 1970-01-01 was a Thursday; weekly candles open on Monday
+
 ColumnsT = TypeVar("ColumnsT")
+
+
+def market_klines(
+    market: Market, symbol: str, interval: str, start_ms: int, end_ms: int, *, now_ms: int
+) -> Klines:
+    """``Market.klines`` for every USD-M interval: 3d/1w/1M are aggregated from 1d candles
+    (3d on the epoch grid, 1w from Monday, 1M by calendar month, as Binance aligns them)."""
+    if interval not in _CALENDAR_INTERVALS:
+        return market.klines(symbol, interval, start_ms, end_ms, now_ms=now_ms)
+    high_ms = min(end_ms, now_ms)
+    starts = _bucket_starts(interval, start_ms, high_ms)
+    if starts.size == 0:
+        return market.klines(symbol, "1d", start_ms, start_ms - 1, now_ms=now_ms)
+    ends = np.append(starts[1:], _next_start(interval, int(starts[-1])))
+    daily = market.klines(symbol, "1d", int(starts[0]), int(ends[-1]) - 1, now_ms=now_ms)
+    if len(daily) == 0:
+        return daily
+    bucket = np.searchsorted(starts, daily.open_time_ms, side="right") - 1
+    firsts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    lasts = np.r_[firsts[1:], len(daily)] - 1
+    owners = bucket[firsts]
+    return Klines(
+        open_time_ms=starts[owners],
+        open_ticks=daily.open_ticks[firsts],
+        high_ticks=np.maximum.reduceat(daily.high_ticks, firsts),
+        low_ticks=np.minimum.reduceat(daily.low_ticks, firsts),
+        close_ticks=daily.close_ticks[lasts],
+        volume_steps=np.add.reduceat(daily.volume_steps, firsts),
+        close_time_ms=ends[owners] - 1,
+        quote_volume_units=np.add.reduceat(daily.quote_volume_units, firsts),
+        trade_count=np.add.reduceat(daily.trade_count, firsts),
+        taker_buy_volume_steps=np.add.reduceat(daily.taker_buy_volume_steps, firsts),
+        taker_buy_quote_units=np.add.reduceat(daily.taker_buy_quote_units, firsts),
+    )
+
+
+def _month_start_ms(year: int, month: int) -> int:
+    return int(datetime(year, month, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def _next_start(interval: str, start_ms: int) -> int:
+    """The open time after the candle opening at ``start_ms``."""
+    if interval != "1M":
+        return start_ms + KLINE_INTERVAL_MS[interval]
+    moment = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
+    if moment.month == 12:
+        return _month_start_ms(moment.year + 1, 1)
+    return _month_start_ms(moment.year, moment.month + 1)
+
+
+def _bucket_starts(interval: str, low_ms: int, high_ms: int) -> IntArray:
+    """Open times of 3d/1w/1M candles with low <= open <= high."""
+    if interval == "1M":
+        moment = datetime.fromtimestamp(max(low_ms, 0) / 1000, tz=UTC)
+        start_ms = _month_start_ms(moment.year, moment.month)
+        if start_ms < low_ms:
+            start_ms = _next_start(interval, start_ms)
+    else:
+        step_ms = KLINE_INTERVAL_MS[interval]
+        offset_ms = _MONDAY_OFFSET_MS if interval == "1w" else 0
+        start_ms = -(-(low_ms - offset_ms) // step_ms) * step_ms + offset_ms
+    starts: list[int] = []
+    while start_ms <= high_ms:
+        starts.append(start_ms)
+        start_ms = _next_start(interval, start_ms)
+    return np.asarray(starts, dtype=np.int64)
 
 
 def fixed_from_float(values: FloatArray, decimals: int) -> list[str]:

@@ -20,6 +20,7 @@ from ingmon.exchange.formats import (
     concat_columns,
     fixed_from_float,
     kline_string_columns,
+    market_klines,
     slice_columns,
 )
 from ingmon.exchange.limits import Limits
@@ -235,7 +236,7 @@ class RestApi:
         symbol = spec.symbol
 
         def fetch(lo_ms: int, hi_ms: int) -> Klines:
-            return self.market.klines(symbol, interval, lo_ms, hi_ms, now_ms=now_ms)
+            return market_klines(self.market, symbol, interval, lo_ms, hi_ms, now_ms=now_ms)
 
         floor_ms = spec.listing_ms - step_ms  # a 1w/1M candle may open before the listing minute
         hi_ms = now_ms if end_ms is None else min(end_ms, now_ms)
@@ -312,13 +313,17 @@ class RestApi:
 
         def ending_at(last_id: int) -> AggTrades:
             first_id = max(last_id - limit + 1, retention_first_id)
-            return market.agg_trades_from_id(symbol, first_id, max(0, last_id - first_id + 1))
+            return market.agg_trades_from_id(
+                symbol, first_id, max(0, last_id - first_id + 1), until_ms=now_ms
+            )
 
         out_of_retention = any(
             value is not None and value < retention_start_ms for value in (start_ms, end_ms)
         )
         if from_id is not None:
-            page = market.agg_trades_from_id(symbol, max(from_id, retention_first_id), limit)
+            page = market.agg_trades_from_id(
+                symbol, max(from_id, retention_first_id), limit, until_ms=now_ms
+            )
             page = _clip_trades(
                 page, start_ms, min(now_ms, end_ms if end_ms is not None else now_ms)
             )
@@ -328,9 +333,8 @@ class RestApi:
         elif start_ms is not None:
             hi_ms = now_ms if end_ms is None else min(end_ms, now_ms)
             page = market.agg_trades_from_id(
-                symbol, market.first_agg_id_at(symbol, start_ms), limit
+                symbol, market.first_agg_id_at(symbol, start_ms), limit, until_ms=hi_ms
             )
-            page = _clip_trades(page, None, hi_ms)
         elif end_ms is not None:
             page = ending_at(market.first_agg_id_at(symbol, min(end_ms, now_ms) + 1) - 1)
         else:
@@ -384,14 +388,16 @@ class RestApi:
         symbol = spec.symbol
         if fault == "outside" and end_ms is not None and end_ms < now_ms:
             after = market.agg_trades_from_id(
-                symbol, market.first_agg_id_at(symbol, end_ms + 1), self._outside_rows
+                symbol,
+                market.first_agg_id_at(symbol, end_ms + 1),
+                self._outside_rows,
+                until_ms=now_ms,
             )
-            after = _clip_trades(after, None, now_ms)
             if len(after):
                 return concat_columns([page, after])
         first_id = int(page.agg_id[0]) if len(page) else anchor_id
         count = self._duplicate_rows if fault == "duplicates" else self._outside_rows
-        before = market.agg_trades_from_id(symbol, max(first_id - count, 0), count)
+        before = market.agg_trades_from_id(symbol, max(first_id - count, 0), count, until_ms=now_ms)
         before = slice_columns(before, before.agg_id < first_id)
         return concat_columns([before, page])
 
@@ -457,9 +463,11 @@ class RestApi:
             )
             if jitter_ms:
                 nominal = rates.funding_time_ms
-                offsets = (
-                    nominal.astype(np.uint64) // 1000 * np.uint64(2_654_435_761) + np.uint64(seed)
-                ) % np.uint64(jitter_ms + 1)
+                # Fibonacci hashing of (hour, symbol): stable, spread over 0..jitter_ms.
+                mixed = (nominal.astype(np.uint64) // np.uint64(HOUR_MS) + np.uint64(seed)) * (
+                    np.uint64(0x9E3779B97F4A7C15)
+                )
+                offsets = (mixed >> np.uint64(40)) % np.uint64(jitter_ms + 1)
                 rates = replace(rates, funding_time_ms=nominal + offsets.astype(np.int64))
             times = rates.funding_time_ms
             return slice_columns(rates, (times >= lo_ms) & (times <= hi_ms))
@@ -502,7 +510,7 @@ class RestApi:
                 "rateType": rate_type,
             }
             for rate, time_ms, mark in zip(
-                fixed_from_float(page.funding_rate, 8),
+                format_fixed(page.funding_rate_e8, 8),
                 page.funding_time_ms.tolist(),
                 format_fixed(mark_units, 8),
                 strict=True,
