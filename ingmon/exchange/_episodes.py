@@ -217,7 +217,7 @@ def plan_day(model: SymbolModel, day: int) -> list[PlannedEpisode]:
                         Segment(
                             start,
                             breakout,
-                            vol_mult=0.3,
+                            vol_mult=0.25,
                             count_mult=0.55,
                             qty_mult=0.9,
                             oi_flow_gain=0.5,
@@ -227,7 +227,7 @@ def plan_day(model: SymbolModel, day: int) -> list[PlannedEpisode]:
                         Segment(
                             breakout,
                             end,
-                            vol_mult=1.8,
+                            vol_mult=2.0,
                             count_mult=2.5,
                             qty_mult=1.3,
                             drift_log=breakout_drift,

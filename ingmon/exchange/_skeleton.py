@@ -41,6 +41,7 @@ _ACTIVITY_VOL_ELASTICITY = 0.8  # busy markets are volatile markets
 _ACTIVITY_NORM = math.exp(0.5 * _ACTIVITY_VOL_ELASTICITY**2 * (_FAST_SD**2 + _SLOW_SD**2))
 _EPISODE_VOL_CLIP = (0.6, 1.6)  # planted episodes keep their shape whatever the regime
 _STUDENT_DF = 5.0
+_CALM_SHOCK_LIMIT = 2.5
 _REVERSION_MINUTES = 60.0 * MINUTES_PER_DAY  # weak pull back to the listing price
 
 # Flow: taker-buy probability follows the minute's return (aggression moves price).
@@ -175,6 +176,10 @@ def build_day(
                 premium_override[lo:hi] = segment.premium_target
             if segment.pin_phi is not None:
                 pins.append((lo, hi, segment.pin_phi))
+
+    # Quiet episodes are quiet: no fat-tailed jumps inside them.
+    calm = vol_mult < 1.0
+    shock = np.where(calm, np.clip(shock, -_CALM_SHOCK_LIMIT, _CALM_SHOCK_LIMIT), shock)
 
     regime = ar1(z_fast * _FAST_INNOVATION, _FAST_PHI, state.vol_fast)
     slow = ar1(z_slow * _SLOW_INNOVATION, _SLOW_PHI, state.vol_slow)
