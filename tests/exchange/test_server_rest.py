@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -253,6 +254,49 @@ def test_klines_follow_the_clock(own_server: ExchangeServer, market: Market) -> 
             assert (candle[8], Decimal(str(candle[5]))) == (count, volume)
             seen.append(count)
     assert seen[0] < seen[1] <= seen[2]
+
+
+def test_klines_skip_maintenance_windows(client: httpx.Client, market: Market) -> None:
+    """Outages produce no candles and no trades; the candles around them are served."""
+    begin_ms, end_ms = market.maintenance_windows("BTCUSDT", LISTING_MS, NOW_MS)[0]
+    rows = klines(
+        client, startTime=begin_ms - 10 * MINUTE_MS, endTime=end_ms + 10 * MINUTE_MS - 1, limit=1000
+    )
+    opens = [row[0] for row in rows]
+    assert opens == [begin_ms - (10 - index) * MINUTE_MS for index in range(10)] + [
+        end_ms + index * MINUTE_MS for index in range(10)
+    ]
+    trades = client.get(
+        "/fapi/v1/aggTrades",
+        params={"symbol": "BTCUSDT", "startTime": begin_ms, "endTime": end_ms - 1},
+    ).json()
+    assert trades == []
+
+
+def test_weekly_three_day_and_monthly_klines(client: httpx.Client, market: Market) -> None:
+    """1w opens on Mondays, 3d on the epoch grid, 1M on the 1st; each sums its daily candles."""
+    daily = market.klines("BTCUSDT", "1d", LISTING_MS, NOW_MS, now_ms=NOW_MS)
+    by_day = dict(zip(daily.open_time_ms.tolist(), daily.volume_steps.tolist(), strict=True))
+    counts = dict(zip(daily.open_time_ms.tolist(), daily.trade_count.tolist(), strict=True))
+    for interval, first_open_ms in (
+        ("1w", 1_706_486_400_000),  # Monday 2024-01-29, the first after the listing
+        ("3d", -(-LISTING_MS // (3 * DAY_MS)) * 3 * DAY_MS),
+        ("1M", 1_706_745_600_000),  # 2024-02-01
+    ):
+        rows = klines(client, interval=interval, startTime=LISTING_MS, limit=100)
+        assert rows[0][0] == first_open_ms, interval
+        for row, following in zip(rows, [*rows[1:], None], strict=True):
+            open_ms, close_ms = row[0], row[6]
+            assert isinstance(open_ms, int)
+            assert isinstance(close_ms, int)
+            if following is not None:
+                assert close_ms == following[0] - 1
+            days = [day for day in by_day if open_ms <= day <= min(close_ms, NOW_MS)]
+            assert Decimal(str(row[5])) == Decimal(sum(by_day[day] for day in days)).scaleb(-3)
+            assert row[8] == sum(counts[day] for day in days)
+        assert rows[-1][0] <= NOW_MS <= rows[-1][6]
+    weekly = klines(client, interval="1w", limit=2)
+    assert [datetime.fromtimestamp(row[0] / 1000, tz=UTC).weekday() for row in weekly] == [0, 0]
 
 
 @pytest.mark.parametrize(
