@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 
 from ingmon.exchange._episodes import (
     MAINTENANCE_BLOCK_DAYS,
@@ -641,21 +642,28 @@ def format_fixed(units: IntArray, decimals: int) -> list[str]:
 
     Negative values keep their sign ("-0.00010000"); zero is never negative; decimals 0 → "5".
     """
-    values = np.asarray(units, dtype=np.int64)
+    values = np.ascontiguousarray(units, dtype=np.int64)
+    if values.size == 0:
+        return []
     if decimals <= 0:
-        plain: list[str] = values.astype(str).tolist()
+        plain: list[str] = pa.array(values).cast(pa.string()).to_pylist()
         return plain
-    scale = 10**decimals
-    magnitude = np.abs(values)
-    # %-formatting through map is the fastest pure-CPython path (numpy string ops are slower).
-    pattern = f"%d.%0{decimals}d"
-    texts = list(
-        map(
-            pattern.__mod__,
-            zip((magnitude // scale).tolist(), (magnitude % scale).tolist(), strict=True),
-        )
+    # Arrow renders decimal128 in C, ~3× faster than any per-value Python formatting: the int64
+    # units become the unscaled 128-bit values (high word = sign extension).
+    wide = np.empty((values.size, 2), dtype=np.int64)
+    wide[:, 0] = values
+    wide[:, 1] = values >> 63
+    decimal = pa.Array.from_buffers(
+        pa.decimal128(38, decimals), values.size, [None, pa.py_buffer(wide)]
     )
-    negative = np.flatnonzero(values < 0)
-    for index in negative.tolist():
-        texts[index] = "-" + texts[index]
+    texts: list[str] = decimal.cast(pa.string()).to_pylist()
+    if decimals > 6:
+        # Arrow switches to scientific notation ("5E-8") below 1e-6; write those by hand.
+        magnitude = np.abs(values)
+        small = np.flatnonzero((magnitude < 10 ** (decimals - 6)) | (magnitude < 0))
+        scale = 10**decimals
+        for index in small.tolist():
+            value = int(values[index])
+            whole, fraction = divmod(abs(value), scale)
+            texts[index] = f"{'-' if value < 0 else ''}{whole}.{fraction:0{decimals}d}"
     return texts

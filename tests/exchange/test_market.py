@@ -659,6 +659,10 @@ def test_demo_specs_are_realistic_and_deterministic() -> None:
         (123456, 2, "1234.56"),
         (5, 3, "0.005"),
         (0, 8, "0.00000000"),
+        (5, 8, "0.00000005"),
+        (-1, 8, "-0.00000001"),
+        (123, 12, "0.000000000123"),
+        (-9_223_372_036_854_775_808, 8, "-92233720368.54775808"),
         (-10000, 8, "-0.00010000"),
         (-1, 2, "-0.01"),
         (-123, 2, "-1.23"),
@@ -671,7 +675,7 @@ def test_demo_specs_are_realistic_and_deterministic() -> None:
     ],
 )
 def test_format_fixed_edge_cases(units: int, decimals: int, expected: str) -> None:
-    """Hand-worked renderings: padding, signs, zero, no decimals, int64 extremes."""
+    """Hand-worked renderings: padding, signs, zero, tiny values, no decimals, int64 extremes."""
     assert format_fixed(np.array([units], dtype=np.int64), decimals) == [expected]
 
 
