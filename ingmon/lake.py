@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import fcntl
-import numbers
+import itertools
+import operator
 import os
 import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import numpy as np
@@ -29,28 +31,46 @@ __all__ = ["Lake", "TimeLike", "UpsertResult", "to_ms"]
 DATA_FILE = "data.parquet"
 LOCK_FILE = ".lock"
 TMP_SUFFIX = ".tmp"
+# Immutable versions of a partition: ``.data.parquet.v<generation>-<id>``. Hidden, and not ending
+# in ``.parquet``, so that ``**/*.parquet`` globs and pyarrow/DuckDB directory reads see only
+# ``data.parquet``, the symlink to the current version.
+VERSION_PREFIX = f".{DATA_FILE}.v"
 COMPRESSION = "zstd"
+# How long a superseded version stays on disk: a reader that resolved the old link (a DuckDB
+# query, a polars LazyFrame not yet collected) must finish within this time.
+VERSION_GRACE_SECONDS = 300.0
 
 TimeLike = datetime | int | str
-_EPOCH_DAY = np.datetime64("1970-01-01", "D")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+_BUCKET_UNIT: dict[Bucket, Literal["D", "M", "Y"]] = {"day": "D", "month": "M", "year": "Y"}
+_READ_ATTEMPTS = 3
 
 
 def to_ms(value: TimeLike) -> int:
-    """A time as integer epoch milliseconds: datetime (naive = UTC), ISO-8601 string, or int ms."""
+    """A time as integer epoch milliseconds: datetime (naive = UTC), ISO-8601 string, or int ms.
+
+    Exact (no float rounding): sub-millisecond parts are floored.
+    """
     if isinstance(value, bool):
         raise TypeError("a bool is not a time")
-    if isinstance(value, numbers.Integral):
-        return int(value)
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1000)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return (value - _EPOCH) // _ONE_MS
+    return operator.index(value)  # int and numpy integers; TypeError for anything else
 
 
 @dataclass
 class UpsertResult:
-    """What an upsert did: rows received, new, replaced (conflicting), unchanged, written files."""
+    """What an upsert did, in rows and files.
+
+    ``rows`` counts the distinct keys of the batch (``batch_duplicates`` were dropped before, the
+    last row of a key winning); each is ``inserted`` (new key), ``replaced`` (a different row was
+    stored) or ``unchanged``. ``deleted`` counts rows removed by ``replace_range``.
+    """
 
     rows: int = 0
     inserted: int = 0
@@ -70,26 +90,31 @@ class UpsertResult:
         self.files_written.extend(other.files_written)
 
 
-def _key_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
+def _int_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
+    """An integer or timestamp column as int64 numpy (zero-copy when it has one chunk)."""
     if pa.types.is_timestamp(column.type):
         column = column.cast(pa.int64())
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    return column.to_numpy(zero_copy_only=False)
+    values: np.ndarray[Any, Any] = column.to_numpy(zero_copy_only=False)
+    return values
 
 
 def _bucket_codes(times_ms: np.ndarray[Any, Any], bucket: Bucket) -> np.ndarray[Any, Any]:
-    days = times_ms.astype("datetime64[ms]").astype("datetime64[D]")
-    if bucket == "day":
-        return days.astype(np.int64)
-    if bucket == "month":
-        return days.astype("datetime64[M]").astype(np.int64)
-    return days.astype("datetime64[Y]").astype(np.int64)
+    """Time bucket of each time: days, months or years since 1970 (numpy datetime64 units)."""
+    unit = _BUCKET_UNIT[bucket]
+    codes: np.ndarray[Any, Any] = (
+        times_ms.astype("datetime64[ms]").astype(f"datetime64[{unit}]").astype(np.int64)
+    )
+    return codes
 
 
 def _bucket_label(code: int, bucket: Bucket) -> str:
-    unit = {"day": "D", "month": "M", "year": "Y"}[bucket]
-    return str(np.datetime64(int(code), unit))
+    return str(np.datetime64(code, _BUCKET_UNIT[bucket]))
+
+
+def _label_code(label: str, bucket: Bucket) -> int:
+    return int(np.datetime64(label, _BUCKET_UNIT[bucket]).astype(np.int64))
 
 
 def _bucket_range(start_ms: int | None, end_ms: int | None, bucket: Bucket) -> tuple[int, int]:
@@ -98,28 +123,25 @@ def _bucket_range(start_ms: int | None, end_ms: int | None, bucket: Bucket) -> t
     return lo, hi
 
 
-def _label_code(label: str, bucket: Bucket) -> int:
-    unit = {"day": "D", "month": "M", "year": "Y"}[bucket]
-    return int(np.datetime64(label, unit).astype(np.int64))
-
-
 def _same_rows(old: pa.Table, new: pa.Table) -> np.ndarray[Any, Any]:
     """Row-wise equality of two aligned tables; nulls equal nulls and NaN equals NaN."""
     same = np.ones(new.num_rows, dtype=bool)
     for name in new.column_names:
         a, b = old[name], new[name]
-        equal = pc.fill_null(pc.equal(a, b), False)
-        both_null = pc.and_(pc.is_null(a), pc.is_null(b))
-        equal = pc.or_(equal, both_null)
+        equal = pc.equal(a, b)
         if pa.types.is_floating(a.type):
-            equal = pc.or_(equal, pc.and_(pc.is_nan(a), pc.is_nan(b)))
-        same &= _key_numpy(equal).astype(bool)
+            equal = pc.or_kleene(equal, pc.and_kleene(pc.is_nan(a), pc.is_nan(b)))
+        if a.null_count or b.null_count:
+            # Plain and_/or_ would turn "null or True" into null (= changed): use null masks.
+            both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+            equal = pc.or_(pc.fill_null(equal, False), both_null)
+        same &= pc.fill_null(equal, False).to_numpy(zero_copy_only=False)
     return same
 
 
 def _sorted_unique(table: pa.Table, key: str) -> tuple[pa.Table, int]:
     """Sort by key and keep the last row of each key (the newest wins); return dropped count."""
-    keys = _key_numpy(table[key])
+    keys = _key_values(table[key])
     if keys.size < 2 or bool(np.all(keys[1:] > keys[:-1])):
         return table, 0
     order = np.argsort(keys, kind="stable")
@@ -127,6 +149,14 @@ def _sorted_unique(table: pa.Table, key: str) -> tuple[pa.Table, int]:
     last_of_run = np.append(sorted_keys[1:] != sorted_keys[:-1], True)
     keep = order[last_of_run]
     return table.take(keep), int(keys.size - keep.size)
+
+
+def _key_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
+    """Keys as a sortable numpy array: int64 for ints/timestamps, objects for strings."""
+    if pa.types.is_integer(column.type) or pa.types.is_timestamp(column.type):
+        return _int_numpy(column)
+    values: np.ndarray[Any, Any] = np.asarray(column.to_pylist(), dtype=object)
+    return values
 
 
 class _PartitionLock:
@@ -138,31 +168,73 @@ class _PartitionLock:
 
     def __enter__(self) -> None:
         self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self._fd)
+            raise
 
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-_duckdb_local = threading.local()
+def _current_file(directory: Path) -> Path | None:
+    """The immutable file a partition's ``data.parquet`` points to, if the partition has data.
+
+    Readers open this path, never the link: DuckDB and polars open a file more than once per
+    query (schema, then data), and the link may move to a newer version in between.
+    """
+    link = directory / DATA_FILE
+    try:
+        target = os.readlink(link)
+    except FileNotFoundError:
+        return None
+    except OSError:  # not a symlink: a plain file written before versions existed
+        return link if link.is_file() else None
+    return directory / target
+
+
+def _generation(version: Path | None) -> int:
+    if version is None or not version.name.startswith(VERSION_PREFIX):
+        return 0
+    return int(version.name.removeprefix(VERSION_PREFIX).split("-", 1)[0])
+
+
+def _temp_files(directory: Path) -> Iterator[Path]:
+    for entry in os.scandir(directory):
+        if entry.name.endswith(TMP_SUFFIX) and DATA_FILE in entry.name:
+            yield Path(entry.path)
+
+
+class _DuckDBLocal(threading.local):
+    pid: int = -1
+    connection: duckdb.DuckDBPyConnection | None = None
+
+
+_duckdb_local = _DuckDBLocal()
 
 
 def _duckdb() -> duckdb.DuckDBPyConnection:
-    """One in-memory DuckDB connection per thread: no database file is shared between processes."""
-    connection = getattr(_duckdb_local, "connection", None)
-    if connection is None:
+    """One in-memory DuckDB connection per thread (and process: a forked child makes its own).
+
+    No database file is shared between processes; the session time zone is UTC so that time
+    literals compare with the stored UTC timestamps the same way on every machine.
+    """
+    local = _duckdb_local
+    if local.connection is None or local.pid != os.getpid():
         connection = duckdb.connect(":memory:")
-        _duckdb_local.connection = connection
-    return connection
+        connection.sql("SET TimeZone = 'UTC'")
+        local.connection, local.pid = connection, os.getpid()
+    return local.connection
 
 
 class Lake:
@@ -173,10 +245,28 @@ class Lake:
         lake = Lake(settings.lake_dir)
         lake.upsert("candles", table, symbol="BTCUSDT", param="1m")
         lake.read("candles", symbols="BTCUSDT", param="1m", start="2026-11-01")
+
+    **Layout** of one partition, ``<dataset>/symbol=<SYM>/[<param>=<value>/]<bucket>=<label>/``:
+
+    - ``data.parquet``: a symlink to the current version — what other tools read, e.g.
+      DuckDB over ``lake/candles/**/*.parquet`` with ``hive_partitioning=true``;
+    - ``.data.parquet.v<generation>-<id>``: immutable, complete Parquet files. A writer adds a
+      new one and moves the link; superseded ones are deleted ``version_grace_seconds`` later;
+    - ``.lock``: the writers' ``flock``; ``*.tmp``: a write in progress, or the remains of a
+      killed writer (removed by the next writer; never read).
+
+    The key of a row determines its time (true of every dataset), so a key lives in one
+    partition; an upsert only touches the partitions of its rows.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        version_grace_seconds: float = VERSION_GRACE_SECONDS,
+    ) -> None:
         self.root = Path(root)
+        self.version_grace_seconds = version_grace_seconds
 
     # ---- layout -------------------------------------------------------------------------
 
@@ -204,7 +294,11 @@ class Lake:
         start: TimeLike | None = None,
         end: TimeLike | None = None,
     ) -> list[Path]:
-        """Existing data files of a series whose time bucket meets ``[start, end]`` (pruning)."""
+        """Data files of a series whose time bucket meets ``[start, end]`` (partition pruning).
+
+        In time order; each path is the immutable current version of its partition (see the
+        class docstring), safe to open any number of times while writers carry on.
+        """
         ds = dataset(ds) if isinstance(ds, str) else ds
         bucket = ds.bucket(param)
         lo, hi = _bucket_range(
@@ -214,9 +308,10 @@ class Lake:
         found = []
         for part in series.glob(f"{bucket}=*"):
             code = _label_code(part.name.split("=", 1)[1], bucket)
-            data_file = part / DATA_FILE
-            if lo <= code <= hi and data_file.is_file():
-                found.append((code, data_file))
+            if lo <= code <= hi:
+                current = _current_file(part)
+                if current is not None:
+                    found.append((code, current))
         return [path for _, path in sorted(found)]
 
     # ---- writes -------------------------------------------------------------------------
@@ -233,9 +328,11 @@ class Lake:
         """Merge ``table`` into the series by key, atomically per partition.
 
         Re-writing stored rows changes nothing (no file is rewritten); new keys are inserted; a
-        different row for a stored key replaces it and is counted in ``replaced``. With
-        ``replace_range=(start, end)`` stored rows whose time falls inside it and whose key is not
-        in ``table`` are deleted — a rebuild of that window.
+        different row for a stored key replaces it and is counted in ``replaced``; within the
+        batch the last row of a key wins. With ``replace_range=(start, end)`` stored rows whose
+        time falls inside it and whose key is not in ``table`` are deleted — a rebuild of that
+        window. Each partition is committed on its own: a reader sees every partition either
+        before or after, never half-written.
         """
         ds = dataset(ds) if isinstance(ds, str) else ds
         table = self._conform(ds, table)
@@ -243,16 +340,7 @@ class Lake:
         result = UpsertResult(rows=table.num_rows, batch_duplicates=batch_duplicates)
         bucket = ds.bucket(param)
         series = self.series_dir(ds, symbol=symbol, param=param)
-        times = _key_numpy(table[ds.time_column])
-        codes = _bucket_codes(times, bucket) if times.size else np.array([], dtype=np.int64)
-        groups: dict[int, pa.Table] = {}
-        if codes.size:
-            order = np.argsort(codes, kind="stable")
-            sorted_codes = codes[order]
-            bounds = np.flatnonzero(np.diff(sorted_codes)) + 1
-            for chunk in np.split(order, bounds):
-                chunk_table = table if chunk.size == table.num_rows else table.take(chunk)
-                groups[int(codes[chunk[0]])] = chunk_table
+        groups = _split_by_bucket(table, ds.time_column, bucket)
         window: tuple[int, int] | None = None
         if replace_range is not None:
             window = (to_ms(replace_range[0]), to_ms(replace_range[1]))
@@ -269,13 +357,14 @@ class Lake:
         missing = [name for name in schema.names if name not in table.column_names]
         if missing:
             raise ValueError(f"{ds.name}: missing columns {', '.join(missing)}")
-        table = table.select(schema.names)
-        if table.schema != schema:
-            table = table.cast(schema)
-        for column in ds.columns:
-            if not column.nullable and table[column.name].null_count:
-                raise ValueError(f"{ds.name}: column {column.name} has nulls")
-        return table
+        columns = []
+        for target in schema:
+            column = table[target.name]
+            if column.null_count and not target.nullable:
+                raise ValueError(f"{ds.name}: column {target.name} has nulls")
+            columns.append(column if column.type == target.type else column.cast(target.type))
+        # Same types, the dataset's field nullability and no metadata: no copy of the data.
+        return pa.Table.from_arrays(columns, schema=schema)
 
     def _merge_partition(
         self,
@@ -286,29 +375,48 @@ class Lake:
     ) -> UpsertResult:
         directory.mkdir(parents=True, exist_ok=True)
         with _PartitionLock(directory):
-            for stale in directory.glob(f"{DATA_FILE}.*{TMP_SUFFIX}"):
-                stale.unlink(missing_ok=True)  # left by a writer that was killed mid-write
-            target = directory / DATA_FILE
-            existing = pq.read_table(target) if target.exists() else None
+            # Every writer holds the lock while its temp files exist: these are a dead writer's.
+            for stale in _temp_files(directory):
+                stale.unlink(missing_ok=True)
+            current = _current_file(directory)
+            existing = pq.read_table(current) if current is not None else None
             merged, result = _merge(ds, existing, incoming, window)
             if merged is not None:
-                self._write_atomic(merged, target)
-                result.files_written.append(target)
+                self._commit(directory, merged, current)
+                result.files_written.append(directory / DATA_FILE)
             return result
 
-    @staticmethod
-    def _write_atomic(table: pa.Table, target: Path) -> None:
-        tmp = target.with_name(f"{target.name}.{os.getpid()}-{uuid.uuid4().hex}{TMP_SUFFIX}")
+    def _commit(self, directory: Path, table: pa.Table, current: Path | None) -> None:
+        """Write a new version (temp file, fsync, rename), then point ``data.parquet`` at it."""
+        token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        version = directory / f"{VERSION_PREFIX}{_generation(current) + 1:010d}-{token}"
+        tmp = directory / f".{DATA_FILE}.{token}{TMP_SUFFIX}"
+        tmp_link = directory / f".{DATA_FILE}.{token}-link{TMP_SUFFIX}"
         try:
-            with open(tmp, "wb") as handle:
-                pq.write_table(table, handle, compression=COMPRESSION)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
+            pq.write_table(table, tmp, compression=COMPRESSION)
+            _fsync_path(tmp)
+            os.replace(tmp, version)
+            os.symlink(version.name, tmp_link)
+            os.replace(tmp_link, directory / DATA_FILE)
         except BaseException:
             tmp.unlink(missing_ok=True)
+            tmp_link.unlink(missing_ok=True)
             raise
-        _fsync_dir(target.parent)
+        _fsync_path(directory)
+        if current is not None and current.name.startswith(VERSION_PREFIX):
+            os.utime(current)  # its grace period starts now, when it stops being current
+        self._collect_garbage(directory, keep=version.name)
+
+    def _collect_garbage(self, directory: Path, *, keep: str) -> None:
+        """Delete versions superseded (or orphaned by a killed writer) over the grace period ago."""
+        horizon = time.time() - self.version_grace_seconds
+        for entry in os.scandir(directory):
+            if entry.name.startswith(VERSION_PREFIX) and entry.name != keep:
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime < horizon:
+                        os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -335,38 +443,82 @@ class Lake:
             raise ValueError(f"{ds.name}: unknown columns {', '.join(unknown)}")
         start_ms = None if start is None else to_ms(start)
         end_ms = None if end is None else to_ms(end)
-        wanted = [symbols] if isinstance(symbols, str) else symbols
-        selected = self.symbols(ds) if wanted is None else list(wanted)
-        files = [
-            (symbol, path)
-            for symbol in selected
-            for path in self.files(ds, symbol=symbol, param=param, start=start_ms, end=end_ms)
-        ]
         prefix = [pa.field("symbol", pa.string())]
         if ds.param_name:
             prefix.append(pa.field(ds.param_name, pa.string()))
         schema = pa.schema(prefix + [ds.arrow_schema.field(n) for n in names])
-        if not files:
-            return schema.empty_table()
-        time_col = ds.time_column
-        conditions = []
+        for attempt in range(_READ_ATTEMPTS):
+            files = self._files_by_symbol(ds, symbols, param, start_ms, end_ms)
+            if not files:
+                return schema.empty_table()
+            try:
+                result = self._query(
+                    ds, files, param=param, names=names, start_ms=start_ms, end_ms=end_ms
+                )
+            except duckdb.IOException:
+                # A version read later than its grace period was deleted: list the files again.
+                vanished = any(not p.exists() for paths in files.values() for p in paths)
+                if not vanished or attempt == _READ_ATTEMPTS - 1:
+                    raise
+                continue
+            return result.cast(schema)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _files_by_symbol(
+        self,
+        ds: Dataset,
+        symbols: str | Sequence[str] | None,
+        param: str | None,
+        start_ms: int | None,
+        end_ms: int | None,
+    ) -> dict[str, list[Path]]:
+        wanted = [symbols] if isinstance(symbols, str) else symbols
+        selected = self.symbols(ds) if wanted is None else sorted(set(wanted))
+        found = {}
+        for symbol in selected:
+            paths = self.files(ds, symbol=symbol, param=param, start=start_ms, end=end_ms)
+            if paths:
+                found[symbol] = paths
+        return found
+
+    @staticmethod
+    def _query(
+        ds: Dataset,
+        files: dict[str, list[Path]],
+        *,
+        param: str | None,
+        names: list[str],
+        start_ms: int | None,
+        end_ms: int | None,
+    ) -> pa.Table:
+        time_col = f'"{ds.time_column}"'
+        conditions: list[str] = []
+        condition_params: list[Any] = []
         if start_ms is not None:
-            conditions.append(f"epoch_ms({time_col}) >= {start_ms}")
+            conditions.append(f"{time_col} >= epoch_ms(?)::TIMESTAMPTZ")
+            condition_params.append(start_ms)
         if end_ms is not None:
-            conditions.append(f"epoch_ms({time_col}) <= {end_ms}")
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        quoted = ", ".join(f'"{n}"' for n in names)
-        parts = []
-        for symbol, path in files:
-            literal = str(path).replace("'", "''")
-            parts.append(
-                f"SELECT '{symbol}' AS symbol, {quoted} FROM read_parquet('{literal}') {where}"
-            )
-        query = " UNION ALL ".join(parts) + f' ORDER BY symbol, "{ds.key}"'
-        result = _duckdb().sql(query).to_arrow_table()
+            conditions.append(f"{time_col} <= epoch_ms(?)::TIMESTAMPTZ")
+            condition_params.append(end_ms)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        selected = ", ".join(f'"{n}"' for n in names)
+        sort_key = f'"{ds.key}"' if ds.key in names else '"__key"'
+        if ds.key not in names:
+            selected += f', "{ds.key}" AS "__key"'
+        head = "?::VARCHAR AS symbol, "
         if ds.param_name:
-            result = result.add_column(1, ds.param_name, pa.array([param] * result.num_rows))
-        return result.cast(schema)
+            head += f'?::VARCHAR AS "{ds.param_name}", '
+        parts: list[str] = []
+        params: list[Any] = []
+        for symbol, paths in files.items():
+            parts.append(f"SELECT {head}{selected} FROM read_parquet(?){where}")
+            params += [symbol, *([param] if ds.param_name else []), [str(p) for p in paths]]
+            params += condition_params
+        query = " UNION ALL ".join(parts) + f" ORDER BY symbol, {sort_key}"
+        result = _duckdb().sql(query, params=params).to_arrow_table()
+        if ds.key not in names:
+            result = result.drop_columns(["__key"])
+        return result
 
     def scan(
         self,
@@ -377,35 +529,41 @@ class Lake:
         start: TimeLike | None = None,
         end: TimeLike | None = None,
     ) -> pl.LazyFrame:
-        """A polars lazy scan of the pruned files, filtered to ``start <= time <= end``."""
+        """A polars lazy scan of the pruned files, filtered to ``start <= time <= end``.
+
+        Columns as in :meth:`read` (``symbol``, the parameter, then the dataset's); rows in
+        file order, which is by symbol and time. Collect it within ``version_grace_seconds``.
+        """
         import polars as pl  # noqa: PLC0415 - polars is only needed by callers of scan()
 
         ds = dataset(ds) if isinstance(ds, str) else ds
         param = ds.check_param(param)
-        wanted = [symbols] if isinstance(symbols, str) else symbols
-        selected = self.symbols(ds) if wanted is None else list(wanted)
+        start_ms = None if start is None else to_ms(start)
+        end_ms = None if end is None else to_ms(end)
+        head = [pl.lit(None, pl.String).alias("symbol")]
+        if ds.param_name:
+            head.append(pl.lit(param, pl.String).alias(ds.param_name))
         frames = []
-        for symbol in selected:
-            paths = self.files(ds, symbol=symbol, param=param, start=start, end=end)
-            if paths:
-                frame = pl.scan_parquet(paths).with_columns(pl.lit(symbol).alias("symbol"))
-                frames.append(frame)
+        for symbol, paths in self._files_by_symbol(ds, symbols, param, start_ms, end_ms).items():
+            frame = pl.scan_parquet([str(p) for p in paths], hive_partitioning=False)
+            head[0] = pl.lit(symbol, pl.String).alias("symbol")
+            frames.append(frame.select(*head, *ds.column_names))
         if not frames:
             empty = pl.from_arrow(ds.arrow_schema.empty_table())
             assert isinstance(empty, pl.DataFrame)
-            return empty.lazy().with_columns(pl.lit(None, pl.String).alias("symbol"))
-        lazy = pl.concat(frames)
-        time = pl.col(ds.time_column).dt.epoch("ms")
-        if start is not None:
-            lazy = lazy.filter(time >= to_ms(start))
-        if end is not None:
-            lazy = lazy.filter(time <= to_ms(end))
+            return empty.lazy().select(*head, *ds.column_names)
+        lazy = pl.concat(frames) if len(frames) > 1 else frames[0]
+        time_type = pl.Datetime("ms", "UTC")
+        if start_ms is not None:
+            lazy = lazy.filter(pl.col(ds.time_column) >= pl.lit(start_ms).cast(time_type))
+        if end_ms is not None:
+            lazy = lazy.filter(pl.col(ds.time_column) <= pl.lit(end_ms).cast(time_type))
         return lazy
 
     def key_range(
         self, ds: Dataset | str, *, symbol: str, param: str | None = None
     ) -> tuple[int, int, int] | None:
-        """(rows, first key, last key) of a series, reading only the Parquet footers."""
+        """(rows, first key, last key) of a series with an integer or time key, from the footers."""
         ds = dataset(ds) if isinstance(ds, str) else ds
         rows, first, last = 0, None, None
         index = ds.column_names.index(ds.key)
@@ -430,6 +588,20 @@ def _stat_int(value: Any) -> int:
     return int(value)
 
 
+def _split_by_bucket(table: pa.Table, time_column: str, bucket: Bucket) -> dict[int, pa.Table]:
+    """The rows of each time bucket, keeping their (key) order; slices when already grouped."""
+    if table.num_rows == 0:
+        return {}
+    codes = _bucket_codes(_int_numpy(table[time_column]), bucket)
+    if bool(np.all(codes[1:] >= codes[:-1])):  # time follows key: contiguous runs, no copy
+        bounds = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), codes.size]
+        return {int(codes[lo]): table.slice(lo, hi - lo) for lo, hi in itertools.pairwise(bounds)}
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    bounds_array = np.flatnonzero(np.diff(sorted_codes)) + 1
+    return {int(codes[chunk[0]]): table.take(chunk) for chunk in np.split(order, bounds_array)}
+
+
 def _merge(
     ds: Dataset,
     existing: pa.Table | None,
@@ -440,16 +612,17 @@ def _merge(
     result = UpsertResult()
     if existing is None or existing.num_rows == 0:
         result.inserted = incoming.num_rows
-        if incoming.num_rows == 0 and existing is not None:
+        if incoming.num_rows == 0:
             return None, result
         return incoming, result
-    existing = existing.cast(ds.arrow_schema)
+    if existing.schema != ds.arrow_schema:
+        existing = existing.cast(ds.arrow_schema)
     key = ds.key
-    old_keys = _key_numpy(existing[key])
-    new_keys = _key_numpy(incoming[key])
+    old_keys = _key_values(existing[key])
+    new_keys = _key_values(incoming[key])
     keep_old = np.ones(old_keys.size, dtype=bool)
     if window is not None:
-        old_times = _key_numpy(existing[ds.time_column])
+        old_times = _int_numpy(existing[ds.time_column])
         in_window = (old_times >= window[0]) & (old_times <= window[1])
         in_new = np.isin(old_keys, new_keys)
         doomed = in_window & ~in_new
@@ -475,5 +648,5 @@ def _merge(
     if result.inserted == 0 and result.replaced == 0 and result.deleted == 0:
         return None, result
     merged = pa.concat_tables([existing.filter(pa.array(keep_old)), incoming.filter(add_new)])
-    order = np.argsort(_key_numpy(merged[key]), kind="stable")
+    order = np.argsort(_key_values(merged[key]), kind="stable")
     return merged.take(order), result
