@@ -17,6 +17,7 @@ from ingmon.config import Settings
 __all__ = ["DEMO_SYMBOLS", "run_demo"]
 
 DEMO_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+UNLIMITED_WEIGHT = 1_000_000_000
 
 
 def _say(message: str) -> None:
@@ -41,10 +42,19 @@ def run_demo(settings: Settings, *, days: int, seed: int, port: int = 0) -> int:
 
     now_ms = int(time.time() * 1000)
     market = Market.demo(symbols=DEMO_SYMBOLS, days=days, seed=seed, now_ms=now_ms)
-    with ExchangeServer(market, clock=RealClock(), limits=Limits(enabled=False), port=port) as server:
-        _say(f"local exchange on {server.base_url} ({', '.join(DEMO_SYMBOLS)}, {days} days, seed {seed})")
+    # Loopback needs no pacing: the exchange advertises (and the client adopts) a huge budget.
+    unlimited = Limits(enabled=False, weight_per_window=UNLIMITED_WEIGHT)
+    with ExchangeServer(market, clock=RealClock(), limits=unlimited, port=port) as server:
+        _say(
+            f"local exchange on {server.base_url} "
+            f"({', '.join(DEMO_SYMBOLS)}, {days} days, seed {seed})"
+        )
         settings = settings.model_copy(
-            update={"binance_base_url": server.base_url, "binance_archive_url": server.base_url}
+            update={
+                "binance_base_url": server.base_url,
+                "binance_archive_url": server.base_url,
+                "binance_weight_limit_per_minute": UNLIMITED_WEIGHT,
+            }
         )
         request = BackfillRequest(symbols=DEMO_SYMBOLS, window_days=days)
         _say(f"backfilling into {settings.lake_dir} …")

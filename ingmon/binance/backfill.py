@@ -685,6 +685,10 @@ def _resolve_windows(
 ) -> tuple[dict[str, Window], list[str]]:
     """Per-symbol windows clipped to the listing date; unknown symbols are a UsageError."""
     info = client.exchange_info()
+    if info.weight_limit is not None and info.weight_window_seconds is not None:
+        client.adopt_rate_limits(
+            weight_limit=info.weight_limit, window_seconds=info.weight_window_seconds
+        )
     unknown = [s for s in request.symbols if s not in info.symbols]
     if unknown:
         raise UsageError(
@@ -781,7 +785,7 @@ def run_backfill(
             archive_url=settings.binance_archive_url,
             timeout_seconds=settings.binance_timeout_seconds,
             max_retries=settings.binance_max_retries,
-            limits=limits,
+            limits=limits or RateLimits(weight_per_window=settings.binance_weight_limit_per_minute),
         )
     reporter = reporter or Reporter(mode=settings.log_format)
     lake = Lake(settings.lake_dir)

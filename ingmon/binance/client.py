@@ -184,6 +184,26 @@ class BinanceClient:
         self._stats_lock = threading.Lock()
         self.stats: dict[str, RouteStats] = defaultdict(RouteStats)
 
+    def adopt_rate_limits(self, *, weight_limit: int, window_seconds: float) -> None:
+        """Pace to what the exchange advertises (exchangeInfo ``rateLimits``), never above the
+        configured cap; the 5-minute windows scale with the weight window (60 s ↔ 300 s)."""
+        limit = min(weight_limit, self.limits.weight_per_window)
+        scale = window_seconds / 60.0
+        self.limits = RateLimits(
+            weight_per_window=limit,
+            window_seconds=window_seconds,
+            data_requests_per_window=self.limits.data_requests_per_window,
+            funding_requests_per_window=self.limits.funding_requests_per_window,
+            five_minute_seconds=300.0 * scale,
+        )
+        self.weight_budget = Budget(limit=limit, window_seconds=window_seconds)
+        self.data_budget = Budget(
+            limit=self.limits.data_requests_per_window, window_seconds=300.0 * scale
+        )
+        self.funding_budget = Budget(
+            limit=self.limits.funding_requests_per_window, window_seconds=300.0 * scale
+        )
+
     # ---- plumbing -----------------------------------------------------------------------
 
     def close(self) -> None:
