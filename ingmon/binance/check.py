@@ -9,8 +9,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ingmon.binance.backfill import refetch_command
 from ingmon.binance.plan import known_exchange_gaps, subtract
+from ingmon.binance.request import refetch_command
 from ingmon.config import Settings
 from ingmon.coverage import Coverage, iso_ms, series_coverage
 from ingmon.lake import Lake

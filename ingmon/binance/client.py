@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import numpy as np
 import orjson
-import pyarrow as pa
 
 from ingmon.binance.limits import (
     DATA_ROUTES,
@@ -25,28 +24,30 @@ from ingmon.binance.limits import (
     parse_used_weight,
     route_cost,
 )
+from ingmon.binance.pages import (
+    MalformedResponse,
+    Page,
+    agg_trades_page,
+    funding_page,
+    klines_page,
+    open_interest_page,
+)
 from ingmon.errors import (
     BannedError,
     ExchangeError,
     ExchangeUnavailableError,
     RateLimitedError,
 )
-from ingmon.schema import AGG_TRADES, CANDLES, FUNDING, OPEN_INTEREST, Dataset, interval_ms
 
 __all__ = [
     "BinanceClient",
     "ExchangeInfo",
-    "Page",
     "RouteStats",
     "SymbolInfo",
 ]
 
 _BANNED_UNTIL = re.compile(r"banned until (\d+)")
 SECOND_MS = 1000
-
-
-class _MalformedResponse(Exception):
-    """A 200 response whose body is not the documented shape; retried like a 5xx."""
 
 
 @dataclass(frozen=True)
@@ -82,53 +83,6 @@ class RouteStats:
     malformed: int = 0
     bytes_received: int = 0
     seconds: float = 0.0
-
-
-@dataclass
-class Page:
-    """One validated response: rows in the lake's schema plus what was dropped and why."""
-
-    dataset: Dataset
-    table: pa.Table
-    received: int
-    rejected: int
-    duplicates: int
-    limit: int
-    cursor: str
-    fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    @property
-    def full(self) -> bool:
-        """The response hit ``limit``: more rows may follow."""
-        return self.received >= self.limit
-
-
-def _ms_array(values: Sequence[Any]) -> pa.Array:
-    return pa.array(values, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
-
-
-def _decimal_array(values: Sequence[Any]) -> pa.Array:
-    return pa.array(values, pa.string()).cast(pa.float64())
-
-
-def _validated(
-    dataset: Dataset,
-    table: pa.Table,
-    keys: np.ndarray[Any, Any],
-    keep: np.ndarray[Any, Any],
-) -> tuple[pa.Table, int, int]:
-    """Keep rows in the window (``keep``), sort by key, drop duplicate keys; count both drops."""
-    rejected = int((~keep).sum())
-    if rejected:
-        table, keys = table.filter(pa.array(keep)), keys[keep]
-    duplicates = 0
-    if keys.size > 1 and not bool(np.all(keys[1:] > keys[:-1])):
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        first = np.insert(sorted_keys[1:] != sorted_keys[:-1], 0, True)
-        duplicates = int((~first).sum())
-        table = table.take(order[first])
-    return table.cast(dataset.arrow_schema), rejected, duplicates
 
 
 class BinanceClient:
@@ -307,7 +261,7 @@ class BinanceClient:
             payload = self._request(route, path, params, weight=weight)
             try:
                 return parse(payload)
-            except _MalformedResponse:
+            except MalformedResponse:
                 self._count(route, malformed=1)
                 if attempt == self.max_retries:
                     break
@@ -373,7 +327,6 @@ class BinanceClient:
     ) -> Page:
         """Candles with ``start_ms <= open_time <= end_ms``; candles not closed before
         ``closed_before_ms`` (the still-open one) are dropped."""
-        step = interval_ms(interval)
         params = {
             "symbol": symbol,
             "interval": interval,
@@ -383,39 +336,15 @@ class BinanceClient:
         }
         cursor = _cursor("/fapi/v1/klines", params)
 
-        def parse(rows: Any) -> Page:
-            if not isinstance(rows, list) or any(
-                not isinstance(r, list) or len(r) != 12 for r in rows
-            ):
-                raise _MalformedResponse
-            try:
-                cols: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[]] * 12
-                table = pa.table(
-                    {
-                        "open_time": _ms_array(cols[0]),
-                        "open": _decimal_array(cols[1]),
-                        "high": _decimal_array(cols[2]),
-                        "low": _decimal_array(cols[3]),
-                        "close": _decimal_array(cols[4]),
-                        "volume": _decimal_array(cols[5]),
-                        "close_time": _ms_array(cols[6]),
-                        "quote_volume": _decimal_array(cols[7]),
-                        "trade_count": pa.array(cols[8], pa.int64()),
-                        "taker_buy_volume": _decimal_array(cols[9]),
-                        "taker_buy_quote_volume": _decimal_array(cols[10]),
-                        "ignore": _decimal_array(cols[11]),
-                    }
-                )
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-                raise _MalformedResponse from None
-            open_ms = np.asarray(cols[0], dtype=np.int64) if rows else np.zeros(0, np.int64)
-            close_ms = np.asarray(cols[6], dtype=np.int64) if rows else np.zeros(0, np.int64)
-            keep = (open_ms >= start_ms) & (open_ms <= end_ms) & (open_ms % step == 0)
-            keep &= close_ms == open_ms + step - 1
-            if closed_before_ms is not None:
-                keep &= close_ms < closed_before_ms
-            valid, rejected, duplicates = _validated(CANDLES, table, open_ms, keep)
-            return Page(CANDLES, valid, len(rows), rejected, duplicates, limit, cursor)
+        parse = functools.partial(
+            klines_page,
+            interval=interval,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            limit=limit,
+            cursor=cursor,
+            closed_before_ms=closed_before_ms,
+        )
 
         return self._checked(
             "klines",
@@ -447,48 +376,14 @@ class BinanceClient:
             params["endTime"] = end_ms
         cursor = _cursor("/fapi/v1/aggTrades", params)
 
-        def parse(rows: Any) -> Page:
-            if not isinstance(rows, list):
-                raise _MalformedResponse
-            try:
-                ids = [r["a"] for r in rows]
-                times = [r["T"] for r in rows]
-                makers = [r["m"] for r in rows]
-                if any(type(m) is not bool for m in makers):
-                    raise _MalformedResponse
-                table = pa.table(
-                    {
-                        "agg_trade_id": pa.array(ids, pa.int64()),
-                        "price": _decimal_array([r["p"] for r in rows]),
-                        "quantity": _decimal_array([r["q"] for r in rows]),
-                        "first_trade_id": pa.array([r["f"] for r in rows], pa.int64()),
-                        "last_trade_id": pa.array([r["l"] for r in rows], pa.int64()),
-                        "transact_time": _ms_array(times),
-                        "is_buyer_maker": pa.array(makers, pa.bool_()),
-                    }
-                )
-            except (KeyError, TypeError, pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-                raise _MalformedResponse from None
-            id_array = np.asarray(ids, dtype=np.int64)
-            time_array = np.asarray(times, dtype=np.int64)
-            keep = np.ones(id_array.size, dtype=bool)
-            if from_id is not None:
-                keep &= id_array >= from_id
-            if start_ms is not None:
-                keep &= time_array >= start_ms
-            if end_ms is not None:
-                keep &= time_array <= end_ms
-            valid, rejected, duplicates = _validated(AGG_TRADES, table, id_array, keep)
-            if from_id is not None and valid.num_rows:
-                # Ids are continuous: a page must start at fromId and is cut at its first hole.
-                got = valid["agg_trade_id"].to_numpy()
-                if got[0] != from_id:
-                    raise _MalformedResponse
-                holes = np.flatnonzero(np.diff(got) != 1)
-                if holes.size:
-                    rejected += int(got.size - holes[0] - 1)
-                    valid = valid.slice(0, int(holes[0]) + 1)
-            return Page(AGG_TRADES, valid, len(rows), rejected, duplicates, limit, cursor)
+        parse = functools.partial(
+            agg_trades_page,
+            limit=limit,
+            cursor=cursor,
+            from_id=from_id,
+            start_ms=start_ms,
+            end_ms=end_ms,
+        )
 
         return self._checked(
             "aggTrades", "/fapi/v1/aggTrades", params, weight=route_cost("aggTrades"), parse=parse
@@ -498,7 +393,6 @@ class BinanceClient:
         self, symbol: str, period: str, *, start_ms: int, end_ms: int, limit: int = 500
     ) -> Page:
         """Open-interest statistics with ``start_ms <= timestamp <= end_ms`` (last 30 days only)."""
-        step = interval_ms(period)
         params = {
             "symbol": symbol,
             "period": period,
@@ -508,29 +402,14 @@ class BinanceClient:
         }
         cursor = _cursor("/futures/data/openInterestHist", params)
 
-        def parse(rows: Any) -> Page:
-            if not isinstance(rows, list):
-                raise _MalformedResponse
-            try:
-                # Binance documents the timestamp as a string and sends an integer: take both.
-                stamps = [int(r["timestamp"]) for r in rows]
-                supply = [r.get("CMCCirculatingSupply") for r in rows]
-                table = pa.table(
-                    {
-                        "timestamp": _ms_array(stamps),
-                        "sum_open_interest": _decimal_array([r["sumOpenInterest"] for r in rows]),
-                        "sum_open_interest_value": _decimal_array(
-                            [r["sumOpenInterestValue"] for r in rows]
-                        ),
-                        "cmc_circulating_supply": _decimal_array(supply),
-                    }
-                )
-            except (KeyError, TypeError, ValueError, pa.ArrowInvalid, pa.ArrowTypeError):
-                raise _MalformedResponse from None
-            stamp_array = np.asarray(stamps, dtype=np.int64)
-            keep = (stamp_array >= start_ms) & (stamp_array <= end_ms) & (stamp_array % step == 0)
-            valid, rejected, duplicates = _validated(OPEN_INTEREST, table, stamp_array, keep)
-            return Page(OPEN_INTEREST, valid, len(rows), rejected, duplicates, limit, cursor)
+        parse = functools.partial(
+            open_interest_page,
+            period=period,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            limit=limit,
+            cursor=cursor,
+        )
 
         return self._checked(
             "openInterestHist", "/futures/data/openInterestHist", params, weight=0, parse=parse
@@ -544,28 +423,14 @@ class BinanceClient:
         params = {"symbol": symbol, "startTime": start_ms, "endTime": end_ms, "limit": limit}
         cursor = _cursor("/fapi/v1/fundingRate", params)
 
-        def parse(rows: Any) -> Page:
-            if not isinstance(rows, list):
-                raise _MalformedResponse
-            try:
-                if any(r["symbol"] != symbol for r in rows):
-                    raise _MalformedResponse
-                raw_times = np.asarray([int(r["fundingTime"]) for r in rows], dtype=np.int64)
-                marks = [r.get("markPrice") or None for r in rows]
-                times = raw_times // SECOND_MS * SECOND_MS
-                table = pa.table(
-                    {
-                        "funding_time": _ms_array(times.tolist()),
-                        "funding_rate": _decimal_array([r["fundingRate"] for r in rows]),
-                        "mark_price": _decimal_array(marks),
-                        "funding_interval_hours": pa.nulls(len(rows), pa.int32()),
-                    }
-                )
-            except (KeyError, TypeError, ValueError, pa.ArrowInvalid, pa.ArrowTypeError):
-                raise _MalformedResponse from None
-            keep = (raw_times >= start_ms) & (raw_times <= end_ms)
-            valid, rejected, duplicates = _validated(FUNDING, table, times, keep)
-            return Page(FUNDING, valid, len(rows), rejected, duplicates, limit, cursor)
+        parse = functools.partial(
+            funding_page,
+            symbol=symbol,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            limit=limit,
+            cursor=cursor,
+        )
 
         return self._checked("fundingRate", "/fapi/v1/fundingRate", params, weight=0, parse=parse)
 
