@@ -307,47 +307,63 @@ class Runner:
         return Batcher(self, task, source)
 
     def _rest_series(self, task: Task) -> None:
-        """Candles, open interest and funding: time-window pages from ``task.start_ms``."""
+        """Candles, open interest and funding: time-window pages from ``task.start_ms``.
+
+        Candle and open-interest requests never span more slots than ``limit``, so a page is
+        complete whichever end of the window the exchange anchors ``limit`` to; funding pages
+        are anchored at startTime (documented) and continue after the last settlement.
+        """
         window = self.windows[task.symbol]
         name = task.dataset.name
-        step = interval_ms(task.param) if task.param else 1
+        gridded = task.dataset in (CANDLES, OPEN_INTEREST)
+        step = interval_ms(task.param or "") if gridded else 1
+        limit = {CANDLES.name: self.request.klines_page_limit, OPEN_INTEREST.name: 500}.get(
+            name, 1000
+        )
         batcher = self._buffer(task, "rest")
         cursor = task.start_ms
         keys: list[np.ndarray[Any, Any]] = []
         while cursor <= task.end_ms:
             if self.abort.is_set():
                 raise Aborted
+            request_end = min(task.end_ms, cursor + (limit - 1) * step) if gridded else task.end_ms
             started = time.perf_counter()
             if task.dataset is CANDLES:
                 page = self.client.klines(
                     task.symbol,
                     task.param or "1m",
                     start_ms=cursor,
-                    end_ms=task.end_ms,
-                    limit=self.request.klines_page_limit,
+                    end_ms=request_end,
+                    limit=limit,
                     closed_before_ms=window.server_now_ms,
                 )
             elif task.dataset is OPEN_INTEREST:
                 page = self.client.open_interest(
-                    task.symbol, task.param or "5m", start_ms=cursor, end_ms=task.end_ms
+                    task.symbol,
+                    task.param or "5m",
+                    start_ms=cursor,
+                    end_ms=request_end,
+                    limit=limit,
                 )
             else:
-                page = self.client.funding_rates(task.symbol, start_ms=cursor, end_ms=task.end_ms)
+                page = self.client.funding_rates(
+                    task.symbol, start_ms=cursor, end_ms=request_end, limit=limit
+                )
             self._fetched(name, time.perf_counter() - started)
             got = page.table[task.dataset.key].cast(pa.int64()).to_numpy()
             keys.append(got)
-            if got.size == 0:
-                if page.full:
-                    raise DataIntegrityError(f"{page.cursor}: a full page without one valid row")
+            if got.size == 0 and page.full:
+                raise DataIntegrityError(f"{page.cursor}: a full page without one valid row")
+            if gridded:
+                next_cursor: int | None = request_end + 1
+            else:
+                next_cursor = int(got[-1]) + 1 if page.full and got.size else None
+            covered_to = request_end if next_cursor is None else next_cursor - 1
+            more = next_cursor is not None and next_cursor <= task.end_ms
+            batcher.add(page, covered_to=covered_to, next_cursor=next_cursor if more else None)
+            if not more:
                 break
-            next_cursor = int(got[-1]) + step
-            batcher.add(
-                page,
-                covered_to=min(next_cursor - 1, task.end_ms) if page.full else task.end_ms,
-                next_cursor=next_cursor if page.full else None,
-            )
-            if not page.full:
-                break
+            assert next_cursor is not None
             cursor = next_cursor
         batcher.flush()
         all_keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
@@ -522,11 +538,14 @@ class Batcher:
     def add(self, page: Page, *, covered_to: int | None, next_cursor: int | None) -> None:
         self.pages.append(page)
         self.rows += page.table.num_rows
+        # How far the stored range is now known complete: for a full refresh, stored rows in
+        # it that the exchange did not send are deleted.
+        reached = [c for c in (self.covered_to, covered_to) if c is not None]
         if page.table.num_rows:
-            last_time = int(
-                page.table[self.task.dataset.time_column].cast(pa.int64()).to_numpy().max()
-            )
-            self.covered_to = max(self.covered_to or last_time, covered_to or last_time)
+            times = page.table[self.task.dataset.time_column].cast(pa.int64()).to_numpy()
+            reached.append(int(times.max()))
+        if reached:
+            self.covered_to = max(reached)
         self.next_cursor = next_cursor
         flush_rows = _FLUSH_ROWS[self.task.dataset.name]
         if self.rows >= flush_rows or time.monotonic() - self.opened > _FLUSH_SECONDS:
