@@ -25,11 +25,11 @@ from ingmon.exchange.formats import (
     HOUR_MS,
     KLINE_INTERVAL_MS,
     fixed_from_float,
-    kline_string_columns,
     market_klines,
     slice_columns,
 )
 from ingmon.exchange.market import AggTrades, Market, SymbolSpec, format_fixed
+from ingmon.exchange.render import agg_trades_csv, klines_csv
 
 __all__ = ["ArchiveFile", "ArchiveOptions", "ArchiveStore", "archive_path"]
 
@@ -85,7 +85,7 @@ class ArchiveOptions:
     header_from_ms: int | None = None
     monthly_agg_trades_sorted: bool = False
     cache_bytes: int = 256 * 2**20
-    compress_level: int = 6
+    compress_level: int = 1  # deflate level: 1 is ~6x faster than 6 for ~18% larger files
 
     def __post_init__(self) -> None:
         if self.daily_delay_ms < 0 or self.monthly_delay_ms < 0:
@@ -279,12 +279,14 @@ class ArchiveStore:
                 last_ms,
                 now_ms=last_ms + KLINE_INTERVAL_MS[interval],
             )
-            return _csv(kline_string_columns(klines, spec), KLINE_HEADER if headed else None)
+            header = f"{KLINE_HEADER}\n".encode() if headed else b""
+            return header + klines_csv(klines, spec)
         if file.dataset == "aggTrades":
             trades = self.market.agg_trades(file.symbol, file.start_ms, last_ms)
             if file.period == "monthly" and not self.options.monthly_agg_trades_sorted:
                 trades = _unsorted(trades)
-            return _csv(_trade_columns(trades, spec), AGG_TRADES_HEADER if headed else None)
+            header = f"{AGG_TRADES_HEADER}\n".encode() if headed else b""
+            return header + agg_trades_csv(trades, spec)
         if file.dataset == "metrics":
             return _csv(self._metrics_columns(file, spec), METRICS_HEADER)
         rates = self.market.funding(file.symbol, file.start_ms, last_ms)
@@ -316,18 +318,6 @@ class ArchiveStore:
             fixed_from_float(np.exp(0.35 + 0.8 * drift), 8),
             fixed_from_float(np.exp(rng.normal(0.0, 0.25, count)), 8),
         ]
-
-
-def _trade_columns(trades: AggTrades, spec: SymbolSpec) -> list[list[str]]:
-    return [
-        list(map(str, trades.agg_id.tolist())),
-        format_fixed(trades.price_ticks, spec.price_decimals),
-        format_fixed(trades.qty_steps, spec.quantity_decimals),
-        list(map(str, trades.first_trade_id.tolist())),
-        list(map(str, trades.last_trade_id.tolist())),
-        list(map(str, trades.time_ms.tolist())),
-        np.where(trades.buyer_is_maker, "true", "false").tolist(),
-    ]
 
 
 def _unsorted(trades: AggTrades) -> AggTrades:

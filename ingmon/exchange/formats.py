@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ingmon.exchange.market import FloatArray, IntArray, Klines, Market, SymbolSpec, format_fixed
+from ingmon.exchange.market import FloatArray, IntArray, Klines, Market, format_fixed
 
 __all__ = [
     "ARCHIVE_DAILY_INTERVALS",
@@ -19,7 +19,6 @@ __all__ = [
     "OI_PERIOD_MS",
     "concat_columns",
     "fixed_from_float",
-    "kline_string_columns",
     "market_klines",
     "slice_columns",
 ]
@@ -147,28 +146,6 @@ def fixed_from_float(values: FloatArray, decimals: int) -> list[str]:
         np.int64
     )
     return format_fixed(units, decimals)
-
-
-def kline_string_columns(klines: Klines, spec: SymbolSpec) -> list[list[str]]:
-    """The 12 kline columns as strings in REST/CSV order (ints too, for CSV; "0" ignore)."""
-    price_decimals = spec.price_decimals
-    quantity_decimals = spec.quantity_decimals
-    quote_decimals = price_decimals + quantity_decimals
-    count = len(klines)
-    return [
-        list(map(str, klines.open_time_ms.tolist())),
-        format_fixed(klines.open_ticks, price_decimals),
-        format_fixed(klines.high_ticks, price_decimals),
-        format_fixed(klines.low_ticks, price_decimals),
-        format_fixed(klines.close_ticks, price_decimals),
-        format_fixed(klines.volume_steps, quantity_decimals),
-        list(map(str, klines.close_time_ms.tolist())),
-        format_fixed(klines.quote_volume_units, quote_decimals),
-        list(map(str, klines.trade_count.tolist())),
-        format_fixed(klines.taker_buy_volume_steps, quantity_decimals),
-        format_fixed(klines.taker_buy_quote_units, quote_decimals),
-        ["0"] * count,
-    ]
 
 
 def slice_columns(table: ColumnsT, selector: Any) -> ColumnsT:

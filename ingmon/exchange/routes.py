@@ -19,7 +19,6 @@ from ingmon.exchange.formats import (
     OI_PERIOD_MS,
     concat_columns,
     fixed_from_float,
-    kline_string_columns,
     market_klines,
     slice_columns,
 )
@@ -33,6 +32,7 @@ from ingmon.exchange.market import (
     SymbolSpec,
     format_fixed,
 )
+from ingmon.exchange.render import agg_trades_json, klines_json
 
 __all__ = ["ApiError", "RestApi", "RestOptions"]
 
@@ -252,17 +252,7 @@ class RestApi:
             page = self._kline_extras(
                 fetch, page, fault, step_ms=step_ms, end_ms=end_ms, now_ms=now_ms, floor_ms=floor_ms
             )
-        columns = kline_string_columns(page, spec)
-        rows = zip(
-            page.open_time_ms.tolist(),
-            *columns[1:6],
-            page.close_time_ms.tolist(),
-            columns[7],
-            page.trade_count.tolist(),
-            *columns[9:],
-            strict=True,
-        )
-        return orjson.dumps(list(rows))
+        return klines_json(page, spec)
 
     def _kline_extras(
         self,
@@ -349,30 +339,7 @@ class RestApi:
             page = self._trade_extras(
                 spec, page, fault, anchor_id=anchor_id, end_ms=end_ms, now_ms=now_ms
             )
-        price_decimals = spec.price_decimals
-        quantity_decimals = spec.quantity_decimals
-        rows = [
-            {
-                "a": agg_id,
-                "p": price,
-                "q": quantity,
-                "f": first,
-                "l": last,
-                "T": time_ms,
-                "m": maker,
-            }
-            for agg_id, price, quantity, first, last, time_ms, maker in zip(
-                page.agg_id.tolist(),
-                format_fixed(page.price_ticks, price_decimals),
-                format_fixed(page.qty_steps, quantity_decimals),
-                page.first_trade_id.tolist(),
-                page.last_trade_id.tolist(),
-                page.time_ms.tolist(),
-                page.buyer_is_maker.tolist(),
-                strict=True,
-            )
-        ]
-        return orjson.dumps(rows)
+        return agg_trades_json(page, spec)
 
     def _trade_extras(
         self,
