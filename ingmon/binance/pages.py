@@ -55,6 +55,14 @@ def _decimal_array(values: Sequence[Any]) -> pa.Array:
     return pa.array(values, pa.string()).cast(pa.float64())
 
 
+def _int64(values: Sequence[Any]) -> np.ndarray[Any, Any]:
+    """JSON integers as int64; a null (or anything else numpy cannot take) is malformed."""
+    try:
+        return np.asarray(values, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise MalformedResponse from None
+
+
 def _validated(
     dataset: Dataset,
     table: pa.Table,
@@ -72,7 +80,11 @@ def _validated(
         first = np.insert(sorted_keys[1:] != sorted_keys[:-1], 0, True)
         duplicates = int((~first).sum())
         table = table.take(order[first])
-    return table.cast(dataset.arrow_schema), rejected, duplicates
+    try:
+        # Arrow refuses nulls in a non-nullable column: a JSON null where a value belongs.
+        return table.cast(dataset.arrow_schema), rejected, duplicates
+    except ValueError:
+        raise MalformedResponse from None
 
 
 def klines_page(
@@ -110,8 +122,8 @@ def klines_page(
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
         raise MalformedResponse from None
-    open_ms = np.asarray(cols[0], dtype=np.int64) if rows else np.zeros(0, np.int64)
-    close_ms = np.asarray(cols[6], dtype=np.int64) if rows else np.zeros(0, np.int64)
+    open_ms = _int64(cols[0]) if rows else np.zeros(0, np.int64)
+    close_ms = _int64(cols[6]) if rows else np.zeros(0, np.int64)
     keep = (open_ms >= start_ms) & (open_ms <= end_ms) & (open_ms % step == 0)
     keep &= close_ms == open_ms + step - 1
     if closed_before_ms is not None:
@@ -152,8 +164,8 @@ def agg_trades_page(
         )
     except (KeyError, TypeError, pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         raise MalformedResponse from None
-    id_array = np.asarray(ids, dtype=np.int64)
-    time_array = np.asarray(times, dtype=np.int64)
+    id_array = _int64(ids)
+    time_array = _int64(times)
     keep = np.ones(id_array.size, dtype=bool)
     if from_id is not None:
         keep &= id_array >= from_id
