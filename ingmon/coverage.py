@@ -10,12 +10,16 @@ from typing import Any, Literal
 import numpy as np
 
 from ingmon.config import Settings
+from ingmon.errors import UsageError
 from ingmon.lake import Lake, TimeLike, to_ms
 from ingmon.schema import AGG_TRADES, FUNDING, HOUR_MS, Dataset, dataset, interval_ms
 
 __all__ = ["Coverage", "Gap", "coverage_report", "iso_ms", "series_coverage"]
 
 GapKind = Literal["internal", "head", "tail"]
+
+# The datasets with a cadence, in report order.
+MARKET_DATASETS = ("candles", "agg_trades", "open_interest", "funding")
 
 
 def iso_ms(value_ms: int | None) -> str | None:
@@ -94,9 +98,7 @@ def _time_gaps(
         step = int(expected[index])
         prev, nxt = int(times[index]), int(times[index + 1])
         missing = round((nxt - prev) / step) - 1
-        gaps.append(
-            Gap("internal", prev + step, nxt - step, max(missing, 1), prev, nxt)
-        )
+        gaps.append(Gap("internal", prev + step, nxt - step, max(missing, 1), prev, nxt))
     return gaps
 
 
@@ -118,7 +120,20 @@ def _edge_gaps(
     return gaps
 
 
-def _funding_steps(times: np.ndarray[Any, Any], hours: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+def _empty_window_gaps(step: int | None, start_ms: int | None, end_ms: int | None) -> list[Gap]:
+    """A window without a single row misses all of its slots: one ``head`` gap."""
+    if step is None or start_ms is None or end_ms is None:
+        return []
+    first_slot = -(-start_ms // step) * step
+    last_slot = end_ms // step * step
+    if first_slot > last_slot:
+        return []
+    return [Gap("head", first_slot, last_slot, (last_slot - first_slot) // step + 1)]
+
+
+def _funding_steps(
+    times: np.ndarray[Any, Any], hours: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
     """Expected step before each settlement: its own interval, else the series' usual one."""
     hours = hours.astype(float)
     known = hours[~np.isnan(hours)]
@@ -146,13 +161,20 @@ def series_coverage(
     Candles step by their interval, open interest by its period, funding by the symbol's
     funding interval (``funding_interval_hours`` of each row, else the most common one), and
     aggregated trades by id continuity (no head/tail: trade ids before the first row are unknown).
+    Against a window, slots between ``start`` and the first row are a ``head`` gap, slots after
+    the last row up to ``end`` a ``tail`` gap; a window with no row at all is one ``head`` gap
+    (not for funding, whose interval is only known from its rows).
     """
     ds = dataset(ds) if isinstance(ds, str) else ds
     start_ms = None if start is None else to_ms(start)
     end_ms = None if end is None else to_ms(end)
     if ds.name == AGG_TRADES.name:
         table = lake.read(
-            ds, symbols=symbol, start=start_ms, end=end_ms, columns=["agg_trade_id", "transact_time"]
+            ds,
+            symbols=symbol,
+            start=start_ms,
+            end=end_ms,
+            columns=["agg_trade_id", "transact_time"],
         )
         ids = table["agg_trade_id"].to_numpy()
         times = table["transact_time"].cast("int64").to_numpy()
@@ -162,26 +184,41 @@ def series_coverage(
         for index in np.flatnonzero(np.diff(ids) > 1):
             first, last = int(ids[index]) + 1, int(ids[index + 1]) - 1
             result.gaps.append(
-                Gap("internal", first, last, last - first + 1, int(times[index]), int(times[index + 1]))
+                Gap(
+                    "internal",
+                    first,
+                    last,
+                    last - first + 1,
+                    int(times[index]),
+                    int(times[index + 1]),
+                )
             )
         return result
     if ds.name == FUNDING.name:
         table = lake.read(
-            ds, symbols=symbol, start=start_ms, end=end_ms,
+            ds,
+            symbols=symbol,
+            start=start_ms,
+            end=end_ms,
             columns=["funding_time", "funding_interval_hours"],
         )
         times = table["funding_time"].cast("int64").to_numpy()
-        steps = _funding_steps(times, table["funding_interval_hours"].to_numpy(zero_copy_only=False))
+        steps = _funding_steps(
+            times, table["funding_interval_hours"].to_numpy(zero_copy_only=False)
+        )
         step = int(np.bincount(steps // HOUR_MS).argmax()) * HOUR_MS if steps.size else None
     else:
         if param is None:
             raise ValueError(f"{ds.name} needs its {ds.param_name}")
-        table = lake.read(ds, symbols=symbol, param=param, start=start_ms, end=end_ms, columns=[ds.key])
+        table = lake.read(
+            ds, symbols=symbol, param=param, start=start_ms, end=end_ms, columns=[ds.key]
+        )
         times = table[ds.key].cast("int64").to_numpy()
         step = interval_ms(param)
         steps = np.full(times.size, step, dtype=np.int64)
     result = Coverage(ds.name, symbol, param, int(times.size), None, None, step)
     if times.size == 0:
+        result.gaps = _empty_window_gaps(step, start_ms, end_ms)
         return result
     result.earliest_ms, result.latest_ms = int(times[0]), int(times[-1])
     result.gaps = _time_gaps(times, steps, tolerance_ratio)
@@ -197,7 +234,8 @@ def _series_of(lake: Lake, ds: Dataset, symbol: str) -> list[str | None]:
         return [None]
     base = lake.root / ds.name / f"symbol={symbol}"
     prefix = f"{ds.param_name}="
-    return sorted(p.name.removeprefix(prefix) for p in base.glob(f"{prefix}*") if p.is_dir())
+    found = sorted(p.name.removeprefix(prefix) for p in base.glob(f"{prefix}*") if p.is_dir())
+    return [param for param in found if param in ds.param_values]
 
 
 def coverage_report(
@@ -208,14 +246,22 @@ def coverage_report(
 ) -> dict[str, Any]:
     """Coverage of every stored market-data series, as a JSON-ready dict."""
     lake = Lake(settings.lake_dir)
-    names = list(datasets) if datasets else ["candles", "agg_trades", "open_interest", "funding"]
+    names = list(datasets) if datasets else list(MARKET_DATASETS)
+    unknown = [name for name in names if name not in MARKET_DATASETS]
+    if unknown:
+        raise UsageError(
+            f"unknown dataset {unknown[0]!r}: expected one of {', '.join(MARKET_DATASETS)}"
+        )
     series = []
     for name in names:
         ds = dataset(name)
         for symbol in symbols or lake.symbols(ds):
             for param in _series_of(lake, ds, symbol):
                 cov = series_coverage(
-                    lake, ds, symbol=symbol, param=param,
+                    lake,
+                    ds,
+                    symbol=symbol,
+                    param=param,
                     tolerance_ratio=settings.cadence_tolerance_ratio,
                 )
                 series.append(cov.to_dict())
