@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ingmon.exchange.market import FloatArray, IntArray, Klines, Market, format_fixed
+from ingmon.exchange.market import FloatArray, IntArray, Klines, Market, SymbolSpec, format_fixed
 
 __all__ = [
     "ARCHIVE_DAILY_INTERVALS",
@@ -21,9 +21,11 @@ __all__ = [
     "fixed_from_float",
     "market_klines",
     "slice_columns",
+    "symbol_info",
 ]
 
 MINUTE_MS = 60_000
+_PERPETUAL_DELIVERY_MS = 4_133_404_800_000  # Binance's "never" for perpetual contracts
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 
@@ -167,3 +169,62 @@ def concat_columns(tables: list[ColumnsT]) -> ColumnsT:
         for item in fields(first)  # type: ignore[arg-type]
     }
     return replace(first, **changes)  # type: ignore[type-var]
+
+
+def symbol_info(spec: SymbolSpec, now_ms: int) -> dict[str, object]:
+    """One exchangeInfo ``symbols`` entry for a perpetual contract."""
+    quote_asset = spec.symbol[len(spec.base_asset) :] or "USDT"
+    lot = {"minQty": spec.step_size, "maxQty": "1000000", "stepSize": spec.step_size}
+    return {
+        "symbol": spec.symbol,
+        "pair": spec.symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": _PERPETUAL_DELIVERY_MS,
+        "onboardDate": spec.listing_ms,
+        "status": "TRADING" if spec.listing_ms <= now_ms else "PENDING_TRADING",
+        "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000",
+        "baseAsset": spec.base_asset,
+        "quoteAsset": quote_asset,
+        "marginAsset": quote_asset,
+        "pricePrecision": spec.price_decimals,
+        "quantityPrecision": spec.quantity_decimals,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "underlyingSubType": [],
+        "settlePlan": 0,
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
+        "maxMoveOrderLimit": 10000,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": spec.tick_size,
+                "maxPrice": "4529764",
+                "tickSize": spec.tick_size,
+            },
+            {"filterType": "LOT_SIZE", **lot},
+            {"filterType": "MARKET_LOT_SIZE", **lot},
+            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+            {"filterType": "MIN_NOTIONAL", "notional": "5"},
+            {
+                "filterType": "PERCENT_PRICE",
+                "multiplierUp": "1.0500",
+                "multiplierDown": "0.9500",
+                "multiplierDecimal": "4",
+            },
+        ],
+        "orderTypes": [
+            "LIMIT",
+            "MARKET",
+            "STOP",
+            "STOP_MARKET",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_MARKET",
+            "TRAILING_STOP_MARKET",
+        ],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Literal, TypeVar
+from typing import Literal
 
 import numpy as np
 import orjson
@@ -21,6 +21,7 @@ from ingmon.exchange.formats import (
     fixed_from_float,
     market_klines,
     slice_columns,
+    symbol_info,
 )
 from ingmon.exchange.limits import Limits
 from ingmon.exchange.market import (
@@ -32,14 +33,12 @@ from ingmon.exchange.market import (
     SymbolSpec,
     format_fixed,
 )
+from ingmon.exchange.paging import collect_backward, collect_forward
 from ingmon.exchange.render import agg_trades_json, klines_json
 
 __all__ = ["ApiError", "RestApi", "RestOptions"]
 
 LimitPolicy = Literal["reject", "clamp"]
-TableT = TypeVar("TableT")
-
-_PERPETUAL_DELIVERY_MS = 4_133_404_800_000  # Binance's "never" for perpetual contracts
 
 
 @dataclass(frozen=True)
@@ -201,7 +200,7 @@ class RestApi:
             "rateLimits": self.limits.rate_limits_json(),
             "exchangeFilters": [],
             "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
-            "symbols": [_symbol_info(spec, now_ms) for spec in self.market.symbols],
+            "symbols": [symbol_info(spec, now_ms) for spec in self.market.symbols],
         }
         return orjson.dumps(document)
 
@@ -241,13 +240,11 @@ class RestApi:
         floor_ms = spec.listing_ms - step_ms  # a 1w/1M candle may open before the listing minute
         hi_ms = now_ms if end_ms is None else min(end_ms, now_ms)
         if start_ms is not None:
-            page = _collect_forward(
-                fetch, _klines_len, max(start_ms, floor_ms), hi_ms, limit=limit, step_ms=step_ms
+            page = collect_forward(
+                fetch, max(start_ms, floor_ms), hi_ms, limit=limit, step_ms=step_ms
             )
         else:
-            page = _collect_backward(
-                fetch, _klines_len, floor_ms, hi_ms, limit=limit, step_ms=step_ms
-            )
+            page = collect_backward(fetch, floor_ms, hi_ms, limit=limit, step_ms=step_ms)
         if fault in ("duplicates", "outside") and len(page):
             page = self._kline_extras(
                 fetch, page, fault, step_ms=step_ms, end_ms=end_ms, now_ms=now_ms, floor_ms=floor_ms
@@ -274,9 +271,7 @@ class RestApi:
             after = slice_columns(after, slice(0, count))
             if len(after):
                 return concat_columns([page, after])
-        before = _collect_backward(
-            fetch, _klines_len, floor_ms, first_ms - 1, limit=count, step_ms=step_ms
-        )
+        before = collect_backward(fetch, floor_ms, first_ms - 1, limit=count, step_ms=step_ms)
         return concat_columns([before, page])
 
     # --- aggTrades -----------------------------------------------------------------------------
@@ -383,18 +378,15 @@ class RestApi:
             step_ms = each.funding_interval_hours * HOUR_MS
             floor_ms = each.listing_ms - step_ms
             if start_ms is not None:
-                page = _collect_forward(
+                page = collect_forward(
                     fetch,
-                    _funding_len,
                     max(start_ms, floor_ms),
                     hi_ms,
                     limit=limit,
                     step_ms=step_ms,
                 )
             else:
-                page = _collect_backward(
-                    fetch, _funding_len, floor_ms, hi_ms, limit=limit, step_ms=step_ms
-                )
+                page = collect_backward(fetch, floor_ms, hi_ms, limit=limit, step_ms=step_ms)
             if spec is not None and fault in ("duplicates", "outside"):
                 page = self._funding_extras(
                     fetch,
@@ -453,16 +445,14 @@ class RestApi:
         floor_ms: int,
     ) -> FundingRates:
         if fault == "outside" and end_ms is not None:
-            after = _collect_forward(
-                fetch, _funding_len, end_ms + 1, now_ms, limit=self._outside_rows, step_ms=step_ms
+            after = collect_forward(
+                fetch, end_ms + 1, now_ms, limit=self._outside_rows, step_ms=step_ms
             )
-            if _funding_len(after):
+            if len(after):
                 return concat_columns([page, after])
         count = self._duplicate_rows if fault == "duplicates" else self._outside_rows
-        anchor_ms = int(page.funding_time_ms[0]) if _funding_len(page) else now_ms + 1
-        before = _collect_backward(
-            fetch, _funding_len, floor_ms, anchor_ms - 1, limit=count, step_ms=step_ms
-        )
+        anchor_ms = int(page.funding_time_ms[0]) if len(page) else now_ms + 1
+        before = collect_backward(fetch, floor_ms, anchor_ms - 1, limit=count, step_ms=step_ms)
         return concat_columns([before, page])
 
     def _funding_rows(self, spec: SymbolSpec, page: FundingRates) -> list[dict[str, object]]:
@@ -512,9 +502,9 @@ class RestApi:
         lo_ms = floor_ms if start_ms is None else max(start_ms, floor_ms)
         hi_ms = now_ms if end_ms is None else min(end_ms, now_ms)
         if self.options.oi_anchor == "start" and start_ms is not None:
-            page = _collect_forward(fetch, _oi_len, lo_ms, hi_ms, limit=limit, step_ms=step_ms)
+            page = collect_forward(fetch, lo_ms, hi_ms, limit=limit, step_ms=step_ms)
         else:
-            page = _collect_backward(fetch, _oi_len, lo_ms, hi_ms, limit=limit, step_ms=step_ms)
+            page = collect_backward(fetch, lo_ms, hi_ms, limit=limit, step_ms=step_ms)
         if fault in ("duplicates", "outside"):
             page = self._oi_extras(
                 fetch,
@@ -539,16 +529,14 @@ class RestApi:
         floor_ms: int,
     ) -> OpenInterest:
         if fault == "outside" and end_ms is not None:
-            after = _collect_forward(
-                fetch, _oi_len, end_ms + 1, now_ms, limit=self._outside_rows, step_ms=step_ms
+            after = collect_forward(
+                fetch, end_ms + 1, now_ms, limit=self._outside_rows, step_ms=step_ms
             )
-            if _oi_len(after):
+            if len(after):
                 return concat_columns([page, after])
         count = self._duplicate_rows if fault == "duplicates" else self._outside_rows
-        anchor_ms = int(page.timestamp_ms[0]) if _oi_len(page) else now_ms + 1
-        before = _collect_backward(
-            fetch, _oi_len, floor_ms, anchor_ms - 1, limit=count, step_ms=step_ms
-        )
+        anchor_ms = int(page.timestamp_ms[0]) if len(page) else now_ms + 1
+        before = collect_backward(fetch, floor_ms, anchor_ms - 1, limit=count, step_ms=step_ms)
         return concat_columns([before, page])
 
     def _oi_json(self, spec: SymbolSpec, page: OpenInterest) -> bytes:
@@ -575,129 +563,8 @@ class RestApi:
         return orjson.dumps(rows)
 
 
-def _klines_len(table: Klines) -> int:
-    return len(table.open_time_ms)
-
-
-def _funding_len(table: FundingRates) -> int:
-    return len(table.funding_time_ms)
-
-
-def _oi_len(table: OpenInterest) -> int:
-    return len(table.timestamp_ms)
-
-
 def _clip_trades(trades: AggTrades, lo_ms: int | None, hi_ms: int) -> AggTrades:
     keep = trades.time_ms <= hi_ms
     if lo_ms is not None:
         keep &= trades.time_ms >= lo_ms
     return trades if bool(keep.all()) else slice_columns(trades, keep)
-
-
-def _collect_forward(
-    fetch: Callable[[int, int], TableT],
-    length: Callable[[TableT], int],
-    lo_ms: int,
-    hi_ms: int,
-    *,
-    limit: int,
-    step_ms: int,
-) -> TableT:
-    """The first ``limit`` rows of [lo, hi], fetching just enough grid slots at a time (gaps such
-    as maintenance windows make a slot count fall short, so it asks again past them)."""
-    parts = []
-    got = 0
-    cursor_ms = lo_ms
-    while cursor_ms <= hi_ms and got < limit:
-        chunk_hi_ms = min(hi_ms, cursor_ms + (limit - got) * step_ms - 1)
-        part = fetch(cursor_ms, chunk_hi_ms)
-        parts.append(part)
-        got += length(part)
-        cursor_ms = chunk_hi_ms + 1
-    if not parts:
-        return slice_columns(fetch(lo_ms, lo_ms), slice(0, 0))
-    return slice_columns(concat_columns(parts), slice(0, limit))
-
-
-def _collect_backward(
-    fetch: Callable[[int, int], TableT],
-    length: Callable[[TableT], int],
-    floor_ms: int,
-    hi_ms: int,
-    *,
-    limit: int,
-    step_ms: int,
-) -> TableT:
-    """The last ``limit`` rows of [floor, hi], walking back from ``hi`` past any gaps."""
-    parts: list[TableT] = []
-    got = 0
-    cursor_ms = hi_ms
-    while cursor_ms >= floor_ms and got < limit:
-        chunk_lo_ms = max(floor_ms, cursor_ms - (limit - got) * step_ms + 1)
-        part = fetch(chunk_lo_ms, cursor_ms)
-        parts.insert(0, part)
-        got += length(part)
-        cursor_ms = chunk_lo_ms - 1
-    if not parts:
-        return slice_columns(fetch(hi_ms, hi_ms), slice(0, 0))
-    joined = concat_columns(parts)
-    total = length(joined)
-    return slice_columns(joined, slice(max(0, total - limit), total))
-
-
-def _symbol_info(spec: SymbolSpec, now_ms: int) -> dict[str, object]:
-    quote_asset = spec.symbol[len(spec.base_asset) :] or "USDT"
-    lot = {"minQty": spec.step_size, "maxQty": "1000000", "stepSize": spec.step_size}
-    return {
-        "symbol": spec.symbol,
-        "pair": spec.symbol,
-        "contractType": "PERPETUAL",
-        "deliveryDate": _PERPETUAL_DELIVERY_MS,
-        "onboardDate": spec.listing_ms,
-        "status": "TRADING" if spec.listing_ms <= now_ms else "PENDING_TRADING",
-        "maintMarginPercent": "2.5000",
-        "requiredMarginPercent": "5.0000",
-        "baseAsset": spec.base_asset,
-        "quoteAsset": quote_asset,
-        "marginAsset": quote_asset,
-        "pricePrecision": spec.price_decimals,
-        "quantityPrecision": spec.quantity_decimals,
-        "baseAssetPrecision": 8,
-        "quotePrecision": 8,
-        "underlyingType": "COIN",
-        "underlyingSubType": [],
-        "settlePlan": 0,
-        "triggerProtect": "0.0500",
-        "liquidationFee": "0.012500",
-        "marketTakeBound": "0.05",
-        "maxMoveOrderLimit": 10000,
-        "filters": [
-            {
-                "filterType": "PRICE_FILTER",
-                "minPrice": spec.tick_size,
-                "maxPrice": "4529764",
-                "tickSize": spec.tick_size,
-            },
-            {"filterType": "LOT_SIZE", **lot},
-            {"filterType": "MARKET_LOT_SIZE", **lot},
-            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
-            {"filterType": "MIN_NOTIONAL", "notional": "5"},
-            {
-                "filterType": "PERCENT_PRICE",
-                "multiplierUp": "1.0500",
-                "multiplierDown": "0.9500",
-                "multiplierDecimal": "4",
-            },
-        ],
-        "orderTypes": [
-            "LIMIT",
-            "MARKET",
-            "STOP",
-            "STOP_MARKET",
-            "TAKE_PROFIT",
-            "TAKE_PROFIT_MARKET",
-            "TRAILING_STOP_MARKET",
-        ],
-        "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
-    }
