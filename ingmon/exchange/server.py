@@ -271,7 +271,7 @@ class ExchangeServer:
         split = urlsplit(path_and_query)
         path = split.path
         if path.startswith(_ARCHIVE_PREFIX):
-            return self._archive(path)
+            return self._archive(path, client_ip)
         route = path.rsplit("/", 1)[-1]
         if not (
             (path == f"/fapi/v1/{route}" and route in _FAPI_ROUTES)
@@ -318,12 +318,12 @@ class ExchangeServer:
         self.stats.record(route, answer.status)
         return answer
 
-    def _archive(self, path: str) -> _Answer:
+    def _archive(self, path: str, client_ip: str) -> _Answer:
         fault, index = self._injector.pick("archive", path)
         if fault is not None:
             self.stats.fault(FaultEvent("archive", fault, index))
             if fault in STATUS_KINDS:
-                answer = self._status_fault(fault, "127.0.0.1", archive=True)
+                answer = self._status_fault(fault, client_ip, archive=True)
                 self.stats.record("archive", answer.status)
                 return answer
             if fault == "timeout":
