@@ -165,6 +165,13 @@ def register(subparsers: Any) -> None:
         "(default: the middle of the history)",
     )
     archive.add_argument(
+        "--archive-compress-level",
+        type=_compress_level,
+        default=1,
+        metavar="0-9",
+        help="deflate level of the zips (default 1; 0 stores them, fastest)",
+    )
+    archive.add_argument(
         "--archive-sorted",
         action="store_true",
         help="keep monthly aggTrades rows sorted (default: blocks shuffled, as on Binance)",
@@ -262,6 +269,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             monthly_delay_ms=delay_ms,
             header_from_ms=args.archive_header_from,
             monthly_agg_trades_sorted=args.archive_sorted,
+            compress_level=args.archive_compress_level,
         ),
         host=args.host,
         port=args.port,
@@ -335,6 +343,14 @@ def _port(text: str) -> int:
     value: int = _number(text, int, minimum=0, strict=False)
     if value > 65_535:
         raise ValueError(f"port {text} is out of range 0..65535")
+    return value
+
+
+@_checked
+def _compress_level(text: str) -> int:
+    value: int = _number(text, int, minimum=0, strict=False)
+    if value > 9:
+        raise ValueError(f"compress level {text} is out of range 0..9")
     return value
 
 

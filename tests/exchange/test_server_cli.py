@@ -104,6 +104,7 @@ def test_serve_starts_answers_and_stops(tmp_path: Path) -> None:
         ["--frozen-at", "yesterday"],
         ["--limit-policy", "ignore"],
         ["--funding-jitter-ms", "-3"],
+        ["--archive-compress-level", "10"],
     ],
 )
 def test_bad_flags_exit_2_with_one_line(
