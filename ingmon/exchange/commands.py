@@ -192,7 +192,7 @@ def register(subparsers: Any) -> None:
         help="JSON fault schedule (see FaultSchedule.from_json); its rules come first",
     )
     faults.add_argument(
-        "--fault-seed", type=int, default=None, help="seed of fault draws (default 0)"
+        "--fault-seed", type=int, default=None, metavar="N", help="seed of fault draws (default 0)"
     )
     faults.add_argument(
         "--fault-timeout-delay",

@@ -60,7 +60,8 @@ fault syntax: ROUTE[:GLOB]=SPEC, repeatable.
          Retry-After) | timeout (answer only after --fault-timeout-delay seconds) | malformed
          (invalid JSON) | truncated (valid prefix, cut) | duplicates (page starts with the rows
          just before it, as a repeated previous-page tail) | outside (rows beyond the requested
-         window) | checksum (archive: wrong .CHECKSUM digest)
+         window) | checksum (archive: a CHECKSUM with a wrong digest, or a re-issued zip whose
+         bytes no longer match its CHECKSUM)
   duplicates/outside need a row route (klines, aggTrades, fundingRate, openInterestHist);
   checksum needs archive."""
 
