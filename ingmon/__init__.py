@@ -17,7 +17,8 @@ from ingmon.lake import Lake, UpsertResult
 
 __version__ = "0.1.0"
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - sorted by str.casefold, as httpx; pinned by a test
+    "__version__",
     "BannedError",
     "ConfigError",
     "DataIntegrityError",
@@ -25,9 +26,9 @@ __all__ = [
     "ExchangeUnavailableError",
     "IngmonError",
     "Lake",
+    "load_settings",
     "RateLimitedError",
     "Settings",
     "UpsertResult",
     "UsageError",
-    "load_settings",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -21,11 +21,8 @@ _EXPECTED_FORM: dict[str, str] = {
     "float_parsing": "a number",
     "bool_parsing": "true or false",
     "url_parsing": "an http(s) URL",
-    "greater_than": "a positive number",
-    "greater_than_equal": "a number >= the minimum",
-    "less_than_equal": "a number <= the maximum",
-    "literal_error": "one of the allowed words",
 }
+_BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
 
 
 class Threshold:
@@ -55,6 +52,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        env_ignore_empty=True,  # INGMON_X= (empty) means "use the default"
         validate_default=True,
     )
 
@@ -130,9 +128,10 @@ class Settings(BaseSettings):
         for dataset in ("candles", "agg_trades", "open_interest", "funding"):
             pair = self.freshness(dataset)
             if pair.warn_seconds >= pair.error_seconds:
+                prefix = f"{ENV_PREFIX}{dataset.upper()}_FRESHNESS"
                 raise ValueError(
-                    f"{ENV_PREFIX}{dataset.upper()}_FRESHNESS_WARN_SECONDS must be below "
-                    f"{ENV_PREFIX}{dataset.upper()}_FRESHNESS_ERROR_SECONDS"
+                    f"{prefix}_WARN_SECONDS ({pair.warn_seconds:g}) must be below "
+                    f"{prefix}_ERROR_SECONDS ({pair.error_seconds:g})"
                 )
         return self
 
@@ -148,22 +147,51 @@ class Settings(BaseSettings):
         return self.data_dir / "lake"
 
 
+def _number_form(field_name: str) -> str | None:
+    """The expected form of a numeric setting from its bounds: ``an integer >= 1 and <= 65535``."""
+    info = Settings.model_fields.get(field_name)
+    if info is None or info.annotation not in (int, float):
+        return None
+    limits = [
+        f"{symbol} {getattr(item, name)}"
+        for item in info.metadata
+        for name, symbol in _BOUNDS
+        if getattr(item, name, None) is not None
+    ]
+    noun = "an integer" if info.annotation is int else "a number"
+    return f"{noun} {' and '.join(limits)}" if limits else noun
+
+
+def _is_secret(field_name: str) -> bool:
+    info = Settings.model_fields.get(field_name)
+    return info is not None and SecretStr in (info.annotation, *get_args(info.annotation))
+
+
 def _one_line(error: ValidationError) -> str:
     first = error.errors()[0]
     location = [str(part) for part in first["loc"]]
-    got = first.get("input")
-    if location:
-        name = ENV_PREFIX + location[0].upper()
-        expected = _EXPECTED_FORM.get(first["type"], first["msg"].removeprefix("Value error, "))
-        if first["type"] == "literal_error":
-            expected = first["msg"].replace("Input should be", "one of")
-        return f"invalid setting {name}={got!r}: expected {expected}"
-    return f"invalid settings: {first['msg'].removeprefix('Value error, ')}"
+    message = first["msg"].removeprefix("Value error, ").removeprefix("expected ")
+    if not location:
+        return f"invalid settings: {message}"
+    field_name = location[0]
+    kind = first["type"]
+    expected = _EXPECTED_FORM.get(kind, message)
+    if kind in ("int_parsing", "float_parsing", "int_from_float") or kind.startswith(
+        ("greater_than", "less_than")
+    ):
+        expected = _number_form(field_name) or expected
+    elif kind == "literal_error":
+        expected = "one of " + str(first.get("ctx", {}).get("expected", message))
+    shown = "'***'" if _is_secret(field_name) else repr(first.get("input"))
+    return f"invalid setting {ENV_PREFIX}{field_name.upper()}={shown}: expected {expected}"
 
 
-def load_settings(*, env_file: str | os.PathLike[str] | None = ".env", **overrides: Any) -> Settings:
-    """Read the settings (env, ``.env``, then ``overrides``); raise ConfigError in one line."""
+def load_settings(
+    *, env_file: str | os.PathLike[str] | None = ".env", **overrides: Any
+) -> Settings:
+    """Read the settings: ``overrides`` over ``INGMON_*`` variables over ``env_file`` (a missing
+    file is fine) over defaults. An invalid value raises ConfigError with one line naming it."""
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=None if env_file is None else Path(env_file), **overrides)
     except ValidationError as error:
         raise ConfigError(_one_line(error)) from None
