@@ -123,10 +123,11 @@ class Budget:
                 if now >= self._blocked_until and self._used + cost <= self.limit:
                     self._used += cost
                     return
-                wake = max(
-                    self._blocked_until,
-                    (self._window + 1) * self.window_seconds + self.BOUNDARY_MARGIN_SECONDS,
-                )
+                # A Retry-After block ends on its own; only a full window waits for the next.
+                if now < self._blocked_until:
+                    wake = self._blocked_until
+                else:
+                    wake = (self._window + 1) * self.window_seconds + self.BOUNDARY_MARGIN_SECONDS
             pause = max(wake - self._clock(), 0.001)
             self.waited_seconds += pause
             self._sleep(pause)
