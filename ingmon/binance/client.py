@@ -143,6 +143,8 @@ class BinanceClient:
         configured cap; the 5-minute windows scale with the weight window (60 s ↔ 300 s)."""
         limit = min(weight_limit, self.limits.weight_per_window)
         scale = window_seconds / 60.0
+        # What this window already cost (exchangeInfo itself, at least) stays spent.
+        spent = [b.spent() for b in (self.weight_budget, self.data_budget, self.funding_budget)]
         self.limits = RateLimits(
             weight_per_window=limit,
             window_seconds=window_seconds,
@@ -157,6 +159,11 @@ class BinanceClient:
         self.funding_budget = Budget(
             limit=self.limits.funding_requests_per_window, window_seconds=300.0 * scale
         )
+        now = time.time()
+        for budget, used in zip(
+            (self.weight_budget, self.data_budget, self.funding_budget), spent, strict=True
+        ):
+            budget.observe(used, sent_at=now)
 
     # ---- plumbing -----------------------------------------------------------------------
 

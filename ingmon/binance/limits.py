@@ -132,6 +132,12 @@ class Budget:
             self.waited_seconds += pause
             self._sleep(pause)
 
+    def spent(self) -> int:
+        """What is reserved in the current window (0 once it has rolled over)."""
+        with self._lock:
+            self._roll(self._clock())
+            return self._used
+
     def observe(self, used: int, *, sent_at: float) -> None:
         """Adopt the server's count for the window the request was sent in, if still current."""
         with self._lock:

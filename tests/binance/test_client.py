@@ -573,6 +573,32 @@ def test_pacing_of_the_five_minute_counters_produces_no_429(
     assert server.stats.requests_for("fundingRate", 200) == 7
 
 
+def test_adopting_limits_keeps_what_the_window_already_cost(
+    market: Market, start_exchange: StartExchange, binance_client: MakeClient
+) -> None:
+    """The exchangeInfo call that advertises the limits already spent weight in this window:
+    two concurrent (slow) requests that would fit only without it do not both go out."""
+    limits = Limits(weight_per_window=40, window_seconds=2)
+    schedule = faults("aggTrades=timeout@1", timeout_delay_seconds=0.3)
+    server = start_exchange(market, limits=limits, faults=schedule)
+    client = binance_client(server, limits=RateLimits())
+    time.sleep(2.0 - time.time() % 2.0 + 0.05)  # a fresh window: all of this fits in it
+    info = client.exchange_info()
+    assert info.weight_window_seconds is not None
+    client.adopt_rate_limits(weight_limit=40, window_seconds=info.weight_window_seconds)
+    from_id = market.first_agg_id_at("BTCUSDT", T0_MS)
+    threads = [
+        threading.Thread(target=client.agg_trades, args=("BTCUSDT",), kwargs={"from_id": from_id})
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert server.stats.rate_limited == 0
+    assert server.stats.requests_for("aggTrades", 200) == 2
+
+
 def test_adopt_rate_limits_follows_exchange_info(
     market: Market, start_exchange: StartExchange
 ) -> None:
