@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,7 +80,7 @@ def _resolve_windows(
         symbol_start = max(start, listed)
         if symbol_start > start:
             notes.append(f"{symbol} listed at {iso_ms(listed)}: window starts there")
-        windows[symbol] = Window(symbol_start, end, server_now_ms)
+        windows[symbol] = Window(symbol_start, end, server_now_ms, listing_ms=listed)
     return windows, notes
 
 
@@ -257,7 +258,9 @@ def _summary(
                 dataset,
                 symbol=symbol,
                 param=param,
-                start=window.start_ms,
+                start=window.positions_start_ms
+                if dataset in (FUNDING, OPEN_INTEREST)
+                else window.start_ms,
                 end=end,
                 tolerance_ratio=settings.cadence_tolerance_ratio,
             )
@@ -339,6 +342,7 @@ def _summary(
         "symbols": list(request.symbols),
         "datasets": datasets,
         "totals": totals,
+        "routes": {route: asdict(stats) for route, stats in sorted(client.stats.items())},
         "exchange_gaps_recorded": runner.gaps_recorded,
         "problems": [p.to_dict(request, client.base_url) for p in problems],
     }

@@ -53,6 +53,12 @@ class Window:
     start_ms: int
     end_ms: int
     server_now_ms: int
+    # Open interest and funding exist only strictly after the listing (no positions before).
+    listing_ms: int = 0
+
+    @property
+    def positions_start_ms(self) -> int:
+        return max(self.start_ms, self.listing_ms + 1)
 
 
 @dataclass(frozen=True)
@@ -334,7 +340,7 @@ def plan_series(
         )
     if dataset is FUNDING:
         step = funding_interval_hours * HOUR_MS
-        grid = _grid(window.start_ms, min(window.end_ms, window.server_now_ms), step)
+        grid = _grid(window.positions_start_ms, min(window.end_ms, window.server_now_ms), step)
         if grid is None:
             return []
         if full_refresh:
@@ -348,7 +354,8 @@ def plan_series(
         return [Task(FUNDING, symbol, None, a, b, "rest") for a, b in _merge_close(ranges, step)]
     step = interval_ms(param or "")
     # Only periods that are over: the open candle / the OI of the running period is not final.
-    grid = _grid(window.start_ms, min(window.end_ms, window.server_now_ms - step), step)
+    first = window.positions_start_ms if dataset is OPEN_INTEREST else window.start_ms
+    grid = _grid(first, min(window.end_ms, window.server_now_ms - step), step)
     if grid is None:
         return []
     if full_refresh:
