@@ -94,7 +94,7 @@ def assert_lake_equals_exchange(
 
 
 def test_three_symbols_all_datasets_equal_the_exchange(market: Market, tmp_path: Path) -> None:
-    """A 3-symbol, 3-day auto backfill (archive days + REST tail) stores exactly the exchange data."""
+    """A 3-symbol, 3-day auto backfill (archive + REST tail) stores exactly the exchange data."""
     with exchange(market, NOW_MS) as server:
         settings = settings_for(tmp_path, server)
         summary, events = _run(settings, BackfillRequest(symbols=SYMBOLS, window_days=3))
