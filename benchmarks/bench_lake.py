@@ -1,4 +1,4 @@
-"""Lake upserts and reads side by side with a raw ``pyarrow.parquet.write_table`` of the same rows."""
+"""Lake upserts and reads side by side with a raw ``pyarrow.parquet.write_table`` of the rows."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks._harness import Case, median_seconds, print_table
-from ingmon.lake import COMPRESSION, Lake
+from ingmon.lake import COMPRESSION, Lake, write_options
 from ingmon.schema import AGG_TRADES, CANDLES, DAY_MS, MINUTE_MS, Dataset
 
 __all__ = ["main"]
@@ -22,6 +23,8 @@ START_MS = 1_785_542_400_000  # 2026-08-01T00:00:00Z
 CANDLE_DAYS = 90
 TRADE_ROWS = 2_000_000
 TRADE_DAYS = 5  # 400,000 aggregated trades a day: a busy BTCUSDT day
+# The floor: one write_table call with the options the lake writes with (zstd, no dictionary).
+RAW_LAKE_OPTIONS = "raw write_table, lake's options"
 
 
 def candles_table(*, days: int = CANDLE_DAYS, seed: int = 1) -> pa.Table:
@@ -116,26 +119,45 @@ def bench_dataset(
     def fresh_dir() -> None:
         state["dir"] = scratch.fresh()
 
-    def raw(compression: str) -> Callable[[], None]:
-        return lambda: pq.write_table(table, state["dir"] / "raw.parquet", compression=compression)
+    def raw(**options: Any) -> Callable[[], None]:
+        return lambda: pq.write_table(table, state["dir"] / "raw.parquet", **options)
 
     def upsert_into(lake_dir: Path, rows_table: pa.Table) -> None:
         Lake(lake_dir).upsert(ds, rows_table, symbol=SYMBOL, param=param)
 
     try:
         cases = [
-            Case(f"raw write_table {COMPRESSION}", rows, median_seconds(
-                raw(COMPRESSION), repeat=repeat, setup=fresh_dir)),
-            Case("raw write_table snappy (default)", rows, median_seconds(
-                raw("snappy"), repeat=repeat, setup=fresh_dir)),
-            Case("upsert into empty lake", rows, median_seconds(
-                lambda: upsert_into(state["dir"], table), repeat=repeat, setup=fresh_dir)),
+            Case(
+                RAW_LAKE_OPTIONS,
+                rows,
+                median_seconds(raw(**write_options(table.schema)), repeat=repeat, setup=fresh_dir),
+            ),
+            Case(
+                f"raw write_table {COMPRESSION}, defaults",
+                rows,
+                median_seconds(raw(compression=COMPRESSION), repeat=repeat, setup=fresh_dir),
+            ),
+            Case(
+                "raw write_table snappy, defaults",
+                rows,
+                median_seconds(raw(), repeat=repeat, setup=fresh_dir),
+            ),
+            Case(
+                "upsert into empty lake",
+                rows,
+                median_seconds(
+                    lambda: upsert_into(state["dir"], table), repeat=repeat, setup=fresh_dir
+                ),
+            ),
         ]
         full = scratch.fresh()
         upsert_into(full, table)
         cases.append(
-            Case("re-upsert same rows (no-op)", rows, median_seconds(
-                lambda: upsert_into(full, table), repeat=repeat))
+            Case(
+                "re-upsert same rows (no-op)",
+                rows,
+                median_seconds(lambda: upsert_into(full, table), repeat=repeat),
+            )
         )
         # Stored: the first two thirds. Incoming: the last two thirds, so half of it overlaps
         # (1 in 100 overlapping rows changed) and half is new.
@@ -150,23 +172,40 @@ def bench_dataset(
             shutil.copytree(template, state["dir"], dirs_exist_ok=True, symlinks=True)
 
         cases.append(
-            Case("overlapping merge (½ new, ½ stored)", incoming.num_rows, median_seconds(
-                lambda: upsert_into(state["dir"], incoming), repeat=repeat, setup=copy_template))
+            Case(
+                "overlapping merge (½ new, ½ stored)",
+                incoming.num_rows,
+                median_seconds(
+                    lambda: upsert_into(state["dir"], incoming), repeat=repeat, setup=copy_template
+                ),
+            )
         )
         lake = Lake(full)
         day_end_ms = day_start_ms + DAY_MS - 1
         day_rows = lake.read(ds, symbols=SYMBOL, param=param, start=day_start_ms, end=day_end_ms)
         cases.append(
-            Case("read one day: Lake.read (DuckDB)", day_rows.num_rows, median_seconds(
-                lambda: lake.read(
-                    ds, symbols=SYMBOL, param=param, start=day_start_ms, end=day_end_ms
-                ), repeat=repeat))
+            Case(
+                "read one day: Lake.read (DuckDB)",
+                day_rows.num_rows,
+                median_seconds(
+                    lambda: lake.read(
+                        ds, symbols=SYMBOL, param=param, start=day_start_ms, end=day_end_ms
+                    ),
+                    repeat=repeat,
+                ),
+            )
         )
         cases.append(
-            Case("read one day: Lake.scan (polars)", day_rows.num_rows, median_seconds(
-                lambda: lake.scan(
-                    ds, symbols=SYMBOL, param=param, start=day_start_ms, end=day_end_ms
-                ).collect(), repeat=repeat))
+            Case(
+                "read one day: Lake.scan (polars)",
+                day_rows.num_rows,
+                median_seconds(
+                    lambda: lake.scan(
+                        ds, symbols=SYMBOL, param=param, start=day_start_ms, end=day_end_ms
+                    ).collect(),
+                    repeat=repeat,
+                ),
+            )
         )
         files = lake.files(ds, symbol=SYMBOL, param=param, start=day_start_ms, end=day_end_ms)
         time_type = ds.arrow_schema.field(ds.time_column).type
@@ -175,13 +214,22 @@ def bench_dataset(
             (ds.time_column, "<=", pa.scalar(day_end_ms, time_type)),
         ]
         cases.append(
-            Case("read one day: raw pq.read_table + filter", day_rows.num_rows, median_seconds(
-                lambda: [pq.read_table(path, filters=day_filter) for path in files],
-                repeat=repeat))
+            Case(
+                "read one day: raw pq.read_table + filter",
+                day_rows.num_rows,
+                median_seconds(
+                    lambda: [pq.read_table(path, filters=day_filter) for path in files],
+                    repeat=repeat,
+                ),
+            )
         )
     finally:
         scratch.close()
-    print_table(title, cases, baseline=f"raw write_table {COMPRESSION}")
+    print_table(title, cases, baseline=RAW_LAKE_OPTIONS)
+    seconds = {case.name: case.seconds for case in cases}
+    for floor in (RAW_LAKE_OPTIONS, f"raw write_table {COMPRESSION}, defaults"):
+        ratio = seconds["upsert into empty lake"] / seconds[floor]
+        print(f"upsert into empty lake ÷ {floor}: {ratio:.2f} (aim: within 2)")
     return cases
 
 

@@ -90,6 +90,18 @@ class UpsertResult:
         self.files_written.extend(other.files_written)
 
 
+def write_options(schema: pa.Schema) -> dict[str, Any]:
+    """The ``pyarrow.parquet.write_table`` options of lake files.
+
+    zstd, and dictionary encoding only for string columns: time-series numbers (times, ids,
+    prices, volumes) are nearly all distinct, so the dictionary the default builds for every
+    column is thrown away after 1 MB — for 1m candles that made files 27% larger and writes
+    2.3× slower.
+    """
+    strings = [f.name for f in schema if pa.types.is_string(f.type)]
+    return {"compression": COMPRESSION, "use_dictionary": strings}
+
+
 def _int_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
     """An integer or timestamp column as int64 numpy (zero-copy when it has one chunk)."""
     if pa.types.is_timestamp(column.type):
@@ -393,7 +405,7 @@ class Lake:
         tmp = directory / f".{DATA_FILE}.{token}{TMP_SUFFIX}"
         tmp_link = directory / f".{DATA_FILE}.{token}-link{TMP_SUFFIX}"
         try:
-            pq.write_table(table, tmp, compression=COMPRESSION)
+            pq.write_table(table, tmp, **write_options(table.schema))
             _fsync_path(tmp)
             os.replace(tmp, version)
             os.symlink(version.name, tmp_link)
@@ -514,8 +526,16 @@ class Lake:
             parts.append(f"SELECT {head}{selected} FROM read_parquet(?){where}")
             params += [symbol, *([param] if ds.param_name else []), [str(p) for p in paths]]
             params += condition_params
-        query = " UNION ALL ".join(parts) + f" ORDER BY symbol, {sort_key}"
+        query = " UNION ALL ".join(parts)
+        if len(parts) > 1:
+            query += f" ORDER BY symbol, {sort_key}"
         result = _duckdb().sql(query, params=params).to_arrow_table()
+        if len(parts) == 1:
+            # Files are sorted by key and usually follow each other in key order, and DuckDB
+            # keeps that order: check (cheap) instead of sorting (a fifth of a one-day read).
+            keys = _key_values(result[sort_key.strip('"')])
+            if not bool(np.all(keys[1:] > keys[:-1])):
+                result = result.sort_by(sort_key.strip('"'))
         if ds.key not in names:
             result = result.drop_columns(["__key"])
         return result
@@ -589,17 +609,30 @@ def _stat_int(value: Any) -> int:
 
 
 def _split_by_bucket(table: pa.Table, time_column: str, bucket: Bucket) -> dict[int, pa.Table]:
-    """The rows of each time bucket, keeping their (key) order; slices when already grouped."""
+    """The rows of each time bucket, keeping their (key) order."""
     if table.num_rows == 0:
         return {}
-    codes = _bucket_codes(_int_numpy(table[time_column]), bucket)
-    if bool(np.all(codes[1:] >= codes[:-1])):  # time follows key: contiguous runs, no copy
-        bounds = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), codes.size]
-        return {int(codes[lo]): table.slice(lo, hi - lo) for lo, hi in itertools.pairwise(bounds)}
+    times = _int_numpy(table[time_column])
+    if bool(np.all(times[1:] >= times[:-1])):
+        # Time follows the key (the usual case): each bucket is a slice, found by bisection.
+        first, last = (int(c) for c in _bucket_codes(times[[0, -1]], bucket))
+        unit = _BUCKET_UNIT[bucket]
+        starts_ms = (
+            np.arange(first + 1, last + 1)
+            .astype(f"datetime64[{unit}]")
+            .astype("datetime64[ms]")
+            .astype(np.int64)
+        )
+        edges = [0, *np.searchsorted(times, starts_ms).tolist(), times.size]
+        return {
+            first + offset: table.slice(lo, hi - lo)
+            for offset, (lo, hi) in enumerate(itertools.pairwise(edges))
+            if hi > lo
+        }
+    codes = _bucket_codes(times, bucket)
     order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
-    bounds_array = np.flatnonzero(np.diff(sorted_codes)) + 1
-    return {int(codes[chunk[0]]): table.take(chunk) for chunk in np.split(order, bounds_array)}
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return {int(codes[chunk[0]]): table.take(chunk) for chunk in np.split(order, bounds)}
 
 
 def _merge(
@@ -638,7 +671,8 @@ def _merge(
     add_new = ~present
     if present.any():
         present_index = np.flatnonzero(present)
-        same = _same_rows(existing.take(position[present]), incoming.take(present_index))
+        stored, offered = _aligned(existing, incoming, position[present_index], present_index)
+        same = _same_rows(stored, offered)
         changed = present_index[~same]
         result.replaced = int(changed.size)
         result.unchanged = int(same.sum())
@@ -647,6 +681,33 @@ def _merge(
     result.inserted = int((~present).sum())
     if result.inserted == 0 and result.replaced == 0 and result.deleted == 0:
         return None, result
-    merged = pa.concat_tables([existing.filter(pa.array(keep_old)), incoming.filter(add_new)])
-    order = np.argsort(_key_values(merged[key]), kind="stable")
+    kept = existing if keep_old.all() else existing.filter(pa.array(keep_old))
+    added = incoming if add_new.all() else incoming.filter(pa.array(add_new))
+    kept_keys, added_keys = old_keys[keep_old], new_keys[add_new]
+    if added_keys.size == 0:
+        return kept, result
+    if kept_keys.size == 0 or added_keys[0] > kept_keys[-1]:
+        return pa.concat_tables([kept, added]), result
+    merged = pa.concat_tables([kept, added])
+    order = np.argsort(np.concatenate([kept_keys, added_keys]), kind="stable")
     return merged.take(order), result
+
+
+def _aligned(
+    existing: pa.Table,
+    incoming: pa.Table,
+    stored_index: np.ndarray[Any, Any],
+    incoming_index: np.ndarray[Any, Any],
+) -> tuple[pa.Table, pa.Table]:
+    """Stored and incoming rows of the same keys side by side; slices (no copy) when each side
+    is one contiguous run — always so when a batch is written again."""
+    # Keys are sorted and unique on both sides, so the indexes increase strictly.
+    if (
+        stored_index[-1] - stored_index[0] == stored_index.size - 1
+        and incoming_index[-1] - incoming_index[0] == incoming_index.size - 1
+    ):
+        return (
+            existing.slice(int(stored_index[0]), stored_index.size),
+            incoming.slice(int(incoming_index[0]), incoming_index.size),
+        )
+    return existing.take(stored_index), incoming.take(incoming_index)

@@ -490,6 +490,26 @@ def test_scan_returns_the_same_rows_as_read(two_symbol_lake: Lake) -> None:
     assert via_duckdb.num_rows == 60 + 1  # Feb 27 12:00 .. Mar 2 00:00, both ends included
 
 
+def test_read_sorts_by_key_when_partitions_are_not_in_key_order(tmp_path: Path) -> None:
+    """Trade ids that run backwards across days still come back sorted by id (key not selected)."""
+    lake = Lake(tmp_path)
+    rows = [
+        SPECS["agg_trades"].derived(0, {})
+        | {
+            "agg_trade_id": trade_id,
+            "transact_time": JAN_2026_MS + day * DAY_MS,
+            "price": float(trade_id),
+            "quantity": 1.0,
+            "is_buyer_maker": False,
+        }
+        for trade_id, day in ((30, 0), (31, 0), (10, 1), (20, 2), (21, 2))
+    ]
+    lake.upsert(AGG_TRADES, table_of(AGG_TRADES, rows), symbol=SYMBOL)
+    prices = lake.read(AGG_TRADES, symbols=SYMBOL, columns=["price"])
+    assert prices.column_names == ["symbol", "price"]
+    assert prices["price"].to_pylist() == [10.0, 20.0, 21.0, 30.0, 31.0]
+
+
 def test_reads_of_nothing_have_the_full_schema(two_symbol_lake: Lake) -> None:
     """An unknown symbol or an empty window gives zero rows with the usual columns."""
     empty = two_symbol_lake.read(CANDLES, symbols="XRPUSDT", param="1h")
