@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -155,11 +156,14 @@ def download(client: BinanceClient, file: ArchiveFile) -> tuple[bytes, str] | No
 
 
 def _read_csv(payload: bytes, columns: list[str], types: dict[str, pa.DataType]) -> pa.Table:
-    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-        members = [n for n in archive.namelist() if n.endswith(".csv")]
-        if len(members) != 1:
-            raise DataIntegrityError(f"zip holds {len(members)} CSV files, expected one")
-        raw = archive.read(members[0])
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            members = [n for n in archive.namelist() if n.endswith(".csv")]
+            if len(members) != 1:
+                raise DataIntegrityError(f"zip holds {len(members)} CSV files, expected one")
+            raw = archive.read(members[0])
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError) as error:
+        raise DataIntegrityError(f"unreadable archive zip: {error}") from None
     if not raw.strip():
         return pa.table({c: pa.array([], types.get(c, pa.string())) for c in columns})
     # Header rows exist in newer files only: a first byte that is a digit means data.
