@@ -40,9 +40,11 @@ class ExchangeError(IngmonError):
 
 
 class RateLimitedError(ExchangeError):
-    """HTTP 429: the request-weight budget is exhausted; ``retry_after_seconds`` says for how long."""
+    """HTTP 429: the request-weight budget is spent; ``retry_after_seconds`` says for how long."""
 
-    def __init__(self, message: str, *, retry_after_seconds: float, code: int | None = -1003) -> None:
+    def __init__(
+        self, message: str, *, retry_after_seconds: float, code: int | None = -1003
+    ) -> None:
         super().__init__(message, status=429, code=code)
         self.retry_after_seconds = retry_after_seconds
 

@@ -115,7 +115,7 @@ class Dataset:
 
 CANDLES = Dataset(
     name="candles",
-    doc="Klines: the 12 fields of /fapi/v1/klines and the archive's klines CSV, closed candles only.",
+    doc="Klines: the 12 fields of /fapi/v1/klines and of the archive's CSV; closed candles only.",
     columns=(
         Column("open_time", TIME_MS, "Candle open time (UTC)"),
         Column("open", pa.float64(), "First trade price"),
@@ -178,9 +178,7 @@ FUNDING = Dataset(
         Column("funding_time", TIME_MS, "Settlement time, ms jitter removed"),
         Column("funding_rate", pa.float64(), "Funding rate"),
         Column("mark_price", pa.float64(), "Mark price at settlement", nullable=True),
-        Column(
-            "funding_interval_hours", pa.int32(), "Hours since the previous settlement", True
-        ),
+        Column("funding_interval_hours", pa.int32(), "Hours since the previous settlement", True),
     ),
     key="funding_time",
     time_column="funding_time",
@@ -236,4 +234,6 @@ def dataset(name: str) -> Dataset:
     try:
         return DATASETS[name]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}") from None
+        raise ValueError(
+            f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}"
+        ) from None

@@ -535,6 +535,41 @@ def test_files_prunes_partitions_to_the_window(two_symbol_lake: Lake) -> None:
     ]
 
 
+def test_reads_never_open_partitions_outside_the_window(tmp_path: Path) -> None:
+    """With a corrupt file in day 1, reads of days 2–3 (DuckDB, polars) still work: pruned."""
+    lake = Lake(tmp_path)
+    write_days(lake, range(3), price=1.0)
+    day_one = lake.files(AGG_TRADES, symbol=SYMBOL, end="2026-01-01T23:59:59.999Z")
+    assert len(day_one) == 1
+    day_one[0].write_bytes(b"not parquet at all")
+    window = {"start": "2026-01-02", "end": "2026-01-03T23:59:59.999Z"}
+    assert lake.read(AGG_TRADES, symbols=SYMBOL, **window).num_rows == 48
+    assert lake.scan(AGG_TRADES, symbols=SYMBOL, **window).collect().height == 48
+    with pytest.raises(duckdb.Error):
+        lake.read(AGG_TRADES, symbols=SYMBOL)  # the corrupt day is read when asked for
+
+
+def test_read_lists_again_when_a_listed_version_was_collected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version deleted between listing and reading (grace period over) makes read() list again."""
+    lake = Lake(tmp_path, version_grace_seconds=0)
+    write_days(lake, range(1), price=1.0)
+    stale = lake.files(AGG_TRADES, symbol=SYMBOL)
+    write_days(lake, range(1), price=2.0)  # grace 0: the first version is deleted
+    assert not stale[0].exists()
+    real_files = Lake.files
+    calls = []
+
+    def first_call_stale(self: Lake, *args: Any, **kwargs: Any) -> list[Path]:
+        calls.append(1)
+        return stale if len(calls) == 1 else real_files(self, *args, **kwargs)
+
+    monkeypatch.setattr(Lake, "files", first_call_stale)
+    assert set(lake.read(AGG_TRADES, symbols=SYMBOL)["price"].to_pylist()) == {2.0}
+    assert len(calls) == 2
+
+
 def test_key_range_reads_footers(two_symbol_lake: Lake) -> None:
     """key_range gives rows, first and last key of a series."""
     rows, first, last = two_symbol_lake.key_range(CANDLES, symbol="BTCUSDT", param="1h") or (

@@ -37,6 +37,7 @@ MONTH_STARTS_MS = (
 MARCH_MS = calendar.timegm((2026, 3, 1, 0, 0, 0)) * 1000
 WHOLE_WINDOW = (MONTH_STARTS_MS[0], MARCH_MS - 1)
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume")
+KILLS = 5
 
 
 # ---- generations: what a writer commits and what a reader may see ------------------------------
@@ -195,7 +196,7 @@ def test_writer_killed_at_random_moments_leaves_committed_generations(tmp_path: 
     commit_generation(lake, 1, scale)
     before = [1, 1]  # generation of each month partition
     kills_with_leftovers = 0
-    for _ in range(6):
+    for _ in range(KILLS):
         first = max(before) + 1
         writer = start_role("writer", tmp_path, first, scale)
         wait_for_line(writer, "ready")
@@ -223,7 +224,7 @@ def test_writer_killed_at_random_moments_leaves_committed_generations(tmp_path: 
     upsert_with_timeout(lake, last_committed + 1, scale)
     assert read_three_ways(lake, scale)["duckdb"] == [last_committed + 1] * 2
     assert temp_files(tmp_path) == []
-    print(f"{kills_with_leftovers} of 6 kills left a temp file")
+    print(f"{kills_with_leftovers} of {KILLS} kills left a temp file")
 
 
 @pytest.mark.slow
