@@ -112,6 +112,19 @@ def _int_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
     return values
 
 
+_MS_PER_UNIT = {"s": 1000, "ms": 1}
+_UNITS_PER_MS = {"us": 1000, "ns": 1_000_000}
+
+
+def _times_ms(column: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
+    """A timestamp column (any unit: ingest_log's are µs) as int64 epoch milliseconds, floored."""
+    values = _int_numpy(column)
+    unit = column.type.unit
+    if unit in _UNITS_PER_MS:
+        return values // _UNITS_PER_MS[unit]
+    return values * _MS_PER_UNIT[unit]
+
+
 def _bucket_codes(times_ms: np.ndarray[Any, Any], bucket: Bucket) -> np.ndarray[Any, Any]:
     """Time bucket of each time: days, months or years since 1970 (numpy datetime64 units)."""
     unit = _BUCKET_UNIT[bucket]
@@ -444,6 +457,8 @@ class Lake:
     ) -> pa.Table:
         """Rows of one or more series with ``start <= time <= end``, sorted by symbol and key.
 
+        Times compare in whole milliseconds (a µs time counts as its millisecond).
+
         Reads through an in-memory DuckDB connection over the pruned file list. The result has
         ``symbol`` (and the parameter column) first, then the dataset's columns.
         """
@@ -510,8 +525,9 @@ class Lake:
             conditions.append(f"{time_col} >= epoch_ms(?)::TIMESTAMPTZ")
             condition_params.append(start_ms)
         if end_ms is not None:
-            conditions.append(f"{time_col} <= epoch_ms(?)::TIMESTAMPTZ")
-            condition_params.append(end_ms)
+            # "<= end" in whole milliseconds, also for µs columns: "< end + 1 ms".
+            conditions.append(f"{time_col} < epoch_ms(?)::TIMESTAMPTZ")
+            condition_params.append(end_ms + 1)
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         selected = ", ".join(f'"{n}"' for n in names)
         sort_key = f'"{ds.key}"' if ds.key in names else '"__key"'
@@ -577,7 +593,7 @@ class Lake:
         if start_ms is not None:
             lazy = lazy.filter(pl.col(ds.time_column) >= pl.lit(start_ms).cast(time_type))
         if end_ms is not None:
-            lazy = lazy.filter(pl.col(ds.time_column) <= pl.lit(end_ms).cast(time_type))
+            lazy = lazy.filter(pl.col(ds.time_column) < pl.lit(end_ms + 1).cast(time_type))
         return lazy
 
     def key_range(
@@ -585,6 +601,9 @@ class Lake:
     ) -> tuple[int, int, int] | None:
         """(rows, first key, last key) of a series with an integer or time key, from the footers."""
         ds = dataset(ds) if isinstance(ds, str) else ds
+        key_type = ds.arrow_schema.field(ds.key).type
+        if not (pa.types.is_integer(key_type) or pa.types.is_timestamp(key_type)):
+            raise ValueError(f"{ds.name}: key_range needs an integer or time key, not {key_type}")
         rows, first, last = 0, None, None
         index = ds.column_names.index(ds.key)
         for path in self.files(ds, symbol=symbol, param=param):
@@ -612,7 +631,7 @@ def _split_by_bucket(table: pa.Table, time_column: str, bucket: Bucket) -> dict[
     """The rows of each time bucket, keeping their (key) order."""
     if table.num_rows == 0:
         return {}
-    times = _int_numpy(table[time_column])
+    times = _times_ms(table[time_column])
     if bool(np.all(times[1:] >= times[:-1])):
         # Time follows the key (the usual case): each bucket is a slice, found by bisection.
         first, last = (int(c) for c in _bucket_codes(times[[0, -1]], bucket))
@@ -655,7 +674,7 @@ def _merge(
     new_keys = _key_values(incoming[key])
     keep_old = np.ones(old_keys.size, dtype=bool)
     if window is not None:
-        old_times = _int_numpy(existing[ds.time_column])
+        old_times = _times_ms(existing[ds.time_column])
         in_window = (old_times >= window[0]) & (old_times <= window[1])
         in_new = np.isin(old_keys, new_keys)
         doomed = in_window & ~in_new

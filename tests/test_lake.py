@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingmon.lake import Lake, to_ms
-from ingmon.schema import AGG_TRADES, CANDLES, FUNDING, Dataset
+from ingmon.schema import AGG_TRADES, CANDLES, FUNDING, INGEST_LOG, Dataset
 
 SYMBOL = "BTCUSDT"
 HOUR_MS = 3_600_000
@@ -364,6 +364,49 @@ def test_upsert_casts_compatible_input_and_rejects_bad_input(tmp_path: Path) -> 
         lake.upsert(CANDLES, loose, symbol=SYMBOL, param="7m")
 
 
+def ingest_row(batch_id: str, fetched_at: datetime) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "run_id": "run-1",
+        "dataset": "candles",
+        "interval": "1m",
+        "first_event_time": fetched_at,
+        "last_event_time": fetched_at,
+        "rows_fetched": 1,
+        "rows_inserted": 1,
+        "rows_replaced": 0,
+        "fetched_at": fetched_at,
+        "written_at": fetched_at,
+        "source": "rest",
+        "request_cursor": "/fapi/v1/klines",
+    }
+
+
+def test_microsecond_time_columns_are_partitioned_and_windowed_by_their_time(
+    tmp_path: Path,
+) -> None:
+    """ingest_log (time in µs, string key) lands in its month and answers windowed reads."""
+    lake = Lake(tmp_path)
+    late_november = datetime(2026, 11, 30, 23, 59, 59, 999_999, tzinfo=UTC)
+    december = datetime(2026, 12, 1, tzinfo=UTC)
+    rows = [ingest_row("b2", december), ingest_row("b1", late_november)]
+    lake.upsert(INGEST_LOG, table_of(INGEST_LOG, rows), symbol=SYMBOL)
+    months = sorted(p.name for p in (tmp_path / "ingest_log" / f"symbol={SYMBOL}").iterdir())
+    assert months == ["month=2026-11", "month=2026-12"]
+    window = {"start": "2026-11-30T23:59:59.999Z", "end": "2026-11-30T23:59:59.999Z"}
+    assert lake.read(INGEST_LOG, symbols=SYMBOL, **window)["batch_id"].to_pylist() == ["b1"]
+    assert lake.scan(INGEST_LOG, symbols=SYMBOL, **window).collect()["batch_id"].to_list() == ["b1"]
+    # Rebuild December: b2 is not in the batch, so it goes; b3 comes.
+    result = lake.upsert(
+        INGEST_LOG,
+        table_of(INGEST_LOG, [ingest_row("b3", december + timedelta(hours=1))]),
+        symbol=SYMBOL,
+        replace_range=(december, december + timedelta(days=1)),
+    )
+    assert (result.inserted, result.deleted) == (1, 1)
+    assert lake.read(INGEST_LOG, symbols=SYMBOL)["batch_id"].to_pylist() == ["b1", "b3"]
+
+
 # ---- layout, versions, external readers ----------------------------------------------------------
 
 
@@ -579,6 +622,8 @@ def test_key_range_reads_footers(two_symbol_lake: Lake) -> None:
     )
     assert (rows, first, last) == (90 * 24, JAN_2026_MS, JAN_2026_MS + (90 * 24 - 1) * HOUR_MS)
     assert two_symbol_lake.key_range(CANDLES, symbol="XRPUSDT", param="1h") is None
+    with pytest.raises(ValueError, match="integer or time key"):
+        two_symbol_lake.key_range(INGEST_LOG, symbol="BTCUSDT")
 
 
 def test_duckdb_read_is_independent_of_the_machine_time_zone(
