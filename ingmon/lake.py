@@ -45,6 +45,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _BUCKET_UNIT: dict[Bucket, Literal["D", "M", "Y"]] = {"day": "D", "month": "M", "year": "Y"}
 _READ_ATTEMPTS = 3
+_MS_PER_UNIT = {"s": 1000, "ms": 1}
+_UNITS_PER_MS = {"us": 1000, "ns": 1_000_000}
 
 
 def to_ms(value: TimeLike) -> int:
@@ -110,10 +112,6 @@ def _int_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
         column = column.combine_chunks()
     values: np.ndarray[Any, Any] = column.to_numpy(zero_copy_only=False)
     return values
-
-
-_MS_PER_UNIT = {"s": 1000, "ms": 1}
-_UNITS_PER_MS = {"us": 1000, "ns": 1_000_000}
 
 
 def _times_ms(column: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
