@@ -80,12 +80,6 @@ class Task:
     # Why an "unavailable" task cannot be fetched from anywhere.
     reason: str = ""
 
-    def describe(self) -> str:
-        if self.archive is not None:
-            return self.archive.path
-        ids = f" ids {self.from_id}..{self.to_id}" if self.from_id is not None else ""
-        return f"{self.dataset.name} {self.symbol} {self.start_ms}..{self.end_ms}{ids}"
-
 
 def subtract(ranges: Iterable[Range], holes: Sequence[Range]) -> list[Range]:
     """Inclusive ranges minus inclusive holes (on a millisecond line)."""

@@ -245,7 +245,7 @@ class Runner:
                 last_missing=iso_ms(gap_end),
                 missing=run.size,
             )
-        table = pa.Table.from_pylist(rows, schema=_gap_schema())
+        table = pa.Table.from_pylist(rows, schema=EXCHANGE_GAPS.arrow_schema)
         self.lake.upsert(EXCHANGE_GAPS, table, symbol=task.symbol)
         with self._lock:
             self.gaps_recorded += len(rows)
@@ -503,10 +503,6 @@ def _rest_fallback(task: Task) -> list[Task]:
             )
         )
     return out
-
-
-def _gap_schema() -> pa.Schema:
-    return EXCHANGE_GAPS.arrow_schema
 
 
 def _ingest_row(row: dict[str, Any]) -> pa.Table:
