@@ -462,7 +462,7 @@ class BinanceClient:
                 if response.status_code in (403, 404):
                     return None
                 problem = f"HTTP {response.status_code}"
-                if response.status_code < 500 and response.status_code != 429:
+                if response.status_code < 500 and response.status_code not in (408, 429):
                     raise ExchangeError(f"archive {path}: {problem}", status=response.status_code)
             if attempt == self.max_retries:
                 raise ExchangeUnavailableError(f"archive {path}: {problem} after every retry")
