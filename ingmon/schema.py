@@ -205,7 +205,8 @@ INGEST_LOG = Dataset(
     ),
     key="batch_id",
     time_column="fetched_at",
-    default_bucket="month",
+    # A day per file: every batch rewrites its partition, so it stays small.
+    default_bucket="day",
 )
 
 EXCHANGE_GAPS = Dataset(

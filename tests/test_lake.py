@@ -385,14 +385,14 @@ def ingest_row(batch_id: str, fetched_at: datetime) -> dict[str, Any]:
 def test_microsecond_time_columns_are_partitioned_and_windowed_by_their_time(
     tmp_path: Path,
 ) -> None:
-    """ingest_log (time in µs, string key) lands in its month and answers windowed reads."""
+    """ingest_log (time in µs, string key) lands in its day and answers windowed reads."""
     lake = Lake(tmp_path)
     late_november = datetime(2026, 11, 30, 23, 59, 59, 999_999, tzinfo=UTC)
     december = datetime(2026, 12, 1, tzinfo=UTC)
     rows = [ingest_row("b2", december), ingest_row("b1", late_november)]
     lake.upsert(INGEST_LOG, table_of(INGEST_LOG, rows), symbol=SYMBOL)
-    months = sorted(p.name for p in (tmp_path / "ingest_log" / f"symbol={SYMBOL}").iterdir())
-    assert months == ["month=2026-11", "month=2026-12"]
+    days = sorted(p.name for p in (tmp_path / "ingest_log" / f"symbol={SYMBOL}").iterdir())
+    assert days == ["day=2026-11-30", "day=2026-12-01"]
     window = {"start": "2026-11-30T23:59:59.999Z", "end": "2026-11-30T23:59:59.999Z"}
     assert lake.read(INGEST_LOG, symbols=SYMBOL, **window)["batch_id"].to_pylist() == ["b1"]
     assert lake.scan(INGEST_LOG, symbols=SYMBOL, **window).collect()["batch_id"].to_list() == ["b1"]
