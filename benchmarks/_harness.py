@@ -10,7 +10,9 @@ from dataclasses import dataclass
 __all__ = ["Case", "median_seconds", "print_table"]
 
 
-def median_seconds(run: Callable[[], object], *, repeat: int = 5, setup: Callable[[], object] | None = None) -> float:
+def median_seconds(
+    run: Callable[[], object], *, repeat: int = 5, setup: Callable[[], object] | None = None
+) -> float:
     """Median wall time of ``run`` over ``repeat`` runs (``setup`` runs untimed before each)."""
     samples = []
     for _ in range(repeat):
