@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ingmon.errors import ExchangeError
 from ingmon.schema import AGG_TRADES, CANDLES, FUNDING, OPEN_INTEREST, Dataset, interval_ms
 
 __all__ = [
@@ -178,7 +179,11 @@ def agg_trades_page(
         # Ids are continuous: a page must start at fromId and is cut at its first hole.
         got = valid["agg_trade_id"].to_numpy()
         if got[0] != from_id:
-            raise MalformedResponse
+            # Binance moves a fromId older than its REST retention up to the oldest trade kept.
+            raise ExchangeError(
+                f"aggTrades fromId={from_id} answered from id {int(got[0])}: the trades are "
+                "older than the REST retention; fetch them from the archive (--source auto)"
+            )
         holes = np.flatnonzero(np.diff(got) != 1)
         if holes.size:
             rejected += int(got.size - holes[0] - 1)

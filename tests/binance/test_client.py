@@ -416,17 +416,17 @@ def test_exhausted_retries_on_timeouts_raise_unavailable(
         client.funding_rates("BTCUSDT", start_ms=T0_MS, end_ms=T0_MS + DAY_MS)
 
 
-def test_invalid_pages_retried_then_unavailable(
+def test_from_id_past_the_retention_is_an_error_not_a_retry(
     market: Market, start_exchange: StartExchange, binance_client: MakeClient
 ) -> None:
-    """A valid-JSON page that fails validation every time (aggTrades answering from another id
-    than fromId, as past the REST retention) ends in ExchangeUnavailableError for the route."""
+    """aggTrades answering a fromId older than the REST retention from a later id (as Binance
+    does) is reported at once as an ExchangeError naming the retention, without retries."""
     server = start_exchange(market, rest=RestOptions(agg_trades_retention_ms=DAY_MS))
     client = binance_client(server, max_retries=2)
-    with pytest.raises(ExchangeUnavailableError, match="aggTrades: malformed"):
+    with pytest.raises(ExchangeError, match="older than the REST retention"):
         client.agg_trades("BTCUSDT", from_id=0)
-    assert server.stats.requests_for("aggTrades", 200) == 3
-    assert client.stats["aggTrades"].malformed == 3
+    assert server.stats.requests_for("aggTrades", 200) == 1
+    assert client.stats["aggTrades"].retries == 0
 
 
 # ---- rate limits -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from ingmon.binance.pages import (
     klines_page,
     open_interest_page,
 )
+from ingmon.errors import ExchangeError
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -200,8 +201,8 @@ def test_agg_trades_values_parsed_into_lake_columns() -> None:
 
 
 def test_agg_trades_page_must_start_at_from_id() -> None:
-    """With fromId, a page whose first valid id is not fromId is malformed (ids are continuous)."""
-    with pytest.raises(MalformedResponse):
+    """With fromId, a page starting at a later id means fromId is past the REST retention."""
+    with pytest.raises(ExchangeError, match="older than the REST retention"):
         agg_trades_page([trade(11), trade(12)], limit=1000, cursor="c", from_id=10)
 
 
