@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import operator
 import os
 import threading
-import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,24 +18,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ingmon.partition import (
+    COMPRESSION,
+    DATA_FILE,
+    VERSION_GRACE_SECONDS,
+    PartitionLock,
+    commit,
+    current_file,
+    temp_files,
+    write_options,
+)
 from ingmon.schema import Bucket, Dataset, dataset
 
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["Lake", "TimeLike", "UpsertResult", "to_ms"]
-
-DATA_FILE = "data.parquet"
-LOCK_FILE = ".lock"
-TMP_SUFFIX = ".tmp"
-# Immutable versions of a partition: ``.data.parquet.v<generation>-<id>``. Hidden, and not ending
-# in ``.parquet``, so that ``**/*.parquet`` globs and pyarrow/DuckDB directory reads see only
-# ``data.parquet``, the symlink to the current version.
-VERSION_PREFIX = f".{DATA_FILE}.v"
-COMPRESSION = "zstd"
-# How long a superseded version stays on disk: a reader that resolved the old link (a DuckDB
-# query, a polars LazyFrame not yet collected) must finish within this time.
-VERSION_GRACE_SECONDS = 300.0
+__all__ = ["COMPRESSION", "Lake", "TimeLike", "UpsertResult", "to_ms", "write_options"]
 
 TimeLike = datetime | int | str
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -90,18 +85,6 @@ class UpsertResult:
         self.deleted += other.deleted
         self.batch_duplicates += other.batch_duplicates
         self.files_written.extend(other.files_written)
-
-
-def write_options(schema: pa.Schema) -> dict[str, Any]:
-    """The ``pyarrow.parquet.write_table`` options of lake files.
-
-    zstd, and dictionary encoding only for string columns: time-series numbers (times, ids,
-    prices, volumes) are nearly all distinct, so the dictionary the default builds for every
-    column is thrown away after 1 MB — for 1m candles that made files 27% larger and writes
-    2.3× slower.
-    """
-    strings = [f.name for f in schema if pa.types.is_string(f.type)]
-    return {"compression": COMPRESSION, "use_dictionary": strings}
 
 
 def _int_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
@@ -180,62 +163,6 @@ def _key_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
         return _int_numpy(column)
     values: np.ndarray[Any, Any] = np.asarray(column.to_pylist(), dtype=object)
     return values
-
-
-class _PartitionLock:
-    """An exclusive ``flock`` on the partition's lock file; the kernel drops it if we die."""
-
-    def __init__(self, directory: Path) -> None:
-        self._path = directory / LOCK_FILE
-        self._fd = -1
-
-    def __enter__(self) -> None:
-        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(self._fd)
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _current_file(directory: Path) -> Path | None:
-    """The immutable file a partition's ``data.parquet`` points to, if the partition has data.
-
-    Readers open this path, never the link: DuckDB and polars open a file more than once per
-    query (schema, then data), and the link may move to a newer version in between.
-    """
-    link = directory / DATA_FILE
-    try:
-        target = os.readlink(link)
-    except FileNotFoundError:
-        return None
-    except OSError:  # not a symlink: a plain file written before versions existed
-        return link if link.is_file() else None
-    return directory / target
-
-
-def _generation(version: Path | None) -> int:
-    if version is None or not version.name.startswith(VERSION_PREFIX):
-        return 0
-    return int(version.name.removeprefix(VERSION_PREFIX).split("-", 1)[0])
-
-
-def _temp_files(directory: Path) -> Iterator[Path]:
-    for entry in os.scandir(directory):
-        if entry.name.endswith(TMP_SUFFIX) and DATA_FILE in entry.name:
-            yield Path(entry.path)
 
 
 class _DuckDBLocal(threading.local):
@@ -332,7 +259,7 @@ class Lake:
         for part in series.glob(f"{bucket}=*"):
             code = _label_code(part.name.split("=", 1)[1], bucket)
             if lo <= code <= hi:
-                current = _current_file(part)
+                current = current_file(part)
                 if current is not None:
                     found.append((code, current))
         return [path for _, path in sorted(found)]
@@ -397,49 +324,17 @@ class Lake:
         window: tuple[int, int] | None,
     ) -> UpsertResult:
         directory.mkdir(parents=True, exist_ok=True)
-        with _PartitionLock(directory):
+        with PartitionLock(directory):
             # Every writer holds the lock while its temp files exist: these are a dead writer's.
-            for stale in _temp_files(directory):
+            for stale in temp_files(directory):
                 stale.unlink(missing_ok=True)
-            current = _current_file(directory)
+            current = current_file(directory)
             existing = pq.read_table(current) if current is not None else None
             merged, result = _merge(ds, existing, incoming, window)
             if merged is not None:
-                self._commit(directory, merged, current)
+                commit(directory, merged, current, grace_seconds=self.version_grace_seconds)
                 result.files_written.append(directory / DATA_FILE)
             return result
-
-    def _commit(self, directory: Path, table: pa.Table, current: Path | None) -> None:
-        """Write a new version (temp file, fsync, rename), then point ``data.parquet`` at it."""
-        token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        version = directory / f"{VERSION_PREFIX}{_generation(current) + 1:010d}-{token}"
-        tmp = directory / f".{DATA_FILE}.{token}{TMP_SUFFIX}"
-        tmp_link = directory / f".{DATA_FILE}.{token}-link{TMP_SUFFIX}"
-        try:
-            pq.write_table(table, tmp, **write_options(table.schema))
-            _fsync_path(tmp)
-            os.replace(tmp, version)
-            os.symlink(version.name, tmp_link)
-            os.replace(tmp_link, directory / DATA_FILE)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            tmp_link.unlink(missing_ok=True)
-            raise
-        _fsync_path(directory)
-        if current is not None and current.name.startswith(VERSION_PREFIX):
-            os.utime(current)  # its grace period starts now, when it stops being current
-        self._collect_garbage(directory, keep=version.name)
-
-    def _collect_garbage(self, directory: Path, *, keep: str) -> None:
-        """Delete versions superseded (or orphaned by a killed writer) over the grace period ago."""
-        horizon = time.time() - self.version_grace_seconds
-        for entry in os.scandir(directory):
-            if entry.name.startswith(VERSION_PREFIX) and entry.name != keep:
-                try:
-                    if entry.stat(follow_symlinks=False).st_mtime < horizon:
-                        os.unlink(entry.path)
-                except FileNotFoundError:
-                    pass
 
     # ---- reads --------------------------------------------------------------------------
 
