@@ -395,13 +395,22 @@ def test_broken_json_retried_then_succeeds(
     assert client.stats["klines"].retries == 1
 
 
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [("503", "HTTP 503"), ("malformed", "malformed JSON body"), ("truncated", "malformed JSON")],
+)
 def test_exhausted_retries_raise_unavailable_naming_the_route(
-    market: Market, start_exchange: StartExchange, binance_client: MakeClient
+    market: Market,
+    start_exchange: StartExchange,
+    binance_client: MakeClient,
+    kind: str,
+    problem: str,
 ) -> None:
-    """A route that answers 503 every time raises ExchangeUnavailableError after max_retries."""
-    server = start_exchange(market, faults=faults("aggTrades=503@1"))
+    """A route that fails every time raises ExchangeUnavailableError after max_retries,
+    naming the route and the last problem."""
+    server = start_exchange(market, faults=faults(f"aggTrades={kind}@1"))
     client = binance_client(server, max_retries=2)
-    with pytest.raises(ExchangeUnavailableError, match=r"aggTrades: HTTP 503.*3 attempts"):
+    with pytest.raises(ExchangeUnavailableError, match=rf"aggTrades: {problem}.*3 attempts"):
         client.agg_trades("BTCUSDT", from_id=5)
     assert server.stats.requests_for("aggTrades") == 3
 
