@@ -32,18 +32,18 @@ __all__ = [
     "Window",
     "known_exchange_gaps",
     "plan_series",
+    "rest_tasks",
     "subtract",
 ]
 
 Source = Literal["auto", "rest", "archive"]
+_BUCKET_UNIT = {"day": "D", "month": "M", "year": "Y"}
 Range = tuple[int, int]
 
 # openInterestHist serves about the last 30 days; keep a minute of margin off the wall.
 OI_REST_RETENTION_MS = 30 * DAY_MS - 60_000
 # A daily archive is assumed published one day after the day ends (freqtrade assumes two).
 ARCHIVE_DELAY_MS = DAY_MS
-# REST candle tasks are cut into days so that they spread over the worker threads.
-REST_CHUNK_MS = DAY_MS
 
 
 @dataclass(frozen=True)
@@ -214,10 +214,7 @@ def _time_tasks(
                     )
                 )
                 continue
-            tasks.extend(
-                Task(dataset, symbol, param, a, b, "rest", replace=replace)
-                for a, b in _chunks(start, end, REST_CHUNK_MS)
-            )
+            tasks.extend(rest_tasks(dataset, symbol, param, start, end, replace=replace))
             continue
         rest_from: int | None = None
         days = _days(start, end)
@@ -237,7 +234,7 @@ def _time_tasks(
             ):
                 if rest_from is not None:
                     tasks.extend(
-                        _rest_chunks(dataset, symbol, param, rest_from, a - 1, replace=replace)
+                        rest_tasks(dataset, symbol, param, rest_from, a - 1, replace=replace)
                     )
                     rest_from = None
                 tasks.append(
@@ -257,7 +254,7 @@ def _time_tasks(
             if _published(day_start + DAY_MS - 1, now) and (whole_day or source == "archive"):
                 if rest_from is not None:
                     tasks.extend(
-                        _rest_chunks(dataset, symbol, param, rest_from, a - 1, replace=replace)
+                        rest_tasks(dataset, symbol, param, rest_from, a - 1, replace=replace)
                     )
                     rest_from = None
                 tasks.append(
@@ -288,21 +285,27 @@ def _time_tasks(
                 rest_from = a
             index += 1
         if rest_from is not None:
-            tasks.extend(_rest_chunks(dataset, symbol, param, rest_from, end, replace=replace))
+            tasks.extend(rest_tasks(dataset, symbol, param, rest_from, end, replace=replace))
     return tasks
 
 
-def _rest_chunks(
+def rest_tasks(
     dataset: Dataset, symbol: str, param: str | None, start: int, end: int, *, replace: bool
 ) -> list[Task]:
-    return [
-        Task(dataset, symbol, param, a, b, "rest", replace=replace)
-        for a, b in _chunks(start, end, REST_CHUNK_MS)
-    ]
-
-
-def _chunks(start_ms: int, end_ms: int, size_ms: int) -> list[Range]:
-    return [(a, min(a + size_ms - 1, end_ms)) for a in range(start_ms, end_ms + 1, size_ms)]
+    """REST tasks for [start, end], cut where the lake's partitions are cut (days for trades,
+    months for 1m candles, …): each task then writes its partition once, and tasks of different
+    partitions run in parallel."""
+    unit = _BUCKET_UNIT[dataset.bucket(param)]
+    tasks = []
+    cursor = start
+    while cursor <= end:
+        bucket = np.datetime64(cursor, "ms").astype(f"datetime64[{unit}]")
+        next_start = int((bucket + 1).astype("datetime64[ms]").astype(np.int64))
+        tasks.append(
+            Task(dataset, symbol, param, cursor, min(end, next_start - 1), "rest", replace=replace)
+        )
+        cursor = next_start
+    return tasks
 
 
 def _grid(start_ms: int, end_ms: int, step_ms: int) -> Range | None:

@@ -17,7 +17,7 @@ import pyarrow as pa
 from ingmon.binance.archive import download, parse_csv
 from ingmon.binance.client import BinanceClient
 from ingmon.binance.pages import Page
-from ingmon.binance.plan import Task, Window
+from ingmon.binance.plan import Task, Window, rest_tasks
 from ingmon.binance.reporting import Reporter
 from ingmon.binance.request import BackfillRequest, refetch_command
 from ingmon.coverage import iso_ms
@@ -26,7 +26,6 @@ from ingmon.lake import Lake
 from ingmon.schema import (
     AGG_TRADES,
     CANDLES,
-    DAY_MS,
     EXCHANGE_GAPS,
     FUNDING,
     HOUR_MS,
@@ -451,7 +450,14 @@ class Runner:
             with self._lock:
                 self.totals[name].archive_missing += 1
             if task.fallback == "rest":
-                for rest_task in _rest_fallback(task):
+                for rest_task in rest_tasks(
+                    task.dataset,
+                    task.symbol,
+                    task.param,
+                    task.start_ms,
+                    task.end_ms,
+                    replace=task.replace,
+                ):
                     self.run_task(rest_task)
                 return
             self.problem(
@@ -485,24 +491,6 @@ class Runner:
     def _fetched(self, dataset: str, seconds: float) -> None:
         with self._lock:
             self.totals[dataset].fetch_seconds += seconds
-
-
-def _rest_fallback(task: Task) -> list[Task]:
-    """The REST tasks that replace a missing archive file, one per day."""
-    out = []
-    for start in range(task.start_ms, task.end_ms + 1, DAY_MS):
-        out.append(
-            Task(
-                task.dataset,
-                task.symbol,
-                task.param,
-                start,
-                min(start + DAY_MS - 1, task.end_ms),
-                "rest",
-                replace=task.replace,
-            )
-        )
-    return out
 
 
 def _ingest_row(row: dict[str, Any]) -> pa.Table:
