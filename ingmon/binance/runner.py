@@ -63,6 +63,8 @@ class Totals:
 
 @dataclass
 class Problem:
+    """Something a run could not fetch or complete: what, where, and the range if known."""
+
     dataset: str
     symbol: str
     kind: str
