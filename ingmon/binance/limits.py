@@ -120,14 +120,18 @@ class Budget:
             with self._lock:
                 now = self._clock()
                 self._roll(now)
-                if now >= self._blocked_until and self._used + cost <= self.limit:
+                window_end = (self._window + 1) * self.window_seconds
+                # A request sent in a window's last moments may reach the exchange in the next
+                # one and be charged there, on top of a fresh budget: send it after the turn.
+                closing = window_end - now < self.BOUNDARY_MARGIN_SECONDS
+                if now >= self._blocked_until and not closing and self._used + cost <= self.limit:
                     self._used += cost
                     return
                 # A Retry-After block ends on its own; only a full window waits for the next.
                 if now < self._blocked_until:
                     wake = self._blocked_until
                 else:
-                    wake = (self._window + 1) * self.window_seconds + self.BOUNDARY_MARGIN_SECONDS
+                    wake = window_end + self.BOUNDARY_MARGIN_SECONDS
             pause = max(wake - self._clock(), 0.001)
             self.waited_seconds += pause
             self._sleep(pause)

@@ -114,3 +114,13 @@ def test_budget_is_thread_safe() -> None:
     for thread in threads:
         thread.join()
     assert budget._used == 800
+
+
+def test_budget_does_not_send_in_the_last_moments_of_a_window() -> None:
+    """A request reserved just before a boundary waits for the next window: it could reach the
+    exchange after the turn and be charged on top of the next window's full budget."""
+    fake = FakeTime(start=59.99)
+    budget = Budget(limit=10, window_seconds=60, clock=fake.clock, sleep=fake.sleep)
+    budget.acquire(1)
+    assert fake.now == pytest.approx(60 + Budget.BOUNDARY_MARGIN_SECONDS)
+    assert budget.spent() == 1
