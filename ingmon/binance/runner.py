@@ -567,10 +567,26 @@ class Batcher:
 
 
 def execute(runner: Runner, tasks: Sequence[Task], concurrency: int) -> None:
+    """Run the tasks on worker threads until done or banned.
+
+    Weight-paced work (candles, trades, archive files) gets ``concurrency`` threads; open
+    interest and funding REST pages, paced by their own 5-minute counters, get two more, so a
+    thread waiting for one budget never holds up work that needs the other.
+    """
+
+    def own_counter(task: Task) -> bool:
+        return task.source == "rest" and task.dataset in (OPEN_INTEREST, FUNDING)
+
     # Long trade tasks first so that they overlap the many short candle pages.
     ordered = sorted(tasks, key=lambda t: (t.dataset is not AGG_TRADES, t.symbol, t.start_ms))
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="backfill") as pool:
-        futures: list[Future[None]] = [pool.submit(runner.run_task, task) for task in ordered]
+    with (
+        ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="backfill") as weighted,
+        ThreadPoolExecutor(max_workers=2, thread_name_prefix="backfill-5m") as counted,
+    ):
+        futures: list[Future[None]] = [
+            (counted if own_counter(task) else weighted).submit(runner.run_task, task)
+            for task in ordered
+        ]
         _, pending = wait(futures, return_when=FIRST_EXCEPTION)
         if runner.abort.is_set():
             for future in pending:
