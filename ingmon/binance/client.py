@@ -261,13 +261,15 @@ class BinanceClient:
         params: Mapping[str, Any],
         *,
         weight: int,
-        parse: Callable[[Any], Page],
+        parse: Callable[..., Page],
     ) -> Page:
-        """Request and parse a page; a body of the wrong shape is retried like a 5xx."""
+        """Request and parse a page (``parse(body, cursor=…)``); a body of the wrong shape is
+        retried like a 5xx."""
+        cursor = _cursor(path, params)
         for attempt in range(self.max_retries + 1):
             payload = self._request(route, path, params, weight=weight)
             try:
-                return parse(payload)
+                return parse(payload, cursor=cursor)
             except MalformedResponse:
                 self._count(route, malformed=1)
                 if attempt == self.max_retries:
@@ -341,25 +343,16 @@ class BinanceClient:
             "endTime": end_ms,
             "limit": limit,
         }
-        cursor = _cursor("/fapi/v1/klines", params)
-
         parse = functools.partial(
             klines_page,
             interval=interval,
             start_ms=start_ms,
             end_ms=end_ms,
             limit=limit,
-            cursor=cursor,
             closed_before_ms=closed_before_ms,
         )
-
-        return self._checked(
-            "klines",
-            "/fapi/v1/klines",
-            params,
-            weight=route_cost("klines", limit=limit),
-            parse=parse,
-        )
+        weight = route_cost("klines", limit=limit)
+        return self._checked("klines", "/fapi/v1/klines", params, weight=weight, parse=parse)
 
     def agg_trades(
         self,
@@ -374,27 +367,14 @@ class BinanceClient:
 
         Rows with ids below ``from_id`` or times outside ``[start_ms, end_ms]`` are rejected.
         """
-        params: dict[str, Any] = {"symbol": symbol, "limit": limit}
-        if from_id is not None:
-            params["fromId"] = from_id
-        if start_ms is not None:
-            params["startTime"] = start_ms
-        if end_ms is not None:
-            params["endTime"] = end_ms
-        cursor = _cursor("/fapi/v1/aggTrades", params)
-
+        optional = {"fromId": from_id, "startTime": start_ms, "endTime": end_ms}
+        params = {"symbol": symbol, "limit": limit}
+        params.update({name: value for name, value in optional.items() if value is not None})
         parse = functools.partial(
-            agg_trades_page,
-            limit=limit,
-            cursor=cursor,
-            from_id=from_id,
-            start_ms=start_ms,
-            end_ms=end_ms,
+            agg_trades_page, limit=limit, from_id=from_id, start_ms=start_ms, end_ms=end_ms
         )
-
-        return self._checked(
-            "aggTrades", "/fapi/v1/aggTrades", params, weight=route_cost("aggTrades"), parse=parse
-        )
+        weight = route_cost("aggTrades")
+        return self._checked("aggTrades", "/fapi/v1/aggTrades", params, weight=weight, parse=parse)
 
     def open_interest(
         self, symbol: str, period: str, *, start_ms: int, end_ms: int, limit: int = 500
@@ -407,20 +387,11 @@ class BinanceClient:
             "endTime": end_ms,
             "limit": limit,
         }
-        cursor = _cursor("/futures/data/openInterestHist", params)
-
         parse = functools.partial(
-            open_interest_page,
-            period=period,
-            start_ms=start_ms,
-            end_ms=end_ms,
-            limit=limit,
-            cursor=cursor,
+            open_interest_page, period=period, start_ms=start_ms, end_ms=end_ms, limit=limit
         )
-
-        return self._checked(
-            "openInterestHist", "/futures/data/openInterestHist", params, weight=0, parse=parse
-        )
+        path = "/futures/data/openInterestHist"
+        return self._checked("openInterestHist", path, params, weight=0, parse=parse)
 
     def funding_rates(self, symbol: str, *, start_ms: int, end_ms: int, limit: int = 1000) -> Page:
         """Funding settlements with ``start_ms <= fundingTime <= end_ms``, times floored to 1 s.
@@ -428,17 +399,9 @@ class BinanceClient:
         ``funding_interval_hours`` is left empty; the backfill derives it from the series.
         """
         params = {"symbol": symbol, "startTime": start_ms, "endTime": end_ms, "limit": limit}
-        cursor = _cursor("/fapi/v1/fundingRate", params)
-
         parse = functools.partial(
-            funding_page,
-            symbol=symbol,
-            start_ms=start_ms,
-            end_ms=end_ms,
-            limit=limit,
-            cursor=cursor,
+            funding_page, symbol=symbol, start_ms=start_ms, end_ms=end_ms, limit=limit
         )
-
         return self._checked("fundingRate", "/fapi/v1/fundingRate", params, weight=0, parse=parse)
 
     # ---- archive ------------------------------------------------------------------------
