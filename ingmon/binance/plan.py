@@ -217,6 +217,28 @@ def _time_tasks(
             tasks.extend(rest_tasks(dataset, symbol, param, start, end, replace=replace))
             continue
         rest_from: int | None = None
+
+        def from_archive(piece: Range, period: Literal["daily", "monthly"], fallback: bool) -> None:
+            """Close the REST run before ``piece`` and take ``piece`` from one archive file."""
+            nonlocal rest_from
+            if rest_from is not None:
+                tasks.extend(
+                    rest_tasks(dataset, symbol, param, rest_from, piece[0] - 1, replace=replace)
+                )
+                rest_from = None
+            tasks.append(
+                _archive_task(
+                    dataset,
+                    symbol,
+                    param,
+                    piece,
+                    kind=archive_kind,
+                    period=period,
+                    replace=replace,
+                    fallback=fallback,
+                )
+            )
+
         days = _days(start, end)
         index = 0
         while index < len(days):
@@ -224,51 +246,18 @@ def _time_tasks(
             day_start = _day_start(day)
             whole_day = a == day_start and b == day_start + DAY_MS - 1
             month_end = _month_start(_next_month(day)) - 1
+            whole_month = whole_day and day.day == 1 and month_end <= end
             if (
                 source == "auto"
                 and archive_kind != "metrics"
-                and whole_day
-                and day.day == 1
-                and month_end <= end
+                and whole_month
                 and _published(month_end, now)
             ):
-                if rest_from is not None:
-                    tasks.extend(
-                        rest_tasks(dataset, symbol, param, rest_from, a - 1, replace=replace)
-                    )
-                    rest_from = None
-                tasks.append(
-                    _archive_task(
-                        dataset,
-                        symbol,
-                        param,
-                        (a, month_end),
-                        kind=archive_kind,
-                        period="monthly",
-                        replace=replace,
-                        fallback=True,
-                    )
-                )
+                from_archive((a, month_end), "monthly", fallback=True)
                 index += (_next_month(day) - day).days
                 continue
             if _published(day_start + DAY_MS - 1, now) and (whole_day or source == "archive"):
-                if rest_from is not None:
-                    tasks.extend(
-                        rest_tasks(dataset, symbol, param, rest_from, a - 1, replace=replace)
-                    )
-                    rest_from = None
-                tasks.append(
-                    _archive_task(
-                        dataset,
-                        symbol,
-                        param,
-                        (a, b),
-                        kind=archive_kind,
-                        period="daily",
-                        replace=replace,
-                        fallback=source == "auto",
-                    )
-                )
+                from_archive((a, b), "daily", fallback=source == "auto")
             elif source == "archive":
                 tasks.append(
                     Task(

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ingmon.exchange.market import FloatArray, IntArray, Klines, Market, SymbolSpec, format_fixed
+from ingmon.schema import DAY_MS, HOUR_MS, INTERVAL_MS, OI_PERIODS
 
 __all__ = [
     "ARCHIVE_DAILY_INTERVALS",
@@ -24,42 +25,12 @@ __all__ = [
     "symbol_info",
 ]
 
-MINUTE_MS = 60_000
 _PERPETUAL_DELIVERY_MS = 4_133_404_800_000  # Binance's "never" for perpetual contracts
-HOUR_MS = 60 * MINUTE_MS
-DAY_MS = 24 * HOUR_MS
 
 # USD-M kline intervals (no 1s: §1.1). 1M is calendar-aligned; 31 days is its upper bound,
 # which is all the server uses these lengths for (sizing fetch windows).
-KLINE_INTERVAL_MS = {
-    "1m": MINUTE_MS,
-    "3m": 3 * MINUTE_MS,
-    "5m": 5 * MINUTE_MS,
-    "15m": 15 * MINUTE_MS,
-    "30m": 30 * MINUTE_MS,
-    "1h": HOUR_MS,
-    "2h": 2 * HOUR_MS,
-    "4h": 4 * HOUR_MS,
-    "6h": 6 * HOUR_MS,
-    "8h": 8 * HOUR_MS,
-    "12h": 12 * HOUR_MS,
-    "1d": DAY_MS,
-    "3d": 3 * DAY_MS,
-    "1w": 7 * DAY_MS,
-    "1M": 31 * DAY_MS,
-}
-
-OI_PERIOD_MS = {
-    "5m": 5 * MINUTE_MS,
-    "15m": 15 * MINUTE_MS,
-    "30m": 30 * MINUTE_MS,
-    "1h": HOUR_MS,
-    "2h": 2 * HOUR_MS,
-    "4h": 4 * HOUR_MS,
-    "6h": 6 * HOUR_MS,
-    "12h": 12 * HOUR_MS,
-    "1d": DAY_MS,
-}
+KLINE_INTERVAL_MS = {**INTERVAL_MS, "3d": 3 * DAY_MS, "1w": 7 * DAY_MS, "1M": 31 * DAY_MS}
+OI_PERIOD_MS = {period: INTERVAL_MS[period] for period in OI_PERIODS}
 
 # data.binance.vision interval directories (binance-public-data enums.py, without spot's 1s);
 # "1mo" stands for 1M on case-insensitive file systems.
