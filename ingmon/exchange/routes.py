@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import orjson
@@ -37,6 +37,9 @@ from ingmon.exchange.paging import collect_backward, collect_forward
 from ingmon.exchange.render import agg_trades_json, klines_json
 
 __all__ = ["ApiError", "RestApi", "RestOptions"]
+
+# The column dataclasses of a time series page (FundingRates, OpenInterest).
+SeriesT = TypeVar("SeriesT", FundingRates, OpenInterest)
 
 LimitPolicy = Literal["reject", "clamp"]
 
@@ -388,10 +391,11 @@ class RestApi:
             else:
                 page = collect_backward(fetch, floor_ms, hi_ms, limit=limit, step_ms=step_ms)
             if spec is not None and fault in ("duplicates", "outside"):
-                page = self._funding_extras(
+                page = self._series_extras(
                     fetch,
                     page,
                     fault,
+                    first_ms=int(page.funding_time_ms[0]) if len(page) else None,
                     step_ms=step_ms,
                     end_ms=end_ms,
                     now_ms=now_ms,
@@ -433,17 +437,19 @@ class RestApi:
 
         return fetch
 
-    def _funding_extras(
+    def _series_extras(
         self,
-        fetch: Callable[[int, int], FundingRates],
-        page: FundingRates,
+        fetch: Callable[[int, int], SeriesT],
+        page: SeriesT,
         fault: str,
         *,
+        first_ms: int | None,
         step_ms: int,
         end_ms: int | None,
         now_ms: int,
         floor_ms: int,
-    ) -> FundingRates:
+    ) -> SeriesT:
+        """Funding/OI data faults: rows past ``end_ms`` (outside) or just before the page."""
         if fault == "outside" and end_ms is not None:
             after = collect_forward(
                 fetch, end_ms + 1, now_ms, limit=self._outside_rows, step_ms=step_ms
@@ -451,7 +457,7 @@ class RestApi:
             if len(after):
                 return concat_columns([page, after])
         count = self._duplicate_rows if fault == "duplicates" else self._outside_rows
-        anchor_ms = int(page.funding_time_ms[0]) if len(page) else now_ms + 1
+        anchor_ms = first_ms if first_ms is not None else now_ms + 1
         before = collect_backward(fetch, floor_ms, anchor_ms - 1, limit=count, step_ms=step_ms)
         return concat_columns([before, page])
 
@@ -506,38 +512,17 @@ class RestApi:
         else:
             page = collect_backward(fetch, lo_ms, hi_ms, limit=limit, step_ms=step_ms)
         if fault in ("duplicates", "outside"):
-            page = self._oi_extras(
+            page = self._series_extras(
                 fetch,
                 page,
                 fault,
+                first_ms=int(page.timestamp_ms[0]) if len(page) else None,
                 step_ms=step_ms,
                 end_ms=end_ms,
                 now_ms=now_ms,
                 floor_ms=spec.listing_ms - step_ms,
             )
         return self._oi_json(spec, page)
-
-    def _oi_extras(
-        self,
-        fetch: Callable[[int, int], OpenInterest],
-        page: OpenInterest,
-        fault: str,
-        *,
-        step_ms: int,
-        end_ms: int | None,
-        now_ms: int,
-        floor_ms: int,
-    ) -> OpenInterest:
-        if fault == "outside" and end_ms is not None:
-            after = collect_forward(
-                fetch, end_ms + 1, now_ms, limit=self._outside_rows, step_ms=step_ms
-            )
-            if len(after):
-                return concat_columns([page, after])
-        count = self._duplicate_rows if fault == "duplicates" else self._outside_rows
-        anchor_ms = int(page.timestamp_ms[0]) if len(page) else now_ms + 1
-        before = collect_backward(fetch, floor_ms, anchor_ms - 1, limit=count, step_ms=step_ms)
-        return concat_columns([before, page])
 
     def _oi_json(self, spec: SymbolSpec, page: OpenInterest) -> bytes:
         oi_units = page.sum_open_interest_steps * 10 ** (8 - spec.quantity_decimals)
