@@ -16,49 +16,18 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from exchange._support import NOW_MS, small_market
 
 from ingmon.binance.client import BinanceClient
 from ingmon.binance.limits import RateLimits
-from ingmon.exchange import ExchangeServer, FrozenClock, Limits, Market, SymbolSpec
-
-DAY_MS = 86_400_000
-# 2024-03-05 12:34:56.789 UTC: mid-candle, so the newest candle is still open.
-NOW_MS = 1_709_642_096_789
-# 2024-01-25 00:00 UTC, 40 days before NOW: a January tail, a complete February, March so far.
-LISTING_MS = 1_706_140_800_000
-# SOLUSDT lists ten days later at 07:30 with 4-hour funding.
-SOL_LISTING_MS = LISTING_MS + 10 * DAY_MS + 450 * 60_000
+from ingmon.exchange import ExchangeServer, FrozenClock, Limits, Market
 
 
 @pytest.fixture(scope="session")
 def market() -> Market:
     """BTCUSDT (listed LISTING_MS, 8 h funding) and SOLUSDT (SOL_LISTING_MS, 4 h funding),
     with few trades per minute so whole days stay cheap. Read-only and deterministic."""
-    return Market(
-        [
-            SymbolSpec(
-                symbol="BTCUSDT",
-                base_asset="BTC",
-                tick_size="0.10",
-                step_size="0.001",
-                listing_ms=LISTING_MS,
-                initial_price=42_000.0,
-                funding_interval_hours=8,
-                trades_per_minute=6.0,
-            ),
-            SymbolSpec(
-                symbol="SOLUSDT",
-                base_asset="SOL",
-                tick_size="0.0100",
-                step_size="1",
-                listing_ms=SOL_LISTING_MS,
-                initial_price=100.0,
-                funding_interval_hours=4,
-                trades_per_minute=4.0,
-            ),
-        ],
-        seed=7,
-    )
+    return small_market(seed=7)
 
 
 @pytest.fixture
