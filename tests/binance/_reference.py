@@ -175,3 +175,16 @@ def exchange(market: Market, now_ms: int, **kwargs: Any) -> Iterator[ExchangeSer
     kwargs.setdefault("limits", Limits(enabled=False, weight_per_window=UNLIMITED))
     with ExchangeServer(market, clock=FrozenClock(now_ms), **kwargs) as server:
         yield server
+
+
+def table_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows of a lake-schema table with timestamps as epoch milliseconds."""
+    columns = {}
+    for name in table.column_names:
+        column = table[name]
+        if pa.types.is_timestamp(column.type):
+            column = column.cast(pa.int64())
+        columns[name] = column.to_pylist()
+    return [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]

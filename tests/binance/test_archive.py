@@ -21,6 +21,8 @@ from ingmon.errors import DataIntegrityError, ExchangeUnavailableError
 from ingmon.exchange import ArchiveOptions, ExchangeServer, FaultSchedule, Market
 from ingmon.schema import AGG_TRADES, CANDLES, FUNDING, OPEN_INTEREST
 
+from ._reference import table_rows
+
 DAY_MS = 86_400_000
 HEADER_FROM = date(2024, 2, 14)  # klines/aggTrades files of this day and later have a header
 
@@ -35,19 +37,6 @@ def day_ms(day: date) -> int:
 def decimal(units: Any, places: int) -> float:
     """``units`` × 10**-places read back the way a parser reads the archive's decimal text."""
     return float(str(Decimal(int(units)).scaleb(-places)))
-
-
-def table_rows(table: pa.Table) -> list[dict[str, Any]]:
-    """Rows with timestamps as epoch milliseconds."""
-    columns = {}
-    for name in table.column_names:
-        column = table[name]
-        if pa.types.is_timestamp(column.type):
-            column = column.cast(pa.int64())
-        columns[name] = column.to_pylist()
-    return [
-        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
-    ]
 
 
 def csv_text(payload: bytes) -> str:

@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import pyarrow as pa
 import pytest
 
 from ingmon.binance.client import BinanceClient
@@ -26,6 +25,8 @@ from ingmon.exchange import (
     Market,
     RestOptions,
 )
+
+from ._reference import table_rows
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -49,19 +50,6 @@ def decimal(units: Any, places: int) -> float:
 def rounded(value: float, places: int) -> float:
     """A float rendered with ``places`` decimals (as the exchange writes it), read back."""
     return decimal(round(float(value) * 10**places), places)
-
-
-def table_rows(table: pa.Table) -> list[dict[str, Any]]:
-    """Rows of a lake-schema table with timestamps as epoch milliseconds."""
-    columns = {}
-    for name in table.column_names:
-        column = table[name]
-        if pa.types.is_timestamp(column.type):
-            column = column.cast(pa.int64())
-        columns[name] = column.to_pylist()
-    return [
-        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
-    ]
 
 
 def expected_klines(

@@ -105,3 +105,12 @@ def assert_error(response: httpx.Response, code: int, msg: str, *, status: int =
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     assert response.json() == {"code": code, "msg": msg}
+
+
+def klines(client: httpx.Client, **params: object) -> list[list[object]]:
+    """GET /fapi/v1/klines for BTCUSDT 1m (overridable) and return the parsed rows."""
+    query = {"symbol": "BTCUSDT", "interval": "1m", **params}
+    response = client.get("/fapi/v1/klines", params=query)
+    assert response.status_code == 200, response.text
+    rows: list[list[object]] = response.json()
+    return rows

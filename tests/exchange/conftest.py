@@ -42,3 +42,10 @@ def client(server: ExchangeServer) -> Iterator[httpx.Client]:
 def listing_ms() -> int:
     """BTCUSDT's listing time in the test market."""
     return LISTING_MS
+
+
+@pytest.fixture
+def own_server(market: Market) -> Iterator[ExchangeServer]:
+    """A private server (its clock may be moved) frozen at NOW_MS, limits off."""
+    with ExchangeServer(market, clock=FrozenClock(NOW_MS), limits=Limits(enabled=False)) as running:
+        yield running

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -31,28 +30,13 @@ from ._support import (
     assert_error,
     brute_force_candle,
     decimals_of,
+    klines,
     small_market,
 )
 
 HOUR_MS = 60 * MINUTE_MS
 # An aligned minute two days before NOW, well inside the history.
 T0_MS = (NOW_MS - 2 * DAY_MS) // HOUR_MS * HOUR_MS
-
-
-def klines(client: httpx.Client, **params: object) -> list[list[object]]:
-    """GET /fapi/v1/klines for BTCUSDT 1m (overridable) and return the parsed rows."""
-    query = {"symbol": "BTCUSDT", "interval": "1m", **params}
-    response = client.get("/fapi/v1/klines", params=query)
-    assert response.status_code == 200, response.text
-    rows: list[list[object]] = response.json()
-    return rows
-
-
-@pytest.fixture
-def own_server(market: Market) -> Iterator[ExchangeServer]:
-    """A private server (its clock may be moved) frozen at NOW_MS, limits off."""
-    with ExchangeServer(market, clock=FrozenClock(NOW_MS), limits=Limits(enabled=False)) as running:
-        yield running
 
 
 # --- ping, time, exchangeInfo, fundingInfo ------------------------------------------------------
