@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from ingmon.binance.plan import known_exchange_gaps, subtract
@@ -85,7 +86,8 @@ def candle_trade_mismatches(
 
 def _duplicates(lake: Lake, dataset: Dataset, symbol: str, param: str | None) -> int:
     table = lake.read(dataset, symbols=symbol, param=param, columns=[dataset.key])
-    return int(table.num_rows - len(set(table[dataset.key].cast(pa.int64()).to_numpy().tolist())))
+    keys = table[dataset.key].cast(pa.int64()).to_numpy()
+    return int(keys.size - np.unique(keys).size)
 
 
 def _series_report(

@@ -140,6 +140,31 @@ def _data_flags(parser: argparse.ArgumentParser, *, output_alias: bool = False) 
     add_data_dir(parser, flags=flags)
 
 
+def _symbol_flag(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument(
+        "--symbol",
+        action="append",
+        type=symbol_list,
+        required=required,
+        metavar="SYM[,SYM…]",
+        help="symbol(s), repeatable or comma-separated"
+        + ("" if required else " (default: every stored symbol)"),
+    )
+
+
+def _series_flags(parser: argparse.ArgumentParser) -> None:
+    """--interval and --oi-period: which candle and open-interest series a command works on."""
+    parser.add_argument(
+        "--interval", default="1m", choices=list(INTERVAL_MS), help="kline interval (default 1m)"
+    )
+    parser.add_argument(
+        "--oi-period",
+        default="5m",
+        choices=list(OI_PERIODS),
+        help="open-interest period (default 5m)",
+    )
+
+
 def register(subparsers: Any) -> None:
     """Add ``backfill``, ``check`` and ``export`` to the ``ingmon`` parser."""
     backfill = subparsers.add_parser(
@@ -154,14 +179,7 @@ def register(subparsers: Any) -> None:
             "something could not be fetched, 2 on bad input or an unreachable exchange."
         ),
     )
-    backfill.add_argument(
-        "--symbol",
-        action="append",
-        type=symbol_list,
-        required=True,
-        metavar="SYM[,SYM…]",
-        help="symbol(s), repeatable or comma-separated",
-    )
+    _symbol_flag(backfill, required=True)
     when = backfill.add_argument_group("window (one of)")
     when.add_argument(
         "--window-days",
@@ -197,15 +215,7 @@ def register(subparsers: Any) -> None:
         "--skip-open-interest", action="store_true", help="do not fetch open interest"
     )
     skip.add_argument("--skip-funding", action="store_true", help="do not fetch funding rates")
-    backfill.add_argument(
-        "--interval", default="1m", choices=list(INTERVAL_MS), help="kline interval (default 1m)"
-    )
-    backfill.add_argument(
-        "--oi-period",
-        default="5m",
-        choices=list(OI_PERIODS),
-        help="open-interest period (default 5m)",
-    )
+    _series_flags(backfill)
     _data_flags(backfill, output_alias=True)
     backfill.add_argument(
         "--base-url",
@@ -249,14 +259,7 @@ def register(subparsers: Any) -> None:
             "that refetches it."
         ),
     )
-    check.add_argument(
-        "--symbol",
-        action="append",
-        type=symbol_list,
-        required=True,
-        metavar="SYM[,SYM…]",
-        help="symbol(s), repeatable or comma-separated",
-    )
+    _symbol_flag(check, required=True)
     check.add_argument(
         "--window-days",
         type=_positive_days,
@@ -266,8 +269,7 @@ def register(subparsers: Any) -> None:
     check.add_argument(
         "--end", type=iso_time, metavar="ISO", help="end of the expected window (default: now)"
     )
-    check.add_argument("--interval", default="1m", choices=list(INTERVAL_MS))
-    check.add_argument("--oi-period", default="5m", choices=list(OI_PERIODS))
+    _series_flags(check)
     _data_flags(check, output_alias=True)
     check.add_argument("--base-url", help=argparse.SUPPRESS)
     check.set_defaults(handler=_cmd_check)
@@ -283,15 +285,8 @@ def register(subparsers: Any) -> None:
         ),
     )
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    export.add_argument(
-        "--symbol",
-        action="append",
-        type=symbol_list,
-        metavar="SYM[,SYM…]",
-        help="symbol(s) (default: every stored symbol)",
-    )
-    export.add_argument("--interval", default="1m", choices=list(INTERVAL_MS))
-    export.add_argument("--oi-period", default="5m", choices=list(OI_PERIODS))
+    _symbol_flag(export, required=False)
+    _series_flags(export)
     export.add_argument(
         "--window-days",
         type=_positive_days,
