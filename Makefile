@@ -5,13 +5,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Exact versions of every dependency (with the dev extra), resolved from PyPI for CPython 3.11 on
+# linux x86_64 by `make lock`; installs take pyproject.toml's ranges narrowed to these pins.
+LOCK := requirements.lock
+PIP_VERSION := 26.3
+UV_VERSION := 0.13.9
 
-.PHONY: venv test demo lint format bench clean
+.PHONY: venv test demo lint format bench lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -33,6 +38,17 @@ format: venv
 
 bench: venv
 	$(BIN)/python -m benchmarks
+
+# --no-config: the lock comes from PyPI alone, whatever indexes pip or uv are configured with here.
+# Needs only uv, not the installed venv, so it also works after pyproject.toml outgrew the old pins.
+lock: $(BIN)/uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --no-config --quiet \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+		--custom-compile-command 'make lock' --output-file $(LOCK)
+
+$(BIN)/uv:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
