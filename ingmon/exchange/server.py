@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
@@ -259,6 +260,11 @@ class ExchangeServer:
         return int(self._httpd.server_address[1])
 
     @property
+    def open_connections(self) -> int:
+        """Client connections whose handler has not finished yet (0 when idle or stopped)."""
+        return 0 if self._httpd is None else self._httpd.open_connections
+
+    @property
     def base_url(self) -> str:
         """``http://HOST:PORT`` — REST and archive paths go below it."""
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -403,13 +409,6 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers and body go out in separate writes; without NODELAY, Nagle plus delayed ACKs
         # would add ~40 ms to every keep-alive response.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.untrack(self.connection)
 
     def do_GET(self) -> None:
         self._answer(head=False)
@@ -463,13 +462,31 @@ class _HttpServer(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
 
-    def track(self, connection: socket.socket) -> None:
+    def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
-            self._connections.add(connection)
+            self._connections.add(request)
+        super().process_request(request, client_address)
 
-    def untrack(self, connection: socket.socket) -> None:
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        # Untracked only after handle_error ran, so an idle server has nothing left to print.
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            # Resets and broken pipes are how clients leave (timeouts, kills): not a server fault.
+            logger.debug("client %s went away: %r", client_address, error)
+            return
+        super().handle_error(request, client_address)
+
+    @property
+    def open_connections(self) -> int:
         with self._connections_lock:
-            self._connections.discard(connection)
+            return len(self._connections)
 
     def close_connections(self) -> None:
         """Wake every handler blocked on an idle keep-alive connection so its thread ends."""
