@@ -17,6 +17,7 @@ import pytest
 
 from ingmon.exchange import ExchangeServer, Market
 from ingmon.lake import Lake
+from ingmon.schema import INGEST_LOG
 
 from ._reference import UNLIMITED, exchange
 
@@ -28,6 +29,8 @@ MARKET_DATASETS = (
     ("open_interest", "5m"),
     ("funding", None),
 )
+# How often a test checks a running backfill's progress.
+POLL_SECONDS = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +76,34 @@ def _lake_rows(data_dir: Path) -> dict[str, pa.Table]:
     }
 
 
+def _committed_batches(data_dir: Path) -> int:
+    """Batches committed under ``data_dir`` so far: the rows of the lake's ingest_log."""
+    return Lake(data_dir / "lake").read(INGEST_LOG, columns=["batch_id"]).num_rows
+
+
+def _kill_after_batches(
+    command: list[str], data_dir: Path, *, batches: int, log: Path
+) -> tuple[int, int]:
+    """Run ``command`` (stderr to ``log``) and SIGKILL it once it has committed ``batches``
+    more batches; (its exit code, -9 when killed; the batches it committed)."""
+    before = _committed_batches(data_dir)
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=stderr)
+        # Progress, not seconds, decides the moment: the same on a fast box and a loaded one.
+        while process.poll() is None and _committed_batches(data_dir) < before + batches:
+            time.sleep(POLL_SECONDS)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        returncode = process.wait()
+    return returncode, _committed_batches(data_dir) - before
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(
     server: ExchangeServer, tmp_path: Path
 ) -> None:
-    """Killed with SIGKILL four times mid-run and resumed, the lake ends row-for-row equal to a
-    run that was never interrupted, with unique keys."""
+    """Killed with SIGKILL four times mid-run (after a random number of committed batches)
+    and resumed, the lake ends row-for-row equal to a run that was never interrupted."""
     clean = tmp_path / "clean"
     done = subprocess.run(
         _command(server, clean),
@@ -90,23 +115,24 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     reference = _lake_rows(clean)
+    total_batches = _committed_batches(clean)
+    # Four kills, each after at most a sixth of the run: every run is killed with work left.
+    most_per_kill = total_batches // 6
+    assert most_per_kill >= 2, f"the run has {total_batches} batches: too short to kill 4 times"
 
     killed = tmp_path / "killed"
     rng = random.Random(2026)
-    kills = 0
-    for _ in range(4):
-        process = subprocess.Popen(
+    for run in range(4):
+        returncode, committed = _kill_after_batches(
             _command(server, killed),
-            env=_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            killed,
+            batches=rng.randint(1, most_per_kill),
+            log=tmp_path / f"killed-{run}.log",
         )
-        time.sleep(rng.uniform(0.8, 3.0))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        process.wait()
-    assert kills >= 2, "the runs were long enough to be killed mid-way"
+        log = (tmp_path / f"killed-{run}.log").read_text()[-2000:]
+        assert returncode == -signal.SIGKILL, (
+            f"run {run} ended on its own (exit {returncode}, {committed} batches): {log}"
+        )
     final = subprocess.run(
         _command(server, killed),
         env=_env(),

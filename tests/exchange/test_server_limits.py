@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import math
-import time
-
 import httpx
 import pytest
 
 from ingmon.errors import ConfigError
 from ingmon.exchange import ExchangeServer, FrozenClock, Limits, Market
+from ingmon.exchange.limits import RateLimiter
 
 from ._support import NOW_MS
 
-# A day-long weight window: its counter cannot roll over in the middle of a test (except at
-# midnight UTC, which the tests below step around).
+# A day-long weight window, so the weight header is X-MBX-USED-WEIGHT-1D.
 DAY_WINDOW = Limits(window_seconds=86_400.0)
+# 2024-03-05 12:30:00.250 UTC: the limiter's wall time in these tests. A quarter second into
+# a one-second window, half an hour into an hour and mid-day: no window ends unless a test
+# moves the clock.
+WALL_MS = 1_709_641_800_250
 
 
-def wait_for_fresh_window(window_seconds: float, *, needed_seconds: float) -> None:
-    """Sleep until the current real-time window has at least ``needed_seconds`` left."""
-    left = window_seconds - time.time() % window_seconds
-    if left < needed_seconds:
-        time.sleep(left + 0.01)
+def limited_server(market: Market, limits: Limits, wall: FrozenClock) -> ExchangeServer:
+    """An exchange whose rate limiter reads ``wall`` instead of real time (limit windows are
+    real time by design): window boundaries come only when a test moves ``wall``."""
+    server = ExchangeServer(market, clock=FrozenClock(NOW_MS), limits=limits)
+    server.limiter = RateLimiter(limits, wall_seconds=lambda: wall.now_ms() / 1000)
+    return server
 
 
 def used(response: httpx.Response, header: str = "X-MBX-USED-WEIGHT-1D") -> int:
@@ -112,8 +114,7 @@ def test_limits_reject_bad_windows() -> None:
 )
 def test_request_weight_per_route(market: Market, path: str, weight: int) -> None:
     """Each route charges Binance's weight (klines by limit tier), visible in the header."""
-    wait_for_fresh_window(86_400, needed_seconds=5)
-    server = ExchangeServer(market, clock=FrozenClock(NOW_MS), limits=DAY_WINDOW)
+    server = limited_server(market, DAY_WINDOW, FrozenClock(WALL_MS))
     with server, httpx.Client(base_url=server.base_url) as http:
         before = used(http.get("/fapi/v1/ping"))
         response = http.get(path)
@@ -124,9 +125,8 @@ def test_request_weight_per_route(market: Market, path: str, weight: int) -> Non
 
 def test_limits_off_still_count_weight(market: Market) -> None:
     """Limits(enabled=False) never rejects but keeps counting the used weight."""
-    wait_for_fresh_window(86_400, needed_seconds=5)
     limits = Limits(enabled=False, weight_per_window=3, window_seconds=86_400.0)
-    server = ExchangeServer(market, clock=FrozenClock(NOW_MS), limits=limits)
+    server = limited_server(market, limits, FrozenClock(WALL_MS))
     with server, httpx.Client(base_url=server.base_url) as http:
         responses = [http.get("/fapi/v1/ping") for _ in range(6)]
     assert [response.status_code for response in responses] == [200] * 6
@@ -135,17 +135,16 @@ def test_limits_off_still_count_weight(market: Market) -> None:
 
 def test_429_body_and_retry_after(market: Market) -> None:
     """Over the weight limit: 429, Retry-After = whole seconds to the window end, -1003 body."""
-    wait_for_fresh_window(86_400, needed_seconds=5)
     limits = Limits(weight_per_window=25, window_seconds=86_400.0)
-    server = ExchangeServer(market, clock=FrozenClock(NOW_MS), limits=limits)
+    server = limited_server(market, limits, FrozenClock(WALL_MS))
     with server, httpx.Client(base_url=server.base_url) as http:
         accepted = http.get("/fapi/v1/aggTrades", params={"symbol": "BTCUSDT", "limit": 1})
         refused = http.get("/fapi/v1/aggTrades", params={"symbol": "BTCUSDT", "limit": 1})
         small = http.get("/fapi/v1/ping")
     assert accepted.status_code == 200
     assert refused.status_code == 429
-    window_left = 86_400 - time.time() % 86_400
-    assert abs(int(refused.headers["Retry-After"]) - math.ceil(window_left)) <= 2
+    # 12:30:00.250 → midnight is 41 399.75 s away: Retry-After rounds up to whole seconds.
+    assert refused.headers["Retry-After"] == "41400"
     assert refused.json() == {
         "code": -1003,
         "msg": "Too many requests; current limit of IP(127.0.0.1) is 25 requests per day. "
@@ -157,18 +156,16 @@ def test_429_body_and_retry_after(market: Market) -> None:
     assert server.stats.rate_limited == 2
 
 
-@pytest.mark.slow
 def test_429_escalates_to_418_ban_and_recovers(market: Market) -> None:
     """Requests after a 429 lead to a 418 ban with Retry-After; the ban outlives the window."""
     limits = Limits(weight_per_window=5, requests_before_ban=2).scaled(1 / 60)
     assert (limits.window_seconds, limits.ban_seconds) == (1.0, 2.0)
-    server = ExchangeServer(market, clock=FrozenClock(NOW_MS), limits=limits)
+    wall = FrozenClock(WALL_MS)
+    server = limited_server(market, limits, wall)
     with server, httpx.Client(base_url=server.base_url) as http:
-        wait_for_fresh_window(1.0, needed_seconds=0.8)
         statuses = [http.get("/fapi/v1/ping").status_code for _ in range(5)]
         limited = [http.get("/fapi/v1/ping") for _ in range(3)]
         banned = http.get("/fapi/v1/ping")
-        banned_at_ms = time.time() * 1000
         assert statuses == [200] * 5
         assert [response.status_code for response in limited] == [429, 429, 429]
         assert [response.headers["Retry-After"] for response in limited] == ["1", "1", "1"]
@@ -178,12 +175,14 @@ def test_429_escalates_to_418_ban_and_recovers(market: Market) -> None:
         message = banned.json()["msg"]
         assert message.startswith("Way too many requests; IP(127.0.0.1) banned until ")
         until_ms = int(message.split("banned until ")[1].split(".")[0])
-        assert abs(until_ms - (banned_at_ms + 2000)) < 500
-        time.sleep(1.1)  # the weight window rolled over, the ban did not
+        assert until_ms == WALL_MS + 2000
+        wall.advance(1100)  # the weight window rolled over, the ban did not
         assert http.get("/fapi/v1/ping").status_code == 418
-        time.sleep(max(0.0, until_ms / 1000 - time.time()) + 0.05)
+        wall.set(until_ms - 1)
+        assert http.get("/fapi/v1/ping").status_code == 418
+        wall.set(until_ms)
         assert http.get("/fapi/v1/ping").status_code == 200
-    assert server.stats.banned == 2
+    assert server.stats.banned == 3  # the first 418 and the two probes while banned
     assert server.stats.rate_limited == 3
 
 
@@ -192,13 +191,13 @@ def test_repeat_bans_double(market: Market) -> None:
     limits = Limits(
         weight_per_window=1, window_seconds=86_400.0, requests_before_ban=0, ban_seconds=1.0
     )
-    wait_for_fresh_window(86_400, needed_seconds=5)
-    server = ExchangeServer(market, clock=FrozenClock(NOW_MS), limits=limits)
+    wall = FrozenClock(WALL_MS)
+    server = limited_server(market, limits, wall)
     with server, httpx.Client(base_url=server.base_url) as http:
         assert http.get("/fapi/v1/ping").status_code == 200
         assert http.get("/fapi/v1/ping").status_code == 429
         first = http.get("/fapi/v1/ping")
-        time.sleep(1.05)
+        wall.advance(1000)  # the first ban is over; the day's weight is still spent
         assert http.get("/fapi/v1/ping").status_code == 429
         second = http.get("/fapi/v1/ping")
     assert (first.status_code, second.status_code) == (418, 418)
@@ -207,7 +206,6 @@ def test_repeat_bans_double(market: Market) -> None:
 
 def test_five_minute_limits_are_separate(market: Market) -> None:
     """fundingRate+fundingInfo share one 5-minute counter, /futures/data another; weight stays 0."""
-    wait_for_fresh_window(3_600, needed_seconds=5)
     limits = Limits(
         weight_per_window=2400,
         window_seconds=86_400.0,
@@ -215,7 +213,7 @@ def test_five_minute_limits_are_separate(market: Market) -> None:
         data_requests_per_5m=2,
         five_minute_window_seconds=3_600.0,
     )
-    server = ExchangeServer(market, clock=FrozenClock(NOW_MS), limits=limits)
+    server = limited_server(market, limits, FrozenClock(WALL_MS))
     with server, httpx.Client(base_url=server.base_url) as http:
         funding = [
             http.get("/fapi/v1/fundingRate", params={"symbol": "BTCUSDT", "limit": 1}),
@@ -240,9 +238,8 @@ def test_five_minute_limits_are_separate(market: Market) -> None:
 
 def test_limits_are_per_client_address(market: Market) -> None:
     """Another loopback source address (127.0.0.2) has its own budget."""
-    wait_for_fresh_window(86_400, needed_seconds=5)
     limits = Limits(weight_per_window=2, window_seconds=86_400.0)
-    server = ExchangeServer(market, clock=FrozenClock(NOW_MS), limits=limits)
+    server = limited_server(market, limits, FrozenClock(WALL_MS))
     other = httpx.HTTPTransport(local_address="127.0.0.2")
     with (
         server,
@@ -258,8 +255,7 @@ def test_limits_are_per_client_address(market: Market) -> None:
 
 def test_archive_requests_are_not_weighted(market: Market) -> None:
     """Archive downloads neither charge weight nor carry the weight header."""
-    wait_for_fresh_window(86_400, needed_seconds=5)
-    server = ExchangeServer(market, clock=FrozenClock(NOW_MS), limits=DAY_WINDOW)
+    server = limited_server(market, DAY_WINDOW, FrozenClock(WALL_MS))
     with server, httpx.Client(base_url=server.base_url) as http:
         archive = http.get("/data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-03-01.zip")
         ping = http.get("/fapi/v1/ping")
