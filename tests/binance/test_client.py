@@ -579,7 +579,11 @@ def test_adopting_limits_keeps_what_the_window_already_cost(
     schedule = faults("aggTrades=timeout@1", timeout_delay_seconds=0.3)
     server = start_exchange(market, limits=limits, faults=schedule)
     client = binance_client(server, limits=RateLimits())
-    time.sleep(2.0 - time.time() % 2.0 + 0.05)  # a fresh window: all of this fits in it
+    # exchangeInfo and both sends must share a window, or the second send would fit anyway:
+    # a margin of 1 s holds for three local requests on a slow, loaded box.
+    left_s = 2.0 - time.time() % 2.0
+    if left_s < 1.0:
+        time.sleep(left_s + 0.05)
     info = client.exchange_info()
     assert info.weight_window_seconds is not None
     client.adopt_rate_limits(weight_limit=40, window_seconds=info.weight_window_seconds)
@@ -594,6 +598,7 @@ def test_adopting_limits_keeps_what_the_window_already_cost(
         thread.join()
     assert server.stats.rate_limited == 0
     assert server.stats.requests_for("aggTrades", 200) == 2
+    assert client.weight_budget.waited_seconds > 0  # the second send waited for a new window
 
 
 def test_adopt_rate_limits_follows_exchange_info(
