@@ -1,18 +1,39 @@
-"""Where the simulator plants outages and market-structure episodes: pure functions of the day."""
+"""Where the simulator plants outages and market-structure episodes.
+
+Outages are pure functions of (seed, day). Episodes are drawn per symbol and UTC day from their
+own random stream (``draw_day``: kinds, directions, outcomes, times, sizes — never the data) and
+then resolved by the skeleton against what is already planted: squeezes and breakouts keep their
+drawn times, absorptions wait in a search window for the price to reach a level of the previous
+session (``place_absorption``). Minutes here are absolute (minutes since the epoch), so an
+episode may run past midnight; the skeleton carries its remaining segments into the next day.
+
+Fairness, by construction:
+- every kind comes in both directions with equal probability, at any minute of the day;
+- a share of each kind are decoys (the precursor without the payoff), the rest follow through
+  with probability ``EpisodeRates.follow_through`` and fail otherwise;
+- a failure moves against the direction by enough that, from the moment the setup is
+  observable, the expected move is zero: p·S = (1 − p)·X, plus the part of the trigger leg a
+  detector can still catch. Sizes and durations are heavy-tailed (Pareto), moves are jagged
+  (a thrust, a 30–60 % retrace, a final leg).
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
+from ingmon.exchange._levels import Levels
 from ingmon.exchange._model import (
-    DAY_MS,
     MINUTE_MS,
     MINUTES_PER_DAY,
     STREAM_EPISODES,
     STREAM_MAINTENANCE,
+    FloatArray,
     SymbolModel,
     rng_for,
 )
@@ -21,47 +42,109 @@ from ingmon.exchange._model import (
 MAINTENANCE_BLOCK_DAYS = 15
 MAINTENANCE_MINUTES = (10, 60)
 
-COMPRESSION_PROBABILITY = 0.6  # per symbol and day
-SQUEEZE_PROBABILITY = 0.15
-ABSORPTION_COUNTS = (0, 1, 2)
-ABSORPTION_COUNT_WEIGHTS = (0.3, 0.45, 0.25)
-GUARD_MINUTES = 20  # quiet gap kept between planted episodes and outages
+GUARD_MINUTES = 20  # quiet gap kept between planted episodes (and outages)
+_KIND_SQUEEZE, _KIND_BREAKOUT, _KIND_ABSORPTION = 0, 1, 2  # sub-stream keys
+_PIN_LEG = math.exp(-1.0 / 10.0)  # legs: bounded noise around the planted move
+_PIN_RANGE = math.exp(-1.0 / 5.0)  # compressions: a tight range
+_PIN_ABSORB = math.exp(-1.0 / 3.0)  # absorptions: price held at the level
+# The neutral premium (≈ the skeleton's mean): crowding pushes it away from here.
+_NEUTRAL_PREMIUM = 0.00005
+
+
+@dataclass(frozen=True)
+class EpisodeRates:
+    """How many episodes of each kind to plant per symbol and UTC day (Poisson means) and their
+    outcome mix. The defaults give ≥ 30 of each kind per symbol in 90 days."""
+
+    squeeze_per_day: float = 0.55
+    breakout_per_day: float = 0.6
+    absorption_per_day: float = 1.0
+    decoy_share: float = 0.25  # of each kind: the precursor only, no payoff planted
+    follow_through: float = 0.6  # of the non-decoys; the rest fail
+    level_search_minutes: int = 480  # how long an absorption waits for price to reach a level
+
+    def __post_init__(self) -> None:
+        if min(self.squeeze_per_day, self.breakout_per_day, self.absorption_per_day) < 0:
+            raise ValueError("episode rates must be ≥ 0")
+        if not (0.0 <= self.decoy_share <= 1.0 and 0.0 < self.follow_through < 1.0):
+            raise ValueError("decoy_share must be in [0, 1] and follow_through in (0, 1)")
 
 
 @dataclass(frozen=True)
 class Segment:
-    """A stretch of minutes whose dynamics an episode overrides (minutes of the UTC day)."""
+    """A stretch of absolute minutes whose dynamics an episode overrides."""
 
     start_minute: int
     end_minute: int
     vol_mult: float = 1.0
     count_mult: float = 1.0
     qty_mult: float = 1.0
-    drift_log: float = 0.0  # planted log-price change over the segment
+    drift_log: float = 0.0  # planted log-price change over the whole segment
     buy_prob: float | None = None  # taker-buy probability of its trades
-    oi_log: float = 0.0  # planted log open-interest change over the segment
+    oi_log: float = 0.0  # planted log open-interest change over the whole segment
     oi_flow_gain: float = 1.0  # how much ordinary flow still moves open interest
     premium_target: float | None = None
-    pin_phi: float | None = None  # mean-reverting path around the planted drift (bounded noise)
+    pin_phi: float | None = None  # mean-reverting path around the planted drift
+    background: bool = False  # applied first; core segments of other episodes may overlap it
+
+    def shifted(self, minutes: int) -> Segment:
+        return replace(
+            self, start_minute=self.start_minute + minutes, end_minute=self.end_minute + minutes
+        )
 
 
 @dataclass(frozen=True)
 class PlannedEpisode:
-    """An episode of one symbol on one UTC day: the reported window plus its segments."""
+    """An episode of one symbol, in absolute minutes: the reported window plus its segments."""
 
-    kind: str
+    kind: str  # "squeeze" | "compression_breakout" | "absorption"
+    direction: int  # +1 up, −1 down: the way price goes if it follows through
+    outcome: str  # "follow_through" | "failed" | "decoy"
     start_minute: int
     end_minute: int
+    trigger_minute: int
     segments: tuple[Segment, ...]
+    level_ticks: int | None = None
+    level_kind: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def span(self) -> tuple[int, int]:
-        """Minutes touched by the episode, including preparation and aftermath."""
-        return (
-            min(segment.start_minute for segment in self.segments),
-            max(segment.end_minute for segment in self.segments),
-        )
+    def core(self) -> tuple[int, int]:
+        """Minutes of its non-background segments (no other core may overlap them)."""
+        cores = [s for s in self.segments if not s.background] or list(self.segments)
+        return min(s.start_minute for s in cores), max(s.end_minute for s in cores)
+
+    @property
+    def background(self) -> tuple[int, int] | None:
+        backgrounds = [s for s in self.segments if s.background]
+        if not backgrounds:
+            return None
+        return min(s.start_minute for s in backgrounds), max(s.end_minute for s in backgrounds)
+
+
+@dataclass(frozen=True)
+class AbsorptionDraw:
+    """An absorption before placement: everything but where the price meets a level."""
+
+    earliest_minute: int
+    outcome: str
+    absorb_minutes: int
+    aftermath_minutes: int
+    move_log: float  # follow-through size (failures and decoys scale from it)
+    fallback_direction: int  # when no level is found, or price sits exactly on it
+    legs: tuple[float, float, float, float]  # jagged-path shape draws
+    oi_log: float
+
+
+@dataclass(frozen=True)
+class DayDraw:
+    """Candidate episodes of one symbol-day, before resolution."""
+
+    scheduled: tuple[PlannedEpisode, ...]  # squeezes first, then breakouts
+    absorptions: tuple[AbsorptionDraw, ...]
+
+
+# --- outages ---------------------------------------------------------------------------------
 
 
 @lru_cache(maxsize=4096)
@@ -79,225 +162,438 @@ def maintenance_minutes(seed: int, day: int) -> tuple[int, int] | None:
     return (start_minute, end_minute) if outage_day == day else None
 
 
-def _place(
-    rng: Any,
-    length: int,
-    occupied: list[tuple[int, int]],
-    *,
-    lowest: int,
-    highest_end: int,
-    tries: int = 25,
-) -> int | None:
-    """A start minute for ``length`` minutes clear of every occupied span (with guard), or None."""
-    if highest_end - length < lowest:
-        return None
-    for _ in range(tries):
-        start = int(rng.integers(lowest, highest_end - length + 1))
-        end = start + length
-        if all(end + GUARD_MINUTES <= lo or start >= hi + GUARD_MINUTES for lo, hi in occupied):
-            return start
-    return None
+def outage_spans(seed: int, first_day: int, last_day: int) -> list[tuple[int, int]]:
+    """Outages of days first_day..last_day in absolute minutes."""
+    spans = []
+    for day in range(first_day, last_day + 1):
+        outage = maintenance_minutes(seed, day)
+        if outage is not None:
+            spans.append((day * MINUTES_PER_DAY + outage[0], day * MINUTES_PER_DAY + outage[1]))
+    return spans
 
 
-def plan_day(model: SymbolModel, day: int) -> list[PlannedEpisode]:
-    """Episodes of one symbol whose whole span lies in UTC day ``day`` and after the listing."""
-    rng = rng_for(model.seed, model.key, STREAM_EPISODES, day)
-    # Draw every random decision up front so that a rejected placement never shifts later draws.
-    want_squeeze = bool(rng.random() < SQUEEZE_PROBABILITY)
-    want_compression = bool(rng.random() < COMPRESSION_PROBABILITY)
-    absorption_count = int(rng.choice(ABSORPTION_COUNTS, p=ABSORPTION_COUNT_WEIGHTS))
-    sigma_day = model.sigma_per_day
-    day_start_ms = day * DAY_MS
-    first_minute = max(0, -(-(model.listing_ms - day_start_ms) // MINUTE_MS))
-    occupied: list[tuple[int, int]] = []
-    outage = maintenance_minutes(model.seed, day)
-    if outage is not None:
-        occupied.append(outage)
-    planned: list[PlannedEpisode] = []
+# --- shapes ------------------------------------------------------------------------------------
 
-    def ms(minute: int) -> int:
-        return day_start_ms + minute * MINUTE_MS
 
-    interval = model.funding_interval_minutes
-    squeeze_minutes = int(rng.integers(20, 61))
-    fuel_oi = float(rng.uniform(0.06, 0.12))
-    squeeze_oi = float(rng.uniform(0.06, 0.12))
-    fuel_drift = -float(rng.uniform(0.3, 0.7)) * sigma_day
-    squeeze_drift = float(rng.uniform(1.5, 3.0)) * sigma_day
-    fuel_premium = -float(rng.uniform(0.0012, 0.0030))
-    settlements = [
-        settle
-        for settle in range(interval, MINUTES_PER_DAY, interval)
-        if settle - interval - 30 >= first_minute
-        and settle + 20 + squeeze_minutes + GUARD_MINUTES <= MINUTES_PER_DAY
+def _heavy(rng: np.random.Generator, low: float, alpha: float, cap: float) -> float:
+    """A Pareto draw: ``low`` at least, tail index ``alpha``, at most ``cap``."""
+    return min(cap, low * (1.0 + float(rng.pareto(alpha))))
+
+
+def _leg_shape(rng: np.random.Generator) -> tuple[float, float, float, float]:
+    """(thrust share of the move, retrace share of the thrust, thrust and retrace time shares)."""
+    return (
+        float(rng.uniform(0.7, 1.1)),
+        float(rng.uniform(0.3, 0.6)),
+        float(rng.uniform(0.3, 0.45)),
+        float(rng.uniform(0.15, 0.25)),
+    )
+
+
+def _jagged(
+    start: int,
+    minutes: int,
+    move_log: float,
+    shape: tuple[float, float, float, float],
+    **dynamics: Any,
+) -> list[Segment]:
+    """A move in three pinned legs: thrust, a 30–60 % retrace, the rest. Flow follows each leg."""
+    thrust_share, retrace_share, thrust_time, retrace_time = shape
+    thrust = move_log * thrust_share
+    retrace = -thrust * retrace_share
+    moves = (thrust, retrace, move_log - thrust - retrace)
+    first = max(1, round(minutes * thrust_time))
+    second = max(1, round(minutes * retrace_time))
+    bounds = (
+        start,
+        start + first,
+        start + first + second,
+        start + max(minutes, first + second + 1),
+    )
+    tilt = dynamics.pop("flow_tilt", 0.15)
+    return [
+        Segment(
+            lo,
+            hi,
+            drift_log=move,
+            buy_prob=0.5 + tilt * float(np.sign(move)),
+            pin_phi=_PIN_LEG,
+            **dynamics,
+        )
+        for lo, hi, move in zip(bounds[:-1], bounds[1:], moves, strict=True)
     ]
-    squeeze_pick = rng.random()
-    squeeze_offset = rng.random()
-    if want_squeeze and settlements:
-        settle = settlements[int(squeeze_pick * len(settlements))]
-        latest = min(settle + interval - 10, MINUTES_PER_DAY - 5 - squeeze_minutes)
-        start = settle + 20 + int(squeeze_offset * (latest - settle - 20 + 1))
-        fuel_start = settle - interval - 30
-        end = start + squeeze_minutes
-        if all(
-            end + GUARD_MINUTES <= lo or fuel_start >= hi + GUARD_MINUTES for lo, hi in occupied
-        ):
-            occupied.append((fuel_start, end))
-            planned.append(
-                PlannedEpisode(
-                    kind="short_squeeze",
-                    start_minute=start,
-                    end_minute=end,
-                    segments=(
-                        # Fuel: shorts pile in — price drifts lower, OI builds, the perp trades
-                        # under the index so funding turns negative.
-                        Segment(
-                            fuel_start,
-                            start,
-                            vol_mult=0.8,
-                            drift_log=fuel_drift,
-                            buy_prob=0.44,
-                            oi_log=fuel_oi,
-                            oi_flow_gain=0.0,
-                            premium_target=fuel_premium,
-                        ),
-                        # Squeeze: forced short covering — price rips on buy-side flow while
-                        # open interest falls.
-                        Segment(
-                            start,
-                            end,
-                            vol_mult=1.8,
-                            count_mult=3.0,
-                            qty_mult=1.4,
-                            drift_log=squeeze_drift,
-                            buy_prob=0.70,
-                            oi_log=-squeeze_oi,
-                            oi_flow_gain=0.0,
-                            premium_target=0.0006,
-                            pin_phi=math.exp(-1.0 / 15.0),
-                        ),
-                    ),
-                    detail={
-                        "fuel_start_ms": ms(fuel_start),
-                        "funding_settlement_ms": ms(settle),
-                        "planned_move_pct": round(100.0 * math.expm1(squeeze_drift), 3),
-                        "planned_oi_change_pct": round(100.0 * math.expm1(-squeeze_oi), 3),
-                        "planned_fuel_premium": round(fuel_premium, 6),
-                    },
-                )
-            )
 
-    compression_minutes = int(rng.integers(120, 301))
-    breakout_minutes = int(rng.integers(30, 76))
+
+def _outcome(rng: np.random.Generator, rates: EpisodeRates) -> str:
+    draw = float(rng.random())
+    if draw < rates.decoy_share:
+        return "decoy"
+    follow = rates.decoy_share + (1.0 - rates.decoy_share) * rates.follow_through
+    return "follow_through" if draw < follow else "failed"
+
+
+def _failure_move(follow_move: float, trigger_move: float, rates: EpisodeRates) -> float:
+    """Size of a failure's move against the direction: zero expectancy after the trigger."""
+    odds = rates.follow_through / (1.0 - rates.follow_through)
+    return follow_move * odds + trigger_move
+
+
+def _ms(minute: int) -> int:
+    return minute * MINUTE_MS
+
+
+# --- drawing one day -------------------------------------------------------------------------
+
+
+def _draw_squeeze(
+    model: SymbolModel, rng: np.random.Generator, day_minute: int, rates: EpisodeRates
+) -> PlannedEpisode:
+    """Crowding (fuel) for hours across a funding settlement, then a forced unwind — or not."""
     direction = 1 if rng.random() < 0.5 else -1
-    breakout_drift = direction * float(rng.uniform(0.8, 1.6)) * sigma_day
-    breakout_oi = float(rng.uniform(0.02, 0.05))
-    compression_rng = rng_for(model.seed, model.key, STREAM_EPISODES, day, 1)
-    if want_compression:
-        total = compression_minutes + breakout_minutes
-        start_or_none = _place(
-            compression_rng,
-            total,
-            occupied,
-            lowest=first_minute + 60,
-            highest_end=MINUTES_PER_DAY - 5,
+    outcome = _outcome(rng, rates)
+    sigma_day = model.sigma_per_day
+    fuel_start = day_minute + int(rng.integers(0, MINUTES_PER_DAY))
+    fuel = model.funding_interval_minutes + 60 + round(_heavy(rng, 60.0, 1.5, 540.0))
+    ignition = round(_heavy(rng, 8.0, 2.0, 25.0))
+    continuation = round(_heavy(rng, 25.0, 1.8, 150.0))
+    fuel_drift = -direction * float(rng.uniform(0.2, 0.5)) * sigma_day
+    fuel_oi = float(rng.uniform(0.02, 0.05))
+    squeeze_oi = float(rng.uniform(0.025, 0.05))
+    fuel_premium = _NEUTRAL_PREMIUM - direction * float(rng.uniform(0.0003, 0.0008))
+    ignition_move = direction * _heavy(rng, 0.45, 2.5, 2.0) * sigma_day
+    follow_move = direction * _heavy(rng, 0.6, 2.5, 2.5) * sigma_day
+    shape = _leg_shape(rng)
+    start = fuel_start + fuel
+    end = start + ignition + continuation
+    segments = [
+        # Fuel: the crowded side piles in against the coming move — price drifts its way, open
+        # interest builds, the perp trades away from the index so funding leans against it.
+        Segment(
+            fuel_start,
+            start,
+            vol_mult=0.85,
+            drift_log=fuel_drift,
+            buy_prob=0.5 - 0.05 * direction,
+            oi_log=fuel_oi,
+            oi_flow_gain=0.0,
+            premium_target=fuel_premium,
+            background=True,
         )
-        if start_or_none is not None:
-            start = start_or_none
-            breakout = start + compression_minutes
-            end = breakout + breakout_minutes
-            occupied.append((start, end))
-            planned.append(
-                PlannedEpisode(
-                    kind="compression_breakout",
-                    start_minute=start,
-                    end_minute=end,
-                    segments=(
-                        # Compression: a tight, mean-reverting range on thin activity.
-                        Segment(
-                            start,
-                            breakout,
-                            vol_mult=0.25,
-                            count_mult=0.55,
-                            qty_mult=0.9,
-                            oi_flow_gain=0.5,
-                            pin_phi=math.exp(-1.0 / 5.0),
-                        ),
-                        # Breakout: range expansion with directional flow and new positions.
-                        Segment(
-                            breakout,
-                            end,
-                            vol_mult=2.0,
-                            count_mult=2.5,
-                            qty_mult=1.3,
-                            drift_log=breakout_drift,
-                            buy_prob=0.5 + 0.18 * direction,
-                            oi_log=breakout_oi,
-                            premium_target=0.0001 + 0.0004 * direction,
-                            pin_phi=math.exp(-1.0 / 15.0),
-                        ),
-                    ),
-                    detail={
-                        "direction": "up" if direction > 0 else "down",
-                        "breakout_start_ms": ms(breakout),
-                        "planned_move_pct": round(100.0 * math.expm1(breakout_drift), 3),
-                    },
-                )
+    ]
+    move = 0.0
+    if outcome != "decoy":
+        # Ignition: forced covering — a fast move on one-sided flow while open interest falls.
+        segments.append(
+            Segment(
+                start,
+                start + ignition,
+                vol_mult=1.8,
+                count_mult=3.0,
+                qty_mult=1.4,
+                drift_log=ignition_move,
+                buy_prob=0.5 + 0.2 * direction,
+                oi_log=-0.6 * squeeze_oi,
+                oi_flow_gain=0.0,
+                premium_target=_NEUTRAL_PREMIUM + 0.0004 * direction,
+                pin_phi=_PIN_LEG,
             )
+        )
+        if outcome == "follow_through":
+            continuation_move = follow_move
+            continuation_oi = -0.4 * squeeze_oi
+        else:
+            continuation_move = -_failure_move(follow_move, ignition_move, rates)
+            continuation_oi = 0.0
+        segments += _jagged(
+            start + ignition,
+            continuation,
+            continuation_move,
+            shape,
+            vol_mult=1.5,
+            count_mult=2.0,
+            qty_mult=1.2,
+            oi_log=continuation_oi / 3.0,
+            oi_flow_gain=0.0,
+        )
+        move = ignition_move + continuation_move
+    return PlannedEpisode(
+        kind="squeeze",
+        direction=direction,
+        outcome=outcome,
+        start_minute=start,
+        end_minute=end,
+        trigger_minute=start,
+        segments=tuple(segments),
+        detail={
+            "fuel_start_ms": _ms(fuel_start),
+            "planned_move_pct": round(100.0 * math.expm1(move), 3),
+            "planned_oi_change_pct": round(
+                100.0 * math.expm1(-squeeze_oi if outcome == "follow_through" else 0.0), 3
+            )
+            if outcome != "decoy"
+            else 0.0,
+            "planned_fuel_premium": round(fuel_premium, 6),
+        },
+    )
 
-    for index in range(absorption_count):
-        absorption_rng = rng_for(model.seed, model.key, STREAM_EPISODES, day, 2 + index)
-        length = int(absorption_rng.integers(10, 31))
-        aggressor = 1 if absorption_rng.random() < 0.5 else -1
-        absorbed_oi = float(absorption_rng.uniform(0.01, 0.025))
-        reversal_drift = -aggressor * float(absorption_rng.uniform(0.3, 0.6)) * sigma_day
-        reversal_minutes = 30
-        start_or_none = _place(
-            absorption_rng,
-            length + reversal_minutes,
-            occupied,
-            lowest=first_minute + 60,
-            highest_end=MINUTES_PER_DAY - 5,
+
+def _draw_breakout(
+    model: SymbolModel, rng: np.random.Generator, day_minute: int, rates: EpisodeRates
+) -> PlannedEpisode:
+    """A quiet range, a breakout leg, then continuation or a failed breakout — or a fizzle."""
+    direction = 1 if rng.random() < 0.5 else -1
+    outcome = _outcome(rng, rates)
+    sigma_day = model.sigma_per_day
+    start = day_minute + int(rng.integers(0, MINUTES_PER_DAY))
+    compression = round(_heavy(rng, 90.0, 1.5, 420.0))
+    leg = round(_heavy(rng, 6.0, 2.0, 20.0))
+    continuation = round(_heavy(rng, 40.0, 1.8, 240.0))
+    leg_move = direction * _heavy(rng, 0.3, 2.5, 1.5) * sigma_day
+    follow_move = direction * _heavy(rng, 0.5, 2.5, 2.0) * sigma_day
+    breakout_oi = float(rng.uniform(0.01, 0.03))
+    shape = _leg_shape(rng)
+    breakout = start + compression
+    end = breakout + leg + continuation
+    # Compression: a tight, mean-reverting range on thin activity.
+    segments = [
+        Segment(
+            start,
+            breakout,
+            vol_mult=0.3,
+            count_mult=0.55,
+            qty_mult=0.9,
+            oi_flow_gain=0.5,
+            pin_phi=_PIN_RANGE,
         )
-        if start_or_none is None:
-            continue
-        start = start_or_none
-        end = start + length
-        occupied.append((start, end + reversal_minutes))
-        planned.append(
-            PlannedEpisode(
-                kind="absorption",
-                start_minute=start,
-                end_minute=end,
-                segments=(
-                    # Absorption: heavy one-sided aggression into a passive wall — volume and
-                    # imbalance spike, the price stays pinned.
-                    Segment(
-                        start,
-                        end,
-                        vol_mult=0.45,
-                        count_mult=3.0,
-                        qty_mult=1.5,
-                        buy_prob=0.5 + 0.36 * aggressor,
-                        oi_log=absorbed_oi,
-                        oi_flow_gain=0.0,
-                        pin_phi=math.exp(-1.0 / 3.0),
-                    ),
-                    # Aftermath: the absorbed side gives up and price turns against it.
-                    Segment(
-                        end,
-                        end + reversal_minutes,
-                        count_mult=1.5,
-                        drift_log=reversal_drift,
-                        buy_prob=0.5 - 0.1 * aggressor,
-                    ),
-                ),
-                detail={
-                    "aggressor": "buy" if aggressor > 0 else "sell",
-                    "bias": "bearish" if aggressor > 0 else "bullish",
-                    "reversal_end_ms": ms(end + reversal_minutes),
-                },
+    ]
+    move = 0.0
+    if outcome != "decoy":
+        # Breakout: range expansion with directional flow and new positions.
+        segments.append(
+            Segment(
+                breakout,
+                breakout + leg,
+                vol_mult=2.0,
+                count_mult=2.5,
+                qty_mult=1.3,
+                drift_log=leg_move,
+                buy_prob=0.5 + 0.18 * direction,
+                oi_log=breakout_oi,
+                premium_target=_NEUTRAL_PREMIUM + 0.0003 * direction,
+                pin_phi=_PIN_LEG,
             )
         )
-    planned.sort(key=lambda episode: episode.start_minute)
-    return planned
+        if outcome == "follow_through":
+            continuation_move = follow_move
+        else:
+            # A failed breakout falls back through the range (trapped breakout traders exit).
+            continuation_move = -_failure_move(follow_move, leg_move, rates)
+        segments += _jagged(
+            breakout + leg, continuation, continuation_move, shape, vol_mult=1.3, count_mult=1.5
+        )
+        move = leg_move + continuation_move
+    return PlannedEpisode(
+        kind="compression_breakout",
+        direction=direction,
+        outcome=outcome,
+        start_minute=start,
+        end_minute=end,
+        trigger_minute=breakout,
+        segments=tuple(segments),
+        detail={
+            "breakout_start_ms": _ms(breakout),
+            "planned_move_pct": round(100.0 * math.expm1(move), 3),
+        },
+    )
+
+
+def _draw_absorption(
+    model: SymbolModel, rng: np.random.Generator, day_minute: int, rates: EpisodeRates
+) -> AbsorptionDraw:
+    outcome = _outcome(rng, rates)
+    return AbsorptionDraw(
+        earliest_minute=day_minute + int(rng.integers(0, MINUTES_PER_DAY)),
+        outcome=outcome,
+        absorb_minutes=round(_heavy(rng, 8.0, 1.8, 45.0)),
+        aftermath_minutes=round(_heavy(rng, 25.0, 1.8, 120.0)),
+        move_log=_heavy(rng, 0.35, 2.5, 1.5) * model.sigma_per_day,
+        fallback_direction=1 if rng.random() < 0.5 else -1,
+        legs=_leg_shape(rng),
+        oi_log=float(rng.uniform(0.01, 0.025)),
+    )
+
+
+@lru_cache(maxsize=4096)
+def draw_day(model: SymbolModel, day: int, rates: EpisodeRates) -> DayDraw:
+    """Every candidate episode of one symbol-day (a pure function: no data is read)."""
+    rng = rng_for(model.seed, model.key, STREAM_EPISODES, day)
+    counts = rng.poisson((rates.squeeze_per_day, rates.breakout_per_day, rates.absorption_per_day))
+    day_minute = day * MINUTES_PER_DAY
+
+    def sub(kind: int, index: int) -> np.random.Generator:
+        # Each candidate has its own stream: counts never shift another candidate's draws.
+        return rng_for(model.seed, model.key, STREAM_EPISODES, day, kind, index)
+
+    squeezes = [
+        _draw_squeeze(model, sub(_KIND_SQUEEZE, index), day_minute, rates)
+        for index in range(int(counts[0]))
+    ]
+    breakouts = [
+        _draw_breakout(model, sub(_KIND_BREAKOUT, index), day_minute, rates)
+        for index in range(int(counts[1]))
+    ]
+    absorptions = sorted(
+        (
+            _draw_absorption(model, sub(_KIND_ABSORPTION, index), day_minute, rates)
+            for index in range(int(counts[2]))
+        ),
+        key=lambda draw: draw.earliest_minute,
+    )
+    return DayDraw(scheduled=(*squeezes, *breakouts), absorptions=tuple(absorptions))
+
+
+# --- resolution ------------------------------------------------------------------------------
+
+
+@dataclass
+class Occupancy:
+    """Spans already planted (absolute minutes): cores exclude cores, backgrounds backgrounds."""
+
+    cores: list[tuple[int, int]] = field(default_factory=list)
+    backgrounds: list[tuple[int, int]] = field(default_factory=list)
+
+    def free(self, core: tuple[int, int], background: tuple[int, int] | None = None) -> bool:
+        if not _clear(core, self.cores):
+            return False
+        return background is None or _clear(background, self.backgrounds)
+
+    def take(self, episode: PlannedEpisode) -> None:
+        self.cores.append(episode.core)
+        if episode.background is not None:
+            self.backgrounds.append(episode.background)
+
+
+def _clear(span: tuple[int, int], taken: Iterable[tuple[int, int]]) -> bool:
+    lo, hi = span
+    return all(hi + GUARD_MINUTES <= start or lo >= end + GUARD_MINUTES for start, end in taken)
+
+
+def accept_scheduled(
+    draw: DayDraw, occupancy: Occupancy, *, first_minute: int
+) -> list[PlannedEpisode]:
+    """The day's squeezes and breakouts that fit (after the listing, clear of the rest)."""
+    accepted = []
+    for episode in draw.scheduled:
+        spans = [segment.start_minute for segment in episode.segments]
+        if min(spans) < first_minute or not occupancy.free(episode.core, episode.background):
+            continue
+        occupancy.take(episode)
+        accepted.append(episode)
+    return accepted
+
+
+def place_absorption(
+    draw: AbsorptionDraw,
+    *,
+    path_ticks: FloatArray,
+    day_minute: int,
+    levels: Levels,
+    occupancy: Occupancy,
+    first_minute: int,
+    rates: EpisodeRates,
+) -> PlannedEpisode | None:
+    """Put an absorption where the day's price path first meets a level of the previous session
+    inside the draw's search window (or at its earliest minute if it never does); decoys are
+    heavy one-sided flow that moves price normally, anywhere."""
+    length = draw.absorb_minutes + (0 if draw.outcome == "decoy" else draw.aftermath_minutes)
+    day_end = day_minute + MINUTES_PER_DAY
+    lowest = max(draw.earliest_minute, first_minute + 30)
+    highest = min(draw.earliest_minute + rates.level_search_minutes, day_end - length - 1)
+    if highest < lowest:
+        return None
+    if draw.outcome == "decoy" or not levels.kinds:
+        return _absorption_at(draw, lowest, draw.fallback_direction, None, rates, occupancy)
+    local = np.arange(lowest, highest + 1) - day_minute  # the close at minute m, pinned from m+1
+    prices = np.asarray(levels.prices_ticks, dtype=np.float64)
+    distance = np.abs(path_ticks[local][:, None] - prices[None, :])
+    near = distance.min(axis=1) <= max(2.0, levels.bin_ticks / 2.0)
+    for index in np.flatnonzero(near).tolist():
+        minute = int(local[index])
+        which = int(distance[index].argmin())
+        came_from = path_ticks[max(0, minute - 15)] - prices[which]
+        # Coming down onto a level, sellers are the aggressors and the level holds them: "up".
+        direction = 1 if came_from > 0 else -1 if came_from < 0 else draw.fallback_direction
+        level = (int(levels.prices_ticks[which]), levels.kinds[which])
+        placed = _absorption_at(draw, day_minute + minute + 1, direction, level, rates, occupancy)
+        if placed is not None:
+            return placed
+    return _absorption_at(draw, lowest, draw.fallback_direction, None, rates, occupancy)
+
+
+def _absorption_at(
+    draw: AbsorptionDraw,
+    start: int,
+    direction: int,
+    level: tuple[int, str] | None,
+    rates: EpisodeRates,
+    occupancy: Occupancy,
+) -> PlannedEpisode | None:
+    aggressor = -direction
+    end = start + draw.absorb_minutes
+    if draw.outcome == "decoy":
+        # Heavy one-sided flow that simply moves price its way: no passive wall, no payoff.
+        segments: list[Segment] = [
+            Segment(
+                start,
+                end,
+                vol_mult=1.2,
+                count_mult=2.5,
+                qty_mult=1.3,
+                drift_log=aggressor * 0.5 * draw.move_log,
+                buy_prob=0.5 + 0.3 * aggressor,
+                oi_log=draw.oi_log,
+                oi_flow_gain=0.0,
+            )
+        ]
+        detail_end = end
+    else:
+        # Absorption: heavy aggression into a passive wall — volume and imbalance spike, the price
+        # stays pinned at the level.
+        segments = [
+            Segment(
+                start,
+                end,
+                vol_mult=0.45,
+                count_mult=3.0,
+                qty_mult=1.5,
+                buy_prob=0.5 + 0.36 * aggressor,
+                oi_log=draw.oi_log,
+                oi_flow_gain=0.0,
+                pin_phi=_PIN_ABSORB,
+            )
+        ]
+        if draw.outcome == "follow_through":
+            move = direction * draw.move_log  # the absorbed side gives up
+        else:
+            move = -direction * _failure_move(draw.move_log, 0.0, rates)  # the wall gives way
+        segments += _jagged(end, draw.aftermath_minutes, move, draw.legs, count_mult=1.5)
+        detail_end = end + draw.aftermath_minutes
+    episode = PlannedEpisode(
+        kind="absorption",
+        direction=direction,
+        outcome=draw.outcome,
+        start_minute=start,
+        end_minute=end,
+        trigger_minute=end,
+        segments=tuple(segments),
+        level_ticks=None if level is None else level[0],
+        level_kind=None if level is None else level[1],
+        detail={
+            "aggressor": "buy" if aggressor > 0 else "sell",
+            "aftermath_end_ms": _ms(detail_end),
+        },
+    )
+    if not occupancy.free(episode.core):
+        return None
+    occupancy.take(episode)
+    return episode

@@ -27,6 +27,8 @@ STREAM_TRADES = 2
 STREAM_EPISODES = 3
 STREAM_MAINTENANCE = 4
 STREAM_SPEC = 5
+STREAM_FACTOR = 6  # keyed by (seed, …) only: the market factor every symbol shares
+STREAM_SIZES = 7
 
 _MASK64 = (1 << 64) - 1
 
@@ -129,6 +131,7 @@ class SymbolModel:
     initial_log_ticks: float
     tick_units: int  # one tick in units of 10**-price_decimals (the public price unit)
     step_units: int  # one step in units of 10**-quantity_decimals
+    market_beta: float = 0.85  # correlation of the symbol's return shocks with the market factor
 
     @property
     def listing_day(self) -> int:

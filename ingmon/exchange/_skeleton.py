@@ -1,18 +1,32 @@
 """The per-minute skeleton of one symbol-day: price path, activity, flow, open interest, funding.
 
-A day is a pure function of (the state at the start of the day, the day's random stream, the
-planted episodes, the outage), so any day can be regenerated from its checkpoint and days only
-ever depend on earlier days. Trade-level detail is generated later from this skeleton.
+A day is a pure function of (the state at the start of the day, the day's random streams, the
+market factor of the day, the outage), so any day can be regenerated from its checkpoint and days
+only ever depend on earlier days. Episodes are resolved here (absorptions need the price path)
+and their unfinished segments travel to the next day in the state. Trade-level detail is
+generated later from this skeleton; the skeleton already knows each minute's exact volume.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ingmon.exchange._episodes import PlannedEpisode
+from ingmon.exchange._episodes import (
+    DayDraw,
+    EpisodeRates,
+    Occupancy,
+    PlannedEpisode,
+    accept_scheduled,
+    draw_day,
+    outage_spans,
+    place_absorption,
+)
+from ingmon.exchange._factor import LOG_VOL_VARIANCE, FactorDay, factor_day
+from ingmon.exchange._levels import NO_LEVELS, Levels, session_levels
 from ingmon.exchange._model import (
     DAY_MS,
     MINUTE_MS,
@@ -26,19 +40,25 @@ from ingmon.exchange._model import (
     rng_for,
     season_profile,
 )
+from ingmon.exchange._sizes import trade_quantities
 
-# Volatility: two log-vol AR(1) factors (hours and days) give GARCH-like clustering and regimes.
-_FAST_HALF_LIFE_MINUTES = 180.0
-_FAST_SD = 0.40
-_SLOW_HALF_LIFE_MINUTES = 2880.0
-_SLOW_SD = 0.35
-_FAST_PHI = math.exp(-math.log(2.0) / _FAST_HALF_LIFE_MINUTES)
-_SLOW_PHI = math.exp(-math.log(2.0) / _SLOW_HALF_LIFE_MINUTES)
-_FAST_INNOVATION = _FAST_SD * math.sqrt(1.0 - _FAST_PHI**2)
-_SLOW_INNOVATION = _SLOW_SD * math.sqrt(1.0 - _SLOW_PHI**2)
+# Idiosyncratic volatility on top of the market factor's: hours and days, small (regimes are
+# mostly shared, as in real markets).
+_IDIO_FAST_HALF_LIFE_MINUTES = 180.0
+_IDIO_FAST_SD = 0.15
+_IDIO_SLOW_HALF_LIFE_MINUTES = 2880.0
+_IDIO_SLOW_SD = 0.12
+_IDIO_FAST_PHI = math.exp(-math.log(2.0) / _IDIO_FAST_HALF_LIFE_MINUTES)
+_IDIO_SLOW_PHI = math.exp(-math.log(2.0) / _IDIO_SLOW_HALF_LIFE_MINUTES)
+_IDIO_FAST_INNOVATION = _IDIO_FAST_SD * math.sqrt(1.0 - _IDIO_FAST_PHI**2)
+_IDIO_SLOW_INNOVATION = _IDIO_SLOW_SD * math.sqrt(1.0 - _IDIO_SLOW_PHI**2)
 _ACTIVITY_VOL_ELASTICITY = 0.8  # busy markets are volatile markets
-# E[exp(0.8·(fast+slow))] for the stationary factors, so mean activity stays trades_per_minute.
-_ACTIVITY_NORM = math.exp(0.5 * _ACTIVITY_VOL_ELASTICITY**2 * (_FAST_SD**2 + _SLOW_SD**2))
+# E[exp(0.8·log_vol)] of the stationary factors, so mean activity stays trades_per_minute.
+_ACTIVITY_NORM = math.exp(
+    0.5 * _ACTIVITY_VOL_ELASTICITY**2 * (LOG_VOL_VARIANCE + _IDIO_FAST_SD**2 + _IDIO_SLOW_SD**2)
+)
+# Volume spikes with the minute's move: activity ∝ (1 − w) + w·|shock| / E|shock|.
+_ACTIVITY_MOVE_WEIGHT = 0.75
 _EPISODE_VOL_CLIP = (0.6, 1.6)  # planted episodes keep their shape whatever the regime
 _STUDENT_DF = 5.0
 _CALM_SHOCK_LIMIT = 2.5
@@ -52,22 +72,21 @@ _UNDERLYING_PER_AGG = 1.3  # extra exchange trades per aggregate trade, on avera
 # Open interest: log deviation from a base level, mean-reverting over days; one-sided flow
 # opens positions, tail moves liquidate them.
 _OI_PHI = math.exp(-math.log(2.0) / (4.0 * MINUTES_PER_DAY))
-_OI_FLOW = 0.001
+_OI_FLOW = 0.0006
 _OI_NEUTRAL_IMBALANCE = 0.195  # E|2·buy_prob − 1| of ordinary minutes
-_OI_LIQUIDATION = 0.0015
+_OI_LIQUIDATION = 0.001
 _OI_LIQUIDATION_SHOCK = 2.5
 _OI_NOISE = 0.0004
 
 # Premium of the perpetual over the index: AR(1) with a one-hour memory around a small positive
-# mean, pushed by the flow (positioning).
+# mean, pushed by the flow (positioning) and, weakly, by the price's distance from its ~12-hour
+# average (crowding after a run). Calm enough that funding mostly sits at the 0.01 % baseline.
 _PREMIUM_PHI = math.exp(-1.0 / 60.0)
 _PREMIUM_MEAN = 0.00005
-_PREMIUM_FLOW = 0.0015
-# Crowding: after a run-up longs pay more (and shorts after a sell-off) — the premium follows the
-# price's distance from its ~12-hour exponential average.
+_PREMIUM_FLOW = 0.0004
 _TREND_PHI = math.exp(-math.log(2.0) / 720.0)
-_PREMIUM_TREND = 0.03
-_PREMIUM_NOISE = 0.00015 * math.sqrt(1.0 - _PREMIUM_PHI**2)
+_PREMIUM_TREND = 0.006
+_PREMIUM_NOISE = 0.0001 * math.sqrt(1.0 - _PREMIUM_PHI**2)
 # Binance: rate = P̄ + clamp(I − P̄, ±0.05 %), I = 0.01 % per 8 h; capped at ±0.75 %.
 _INTEREST_PER_8H = 0.0001
 _PREMIUM_CLAMP = 0.0005
@@ -79,7 +98,7 @@ class DayState:
     """Everything the next day needs from the previous one (a checkpoint)."""
 
     log_ticks: float
-    vol_fast: float
+    vol_fast: float  # idiosyncratic log-volatility components
     vol_slow: float
     oi_log: float
     premium: float
@@ -87,6 +106,8 @@ class DayState:
     close_ticks: int  # last traded price (true tick multiples)
     next_agg_id: int
     next_trade_id: int
+    levels: Levels = NO_LEVELS  # the previous session's profile levels
+    carried: tuple[PlannedEpisode, ...] = ()  # episodes still running at the day's start
 
 
 @dataclass(frozen=True)
@@ -103,15 +124,67 @@ class DaySkeleton:
     sigma_ticks: FloatArray  # intra-minute path amplitude
     buy_prob: FloatArray
     qty_mean_steps: FloatArray
+    volume_steps: IntArray  # exact: Σ of the trades' quantities (true steps)
     oi_steps: IntArray  # open interest at the end of the minute
     premium: FloatArray
     funding_time_ms: IntArray  # settlements in (day start, day end]
     funding_rate_e8: IntArray
     funding_mark_ticks: IntArray
+    episodes: tuple[PlannedEpisode, ...]  # resolved episodes planned on this day
 
     @property
     def start_ms(self) -> int:
         return self.day * DAY_MS
+
+
+@dataclass
+class _Overrides:
+    """Per-minute dynamics of the planted episodes (neutral where there are none)."""
+
+    vol_mult: FloatArray = field(default_factory=lambda: np.ones(MINUTES_PER_DAY))
+    count_mult: FloatArray = field(default_factory=lambda: np.ones(MINUTES_PER_DAY))
+    qty_mult: FloatArray = field(default_factory=lambda: np.ones(MINUTES_PER_DAY))
+    drift: FloatArray = field(default_factory=lambda: np.zeros(MINUTES_PER_DAY))
+    buy_prob: FloatArray = field(default_factory=lambda: np.full(MINUTES_PER_DAY, np.nan))
+    oi_force: FloatArray = field(default_factory=lambda: np.zeros(MINUTES_PER_DAY))
+    oi_gain: FloatArray = field(default_factory=lambda: np.ones(MINUTES_PER_DAY))
+    premium: FloatArray = field(default_factory=lambda: np.full(MINUTES_PER_DAY, np.nan))
+    in_episode: BoolArray = field(default_factory=lambda: np.zeros(MINUTES_PER_DAY, dtype=bool))
+    pins: list[tuple[int, int, float]] = field(default_factory=list)
+
+    def apply(self, episode: PlannedEpisode, day_minute: int) -> None:
+        """Write the episode's segments that fall in this day (backgrounds first)."""
+        for segment in sorted(episode.segments, key=lambda item: not item.background):
+            lo = max(segment.start_minute, day_minute) - day_minute
+            hi = min(segment.end_minute, day_minute + MINUTES_PER_DAY) - day_minute
+            if lo >= hi:
+                continue
+            length = segment.end_minute - segment.start_minute
+            self.vol_mult[lo:hi] = segment.vol_mult
+            self.count_mult[lo:hi] = segment.count_mult
+            self.qty_mult[lo:hi] = segment.qty_mult
+            self.drift[lo:hi] = segment.drift_log / length
+            self.oi_force[lo:hi] = segment.oi_log / length
+            self.oi_gain[lo:hi] = segment.oi_flow_gain
+            self.in_episode[lo:hi] = True
+            if segment.buy_prob is not None:
+                self.buy_prob[lo:hi] = segment.buy_prob
+            if segment.premium_target is not None:
+                self.premium[lo:hi] = segment.premium_target
+            if segment.pin_phi is not None:
+                self.pins.append((lo, hi, segment.pin_phi))
+
+
+@dataclass(frozen=True)
+class _Draws:
+    """The day's idiosyncratic random numbers: a fixed count in a fixed order."""
+
+    z_fast: FloatArray
+    z_slow: FloatArray
+    z_oi: FloatArray
+    z_premium: FloatArray
+    shock: FloatArray  # Student-t, unit variance
+    rng: np.random.Generator  # continues with the activity draws
 
 
 def initial_state(model: SymbolModel) -> DayState:
@@ -133,122 +206,67 @@ def build_day(
     model: SymbolModel,
     day: int,
     state: DayState,
-    episodes: list[PlannedEpisode],
+    *,
     outage: tuple[int, int] | None,
+    rates: EpisodeRates,
 ) -> DaySkeleton:
     """The skeleton of UTC day ``day`` starting from ``state``."""
-    rng = rng_for(model.seed, model.key, STREAM_SKELETON, day)
-    minutes = MINUTES_PER_DAY
-    minute_ms = day * DAY_MS + np.arange(minutes, dtype=np.int64) * MINUTE_MS
+    minute_ms = day * DAY_MS + np.arange(MINUTES_PER_DAY, dtype=np.int64) * MINUTE_MS
     live = minute_ms >= model.listing_ms
     present = live.copy()
     if outage is not None:
         present[outage[0] : outage[1]] = False
     season = season_profile(day)
-    # A fixed number of draws per day, in a fixed order: the stream never depends on the data.
-    z_fast, z_slow, z_oi, z_premium = rng.standard_normal((4, minutes))
-    shock = rng.standard_t(_STUDENT_DF, minutes) * math.sqrt((_STUDENT_DF - 2.0) / _STUDENT_DF)
+    draws = _draw(model, day)
+    factor = factor_day(model.seed, day)
 
-    vol_mult = np.ones(minutes)
-    count_mult = np.ones(minutes)
-    qty_mult = np.ones(minutes)
-    drift = np.zeros(minutes)
-    buy_override = np.full(minutes, np.nan)
-    oi_force = np.zeros(minutes)
-    oi_gain = np.ones(minutes)
-    premium_override = np.full(minutes, np.nan)
-    in_episode = np.zeros(minutes, dtype=bool)
-    pins: list[tuple[int, int, float]] = []
-    for episode in episodes:
-        for segment in episode.segments:
-            lo, hi = segment.start_minute, segment.end_minute
-            length = hi - lo
-            vol_mult[lo:hi] = segment.vol_mult
-            count_mult[lo:hi] = segment.count_mult
-            qty_mult[lo:hi] = segment.qty_mult
-            drift[lo:hi] = segment.drift_log / length
-            oi_force[lo:hi] = segment.oi_log / length
-            oi_gain[lo:hi] = segment.oi_flow_gain
-            in_episode[lo:hi] = True
-            if segment.buy_prob is not None:
-                buy_override[lo:hi] = segment.buy_prob
-            if segment.premium_target is not None:
-                premium_override[lo:hi] = segment.premium_target
-            if segment.pin_phi is not None:
-                pins.append((lo, hi, segment.pin_phi))
+    overrides = _Overrides()
+    occupancy, scheduled = _schedule(model, day, state, live, rates)
+    for episode in (*state.carried, *scheduled):
+        overrides.apply(episode, day * MINUTES_PER_DAY)
+    log_vol, idio_fast, idio_slow = _log_volatility(state, draws, factor)
+    shock = _combined_shock(model, draws, factor)
 
-    # Quiet episodes are quiet: no fat-tailed jumps inside them.
-    calm = vol_mult < 1.0
-    shock = np.where(calm, np.clip(shock, -_CALM_SHOCK_LIMIT, _CALM_SHOCK_LIMIT), shock)
+    def path() -> tuple[FloatArray, FloatArray]:
+        return _price_path(model, state, overrides, log_vol, shock, season, live)
 
-    regime = ar1(z_fast * _FAST_INNOVATION, _FAST_PHI, state.vol_fast)
-    slow = ar1(z_slow * _SLOW_INNOVATION, _SLOW_PHI, state.vol_slow)
-    factor = np.exp(regime + slow)
-    factor = np.where(in_episode, np.clip(factor, *_EPISODE_VOL_CLIP), factor)
-    sigma = model.sigma_per_minute * factor * np.sqrt(season) * vol_mult
-    intensity = (
-        model.trades_per_minute
-        * season
-        * factor**_ACTIVITY_VOL_ELASTICITY
-        / _ACTIVITY_NORM
-        * count_mult
+    absorptions = _place_absorptions(
+        day, state, draws=draw_day(model, day, rates), occupancy=occupancy,
+        overrides=overrides, path=path, live=live, rates=rates,
+    )  # fmt: skip
+    log_ticks, sigma = path()
+
+    count, qty_mean, volume, underlying = _activity(
+        model, day, draws, overrides, log_vol, shock, season, present
     )
-    count = rng.poisson(intensity).astype(np.int64) * present
-
-    reversion = -(state.log_ticks - model.initial_log_ticks) / _REVERSION_MINUTES
-    returns = sigma * shock + drift + reversion
-    for lo, hi, phi in pins:
-        # Bounded noise around the planted drift: the episode's net move is reliable.
-        deviation = ar1(sigma[lo:hi] * shock[lo:hi], phi, 0.0)
-        returns[lo:hi] = drift[lo:hi] + np.diff(deviation, prepend=0.0)
-    returns = np.where(live, returns, 0.0)
-    log_ticks = state.log_ticks + np.cumsum(returns)
-    latent_ticks = np.maximum(1, np.rint(np.exp(log_ticks))).astype(np.int64)
-    # Only a trade moves the traded price: quiet minutes and outages carry the last one.
-    traded = count > 0
-    last_traded = np.maximum.accumulate(np.where(traded, np.arange(minutes), -1))
-    close_ticks = np.where(
-        last_traded >= 0, latent_ticks[np.maximum(last_traded, 0)], state.close_ticks
-    ).astype(np.int64)
-
+    close_ticks = _traded_closes(log_ticks, count, state.close_ticks)
     buy_prob = 0.5 + _FLOW_AMPLITUDE * np.tanh(_FLOW_SLOPE * shock)
-    buy_prob = np.where(np.isnan(buy_override), buy_prob, buy_override)
-
-    imbalance = np.abs(2.0 * buy_prob - 1.0)
-    flow = oi_gain * (count / model.trades_per_minute) * (imbalance - _OI_NEUTRAL_IMBALANCE)
-    liquidation = np.clip(np.abs(shock) - _OI_LIQUIDATION_SHOCK, 0.0, None)
-    oi_innovation = _OI_FLOW * flow - _OI_LIQUIDATION * liquidation + _OI_NOISE * z_oi + oi_force
-    oi_log = ar1(np.where(live, oi_innovation, 0.0), _OI_PHI, state.oi_log)
+    buy_prob = np.where(np.isnan(overrides.buy_prob), buy_prob, overrides.buy_prob)
+    oi_log = _open_interest(model, state, draws, overrides, count, buy_prob, shock, live)
     oi_steps = np.maximum(1, np.rint(model.oi_base_steps * np.exp(oi_log))).astype(np.int64)
-
-    trend = ar1((1.0 - _TREND_PHI) * log_ticks, _TREND_PHI, state.trend_log_ticks)
-    premium_target = (
-        _PREMIUM_MEAN
-        + _PREMIUM_FLOW * (2.0 * buy_prob - 1.0)
-        + _PREMIUM_TREND * (log_ticks - trend)
-    )
-    premium_target = np.where(np.isnan(premium_override), premium_target, premium_override)
-    premium = ar1(
-        (1.0 - _PREMIUM_PHI) * premium_target + _PREMIUM_NOISE * z_premium,
-        _PREMIUM_PHI,
-        state.premium,
-    )
-
-    underlying = count + rng.poisson(count * _UNDERLYING_PER_AGG).astype(np.int64)
-
+    trend, premium = _premium(state, draws, overrides, log_ticks, buy_prob)
     funding_time_ms, funding_rate_e8, funding_mark_ticks = _settle_funding(
         model, day, live, premium, close_ticks
     )
+
+    planted = (*scheduled, *absorptions)
+    day_end = (day + 1) * MINUTES_PER_DAY
     state_out = DayState(
         log_ticks=float(log_ticks[-1]),
-        vol_fast=float(regime[-1]),
-        vol_slow=float(slow[-1]),
+        vol_fast=float(idio_fast[-1]),
+        vol_slow=float(idio_slow[-1]),
         oi_log=float(oi_log[-1]),
         premium=float(premium[-1]),
         trend_log_ticks=float(trend[-1]),
         close_ticks=int(close_ticks[-1]),
         next_agg_id=state.next_agg_id + int(count.sum()),
         next_trade_id=state.next_trade_id + int(underlying.sum()),
+        levels=session_levels(close_ticks[present], volume[present]),
+        carried=tuple(
+            episode
+            for episode in (*state.carried, *planted)
+            if max(segment.end_minute for segment in episode.segments) > day_end
+        ),
     )
     return DaySkeleton(
         day=day,
@@ -260,13 +278,212 @@ def build_day(
         close_ticks=close_ticks,
         sigma_ticks=sigma * np.exp(log_ticks),
         buy_prob=buy_prob,
-        qty_mean_steps=model.mean_qty_steps * qty_mult,
+        qty_mean_steps=qty_mean,
+        volume_steps=volume,
         oi_steps=oi_steps,
         premium=premium,
         funding_time_ms=funding_time_ms,
         funding_rate_e8=funding_rate_e8,
         funding_mark_ticks=funding_mark_ticks,
+        episodes=tuple(sorted(planted, key=lambda episode: episode.start_minute)),
     )
+
+
+def _draw(model: SymbolModel, day: int) -> _Draws:
+    rng = rng_for(model.seed, model.key, STREAM_SKELETON, day)
+    z_fast, z_slow, z_oi, z_premium = rng.standard_normal((4, MINUTES_PER_DAY))
+    shock = rng.standard_t(_STUDENT_DF, MINUTES_PER_DAY) * math.sqrt(
+        (_STUDENT_DF - 2.0) / _STUDENT_DF
+    )
+    return _Draws(z_fast, z_slow, z_oi, z_premium, shock, rng)
+
+
+def _schedule(
+    model: SymbolModel, day: int, state: DayState, live: BoolArray, rates: EpisodeRates
+) -> tuple[Occupancy, list[PlannedEpisode]]:
+    """The day's squeezes and breakouts that fit around running episodes and outages."""
+    occupancy = Occupancy()
+    for lo, hi in outage_spans(model.seed, day, day + 2):
+        occupancy.cores.append((lo, hi))
+        occupancy.backgrounds.append((lo, hi))
+    for episode in state.carried:
+        occupancy.take(episode)
+    if not live.any():
+        return occupancy, []
+    first_minute = day * MINUTES_PER_DAY + int(live.argmax()) + 60
+    draw: DayDraw = draw_day(model, day, rates)
+    return occupancy, accept_scheduled(draw, occupancy, first_minute=first_minute)
+
+
+def _log_volatility(
+    state: DayState, draws: _Draws, factor: FactorDay
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(total log-volatility, idiosyncratic fast part, idiosyncratic slow part) per minute."""
+    idio_fast = ar1(draws.z_fast * _IDIO_FAST_INNOVATION, _IDIO_FAST_PHI, state.vol_fast)
+    idio_slow = ar1(draws.z_slow * _IDIO_SLOW_INNOVATION, _IDIO_SLOW_PHI, state.vol_slow)
+    return factor.log_vol + idio_fast + idio_slow, idio_fast, idio_slow
+
+
+def _combined_shock(model: SymbolModel, draws: _Draws, factor: FactorDay) -> FloatArray:
+    """Unit-variance return shocks: β·market + √(1 − β²)·own."""
+    beta = model.market_beta
+    shock: FloatArray = beta * factor.shock + math.sqrt(1.0 - beta**2) * draws.shock
+    return shock
+
+
+def _price_path(
+    model: SymbolModel,
+    state: DayState,
+    overrides: _Overrides,
+    log_vol: FloatArray,
+    shock: FloatArray,
+    season: FloatArray,
+    live: BoolArray,
+) -> tuple[FloatArray, FloatArray]:
+    """(log price in ticks, per-minute volatility) after the episodes' overrides."""
+    # Quiet episodes are quiet: no fat-tailed jumps inside them.
+    calm = overrides.vol_mult < 1.0
+    shock = np.where(calm, np.clip(shock, -_CALM_SHOCK_LIMIT, _CALM_SHOCK_LIMIT), shock)
+    regime = np.exp(log_vol)
+    regime = np.where(overrides.in_episode, np.clip(regime, *_EPISODE_VOL_CLIP), regime)
+    sigma = model.sigma_per_minute * regime * np.sqrt(season) * overrides.vol_mult
+    reversion = -(state.log_ticks - model.initial_log_ticks) / _REVERSION_MINUTES
+    returns = sigma * shock + overrides.drift + reversion
+    for lo, hi, phi in overrides.pins:
+        # Bounded noise around the planted drift: the episode's net move is reliable.
+        deviation = ar1(sigma[lo:hi] * shock[lo:hi], phi, 0.0)
+        returns[lo:hi] = overrides.drift[lo:hi] + np.diff(deviation, prepend=0.0)
+    returns = np.where(live, returns, 0.0)
+    return state.log_ticks + np.cumsum(returns), sigma
+
+
+def _place_absorptions(
+    day: int,
+    state: DayState,
+    *,
+    draws: DayDraw,
+    occupancy: Occupancy,
+    overrides: _Overrides,
+    path: Callable[[], tuple[FloatArray, FloatArray]],
+    live: BoolArray,
+    rates: EpisodeRates,
+) -> list[PlannedEpisode]:
+    """Place the day's absorptions one by one where the path meets a level; each changes the
+    path after it (only after it), so the next one searches the updated path."""
+    if not live.any() or not draws.absorptions:
+        return []
+    day_minute = day * MINUTES_PER_DAY
+    first_minute = day_minute + int(live.argmax())
+    placed: list[PlannedEpisode] = []
+    path_ticks = np.exp(path()[0])
+    for draw in draws.absorptions:
+        episode = place_absorption(
+            draw,
+            path_ticks=path_ticks,
+            day_minute=day_minute,
+            levels=state.levels,
+            occupancy=occupancy,
+            first_minute=first_minute,
+            rates=rates,
+        )
+        if episode is not None:
+            placed.append(episode)
+            overrides.apply(episode, day_minute)
+            path_ticks = np.exp(path()[0])
+    return placed
+
+
+def _activity(
+    model: SymbolModel,
+    day: int,
+    draws: _Draws,
+    overrides: _Overrides,
+    log_vol: FloatArray,
+    shock: FloatArray,
+    season: FloatArray,
+    present: BoolArray,
+) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
+    """(aggregate trades, mean size, exact volume, underlying trades) per minute."""
+    move = np.abs(shock)
+    move_factor = (1.0 - _ACTIVITY_MOVE_WEIGHT) + _ACTIVITY_MOVE_WEIGHT * move / move.mean()
+    intensity = (
+        model.trades_per_minute
+        * season
+        * np.exp(_ACTIVITY_VOL_ELASTICITY * log_vol)
+        / _ACTIVITY_NORM
+        * overrides.count_mult
+        * move_factor
+    )
+    count = draws.rng.poisson(intensity).astype(np.int64) * present
+    underlying = count + draws.rng.poisson(count * _UNDERLYING_PER_AGG).astype(np.int64)
+    qty_mean = model.mean_qty_steps * overrides.qty_mult
+    quantities = trade_quantities(model, day, np.repeat(qty_mean, count))
+    volume = np.zeros(MINUTES_PER_DAY, dtype=np.int64)
+    traded = count > 0
+    if traded.any():
+        starts = np.concatenate(([0], np.cumsum(count)[:-1]))[traded]
+        volume[traded] = np.add.reduceat(quantities, starts)
+    return count, qty_mean, volume, underlying
+
+
+def _traded_closes(log_ticks: FloatArray, count: IntArray, previous_close: int) -> IntArray:
+    """Only a trade moves the traded price: quiet minutes and outages carry the last one."""
+    latent_ticks = np.maximum(1, np.rint(np.exp(log_ticks))).astype(np.int64)
+    last_traded = np.maximum.accumulate(np.where(count > 0, np.arange(MINUTES_PER_DAY), -1))
+    closes: IntArray = np.where(
+        last_traded >= 0, latent_ticks[np.maximum(last_traded, 0)], previous_close
+    ).astype(np.int64)
+    return closes
+
+
+def _open_interest(
+    model: SymbolModel,
+    state: DayState,
+    draws: _Draws,
+    overrides: _Overrides,
+    count: IntArray,
+    buy_prob: FloatArray,
+    shock: FloatArray,
+    live: BoolArray,
+) -> FloatArray:
+    """Log deviation of open interest from its base, at the end of each minute."""
+    imbalance = np.abs(2.0 * buy_prob - 1.0)
+    flow = (
+        overrides.oi_gain
+        * (count / model.trades_per_minute)
+        * (imbalance - _OI_NEUTRAL_IMBALANCE)
+    )
+    liquidation = np.clip(np.abs(shock) - _OI_LIQUIDATION_SHOCK, 0.0, None)
+    innovation = (
+        _OI_FLOW * flow
+        - _OI_LIQUIDATION * liquidation
+        + _OI_NOISE * draws.z_oi
+        + overrides.oi_force
+    )
+    return ar1(np.where(live, innovation, 0.0), _OI_PHI, state.oi_log)
+
+
+def _premium(
+    state: DayState,
+    draws: _Draws,
+    overrides: _Overrides,
+    log_ticks: FloatArray,
+    buy_prob: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """(slow price average, premium of the perpetual over the index) per minute."""
+    trend = ar1((1.0 - _TREND_PHI) * log_ticks, _TREND_PHI, state.trend_log_ticks)
+    target = (
+        _PREMIUM_MEAN
+        + _PREMIUM_FLOW * (2.0 * buy_prob - 1.0)
+        + _PREMIUM_TREND * (log_ticks - trend)
+    )
+    target = np.where(np.isnan(overrides.premium), target, overrides.premium)
+    premium = ar1(
+        (1.0 - _PREMIUM_PHI) * target + _PREMIUM_NOISE * draws.z_premium,
+        _PREMIUM_PHI,
+        state.premium,
+    )
+    return trend, premium
 
 
 def _settle_funding(

@@ -18,6 +18,11 @@ from ingmon.exchange._model import (
 )
 
 KeyT = TypeVar("KeyT")
+OI_DAYS_OF_VOLUME = 0.55
+# Correlation of each demo contract's return shocks with the market factor: BTC–ETH 1h return
+# correlation ≈ 0.93 × 0.90 ≈ 0.8 (before idiosyncratic episodes), as on Binance in 2023–2025.
+_DEMO_BETAS = {"BTCUSDT": 0.93, "ETHUSDT": 0.9, "SOLUSDT": 0.82}
+_OTHER_BETA_RANGE = (0.6, 0.85)
 ValueT = TypeVar("ValueT")
 
 
@@ -65,6 +70,8 @@ class SpecLike(Protocol):
     def volatility_per_minute(self) -> float: ...
     @property
     def mean_trade_notional(self) -> float: ...
+    @property
+    def market_beta(self) -> float: ...
 
 
 def model_for(spec: SpecLike, seed: int) -> SymbolModel:
@@ -79,6 +86,8 @@ def model_for(spec: SpecLike, seed: int) -> SymbolModel:
         raise ValueError(f"{spec.symbol}: tick, step and price must be positive (price ≥ tick)")
     if spec.trades_per_minute <= 0 or spec.volatility_per_minute <= 0:
         raise ValueError(f"{spec.symbol}: activity and volatility must be positive")
+    if not 0.0 <= spec.market_beta < 1.0:
+        raise ValueError(f"{spec.symbol}: market_beta must be in [0, 1)")
     mean_qty_steps = max(1.0, spec.mean_trade_notional / (spec.initial_price * step))
     max_qty_steps = max(10, round(mean_qty_steps * 500))
     # Day-candle quote volumes are int64 sums: keep a wide margin (price ×50, volume ×20).
@@ -96,11 +105,12 @@ def model_for(spec: SpecLike, seed: int) -> SymbolModel:
         sigma_per_minute=spec.volatility_per_minute,
         mean_qty_steps=mean_qty_steps,
         max_qty_steps=max_qty_steps,
-        # Open interest of roughly 1.5 days of volume.
-        oi_base_steps=mean_qty_steps * spec.trades_per_minute * 1440 * 1.5,
+        # Open interest of roughly OI_DAYS_OF_VOLUME days of volume (real BTC/ETH: 0.5–0.8).
+        oi_base_steps=mean_qty_steps * spec.trades_per_minute * 1440 * OI_DAYS_OF_VOLUME,
         initial_log_ticks=math.log(spec.initial_price / tick),
         tick_units=units_of(spec.tick_size),
         step_units=units_of(spec.step_size),
+        market_beta=spec.market_beta,
     )
 
 
@@ -135,6 +145,7 @@ def demo_spec_fields(symbol: str, *, seed: int) -> dict[str, Any]:
             "volatility_per_minute": volatility,
             "mean_trade_notional": notional,
             "circulating_supply": supply,
+            "market_beta": _DEMO_BETAS[symbol],
         }
     rng = rng_for(seed, STREAM_SPEC, symbol_key(symbol))
     magnitude = float(rng.uniform(-3.0, 3.0))
@@ -148,6 +159,7 @@ def demo_spec_fields(symbol: str, *, seed: int) -> dict[str, Any]:
     per_minute = float(rng.uniform(10.0, 40.0))
     volatility = float(rng.uniform(0.0008, 0.0016))
     supply = float(np.round(10.0 ** rng.uniform(8.0, 10.0)))
+    beta = round(float(rng.uniform(*_OTHER_BETA_RANGE)), 3)
     return {
         "symbol": symbol,
         "base_asset": symbol[:-4] if symbol.endswith("USDT") and len(symbol) > 4 else symbol,
@@ -159,4 +171,5 @@ def demo_spec_fields(symbol: str, *, seed: int) -> dict[str, Any]:
         "volatility_per_minute": volatility,
         "mean_trade_notional": notional,
         "circulating_supply": supply,
+        "market_beta": beta,
     }

@@ -15,11 +15,9 @@ from ingmon.exchange._model import (
     SymbolModel,
     rng_for,
 )
+from ingmon.exchange._sizes import trade_quantities
 from ingmon.exchange._skeleton import DaySkeleton
 
-# Trade sizes are lognormal around the minute's mean (sigma 0.9, mean preserved).
-_SIZE_SIGMA = 0.9
-_SIZE_MEAN_SHIFT = -0.5 * _SIZE_SIGMA**2
 # A trade that lifts the price is more likely a taker buy (and vice versa).
 _TICK_RULE_WEIGHT = 0.2
 _BUY_PROB_CLIP = (0.03, 0.97)
@@ -102,10 +100,8 @@ def generate_trades(model: SymbolModel, skeleton: DaySkeleton) -> TradeBlock:
     )
     taker_buy = rng.random(total) < buy_prob
 
-    size = np.repeat(skeleton.qty_mean_steps, counts) * np.exp(
-        _SIZE_SIGMA * rng.standard_normal(total) + _SIZE_MEAN_SHIFT
-    )
-    qty_steps = np.clip(np.rint(size), 1, model.max_qty_steps).astype(np.int64)
+    # The same quantities the skeleton summed into each minute's volume.
+    qty_steps = trade_quantities(model, skeleton.day, np.repeat(skeleton.qty_mean_steps, counts))
 
     extra = skeleton.underlying - counts
     extra_total = int(extra.sum())

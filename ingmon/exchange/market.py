@@ -37,10 +37,10 @@ import pyarrow as pa
 
 from ingmon.exchange._episodes import (
     MAINTENANCE_BLOCK_DAYS,
+    EpisodeRates,
     PlannedEpisode,
     maintenance_minutes,
     maintenance_of_block,
-    plan_day,
 )
 from ingmon.exchange._model import DAY_MS, MINUTE_MS, MINUTES_PER_DAY, decimals_of, units_of
 from ingmon.exchange._skeleton import DaySkeleton, DayState, build_day, initial_state
@@ -65,6 +65,7 @@ from ingmon.exchange._trades import (
 __all__ = [
     "AggTrades",
     "Episode",
+    "EpisodeRates",
     "FundingRates",
     "Klines",
     "Market",
@@ -77,7 +78,9 @@ IntArray = np.ndarray[Any, np.dtype[np.int64]]
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
-EpisodeKind = Literal["compression_breakout", "absorption", "short_squeeze", "maintenance"]
+EpisodeKind = Literal["compression_breakout", "absorption", "squeeze", "maintenance"]
+EpisodeDirection = Literal["up", "down"]
+EpisodeOutcome = Literal["follow_through", "failed", "decoy"]
 
 KLINE_INTERVAL_MINUTES = {
     "1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120,
@@ -91,6 +94,7 @@ OI_PERIOD_MINUTES = {
 # Trade-level detail and candles are only kept for recently used days; skeletons are cheap to
 # rebuild from their checkpoint.
 _MAX_DAYS_AHEAD = 3660  # id look-ups never generate more than ~10 years past the listing
+_EPISODE_LOOKBACK_DAYS = 2  # an episode's window starts at most this many days after its plan
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class SymbolSpec:
     volatility_per_minute: float = 0.0008  # log-return standard deviation of a typical minute
     mean_trade_notional: float = 5000.0  # USDT per aggregate trade, on average
     circulating_supply: float = 0.0  # CMCCirculatingSupply (base units)
+    market_beta: float = 0.8  # correlation of its return shocks with the shared market factor
 
     @property
     def price_decimals(self) -> int:
@@ -202,12 +207,25 @@ class FundingRates:
 
 @dataclass(frozen=True)
 class Episode:
-    """Ground truth: where the simulator planted a market-structure episode."""
+    """Ground truth: where the simulator planted a market-structure episode.
+
+    ``direction`` is the way price goes IF the episode follows through (a squeeze "up" is a short
+    squeeze; an absorption of aggressive selling is "up"); ``outcome`` says whether it did, failed
+    (moved the other way), or was a decoy (the precursor only, no payoff planted). ``trigger_ms``
+    is when the setup becomes observable: the breakout bar, the end of the absorption, the start
+    of the squeeze. Absorptions record the previous-session level they happen at (see
+    docs/simulator.md for how levels are computed). Maintenance windows keep all of these None.
+    """
 
     kind: EpisodeKind
     symbol: str
-    start_ms: int
+    start_ms: int  # [start_ms, end_ms) the episode's window
     end_ms: int
+    direction: EpisodeDirection | None = None
+    outcome: EpisodeOutcome | None = None
+    trigger_ms: int | None = None
+    level_price: float | None = None
+    level_kind: str | None = None  # "poc" | "vah" | "val" | "hvn" | "swing_high" | "swing_low"
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -217,7 +235,7 @@ class Market:
     Same seed and symbols → identical data, whatever the order or size of the queries. Data
     exists from each symbol's listing onwards, without an end (the clock decides what is "now").
     Thread-safe (one lock); the caches are bounded (days of trade detail / one-minute candles /
-    skeletons kept).
+    skeletons kept). ``episode_rates`` sets how often each episode kind is planted.
     """
 
     def __init__(
@@ -228,8 +246,10 @@ class Market:
         trade_cache_days: int = 8,
         candle_cache_days: int = 1024,
         skeleton_cache_days: int = 512,
+        episode_rates: EpisodeRates | None = None,
     ) -> None:
         self._seed = seed
+        self._rates = episode_rates if episode_rates is not None else EpisodeRates()
         self._specs: dict[str, SymbolSpec] = {}
         for spec in symbols:
             if spec.symbol in self._specs:
@@ -245,21 +265,37 @@ class Market:
         self._skeletons: Lru[tuple[str, int], DaySkeleton] = Lru(skeleton_cache_days)
         self._trades: Lru[tuple[str, int], TradeBlock] = Lru(trade_cache_days)
         self._candles: Lru[tuple[str, int], MinuteCandles] = Lru(candle_cache_days)
-        self._plans: Lru[tuple[str, int], list[PlannedEpisode]] = Lru(8192)
         self._trade_days: dict[str, set[int]] = {name: set() for name in self._models}
         self._trade_generations = 0
 
     @classmethod
-    def demo(cls, *, symbols: Sequence[str], days: int, seed: int, now_ms: int) -> Market:
+    def demo(
+        cls,
+        *,
+        symbols: Sequence[str],
+        days: int,
+        seed: int,
+        now_ms: int,
+        trade_cache_days: int | None = None,
+        episode_rates: EpisodeRates | None = None,
+    ) -> Market:
         """Known symbols (BTCUSDT, ETHUSDT, SOLUSDT, … plus generated specs for any other name)
-        listed ``days`` before ``now_ms`` (floored to the day)."""
+        listed ``days`` before ``now_ms`` (floored to the day).
+
+        The trade cache holds every day of every symbol by default (``days`` + 1 per symbol), so
+        klines then aggTrades over the whole demo never generate a day twice.
+        """
         listing_ms = (now_ms // DAY_MS - days) * DAY_MS
+        if trade_cache_days is None:
+            trade_cache_days = (days + 1) * max(1, len(symbols))
         return cls(
             [
                 SymbolSpec(listing_ms=listing_ms, **demo_spec_fields(name, seed=seed))
                 for name in symbols
             ],
             seed=seed,
+            trade_cache_days=trade_cache_days,
+            episode_rates=episode_rates,
         )
 
     @property
@@ -269,6 +305,10 @@ class Market:
     @property
     def symbols(self) -> list[SymbolSpec]:
         return list(self._specs.values())
+
+    @property
+    def episode_rates(self) -> EpisodeRates:
+        return self._rates
 
     def spec(self, symbol: str) -> SymbolSpec:
         """KeyError for an unknown symbol."""
@@ -472,26 +512,19 @@ class Market:
     def episodes(self, symbol: str, start_ms: int, end_ms: int) -> list[Episode]:
         """Planted episodes and outages whose [start, end) overlaps [start_ms, end_ms]."""
         model = self._models[symbol]
+        spec = self._specs[symbol]
         low_ms = max(start_ms, model.listing_ms)
         found = [
             Episode(kind="maintenance", symbol=symbol, start_ms=lo, end_ms=hi)
             for lo, hi in self.maintenance_windows(symbol, start_ms, end_ms)
         ]
+        first_day = max(model.listing_day, low_ms // DAY_MS - _EPISODE_LOOKBACK_DAYS)
         with self._lock:
-            for day in range(low_ms // DAY_MS, end_ms // DAY_MS + 1) if end_ms >= low_ms else ():
-                for planned in self._plan(symbol, day):
-                    begin = day * DAY_MS + planned.start_minute * MINUTE_MS
-                    finish = day * DAY_MS + planned.end_minute * MINUTE_MS
-                    if begin <= end_ms and finish > start_ms:
-                        found.append(
-                            Episode(
-                                kind=planned.kind,  # type: ignore[arg-type]
-                                symbol=symbol,
-                                start_ms=begin,
-                                end_ms=finish,
-                                detail=dict(planned.detail),
-                            )
-                        )
+            for day in range(first_day, end_ms // DAY_MS + 1) if end_ms >= low_ms else ():
+                for planned in self._skeleton(symbol, day).episodes:
+                    episode = _public_episode(planned, spec)
+                    if episode.start_ms <= end_ms and episode.end_ms > start_ms:
+                        found.append(episode)
         found.sort(key=lambda episode: (episode.start_ms, episode.kind))
         return found
 
@@ -515,18 +548,13 @@ class Market:
 
     # --- internals (call with the lock held) -------------------------------------------------
 
-    def _plan(self, symbol: str, day: int) -> list[PlannedEpisode]:
-        key = (symbol, day)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = plan_day(self._models[symbol], day)
-            self._plans.put(key, plan)
-        return plan
-
     def _build(self, symbol: str, day: int, state: DayState) -> DaySkeleton:
-        model = self._models[symbol]
         skeleton = build_day(
-            model, day, state, self._plan(symbol, day), maintenance_minutes(self._seed, day)
+            self._models[symbol],
+            day,
+            state,
+            outage=maintenance_minutes(self._seed, day),
+            rates=self._rates,
         )
         self._skeletons.put((symbol, day), skeleton)
         return skeleton
@@ -602,6 +630,25 @@ class Market:
             previous_close=skeleton.state_in.close_ticks * model.tick_units,
             trade_limit=int(np.searchsorted(block.time_ms, now_ms, side="right")),
         )
+
+
+def _public_episode(planned: PlannedEpisode, spec: SymbolSpec) -> Episode:
+    """The ground-truth record of a resolved episode (absolute minutes → ms, ticks → price)."""
+    tick = float(spec.tick_size)
+    return Episode(
+        kind=planned.kind,  # type: ignore[arg-type]
+        symbol=spec.symbol,
+        start_ms=planned.start_minute * MINUTE_MS,
+        end_ms=planned.end_minute * MINUTE_MS,
+        direction="up" if planned.direction > 0 else "down",
+        outcome=planned.outcome,  # type: ignore[arg-type]
+        trigger_ms=planned.trigger_minute * MINUTE_MS,
+        level_price=None
+        if planned.level_ticks is None
+        else round(planned.level_ticks * tick, spec.price_decimals),
+        level_kind=planned.level_kind,
+        detail=dict(planned.detail),
+    )
 
 
 def _empty_int() -> IntArray:
