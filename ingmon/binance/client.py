@@ -114,6 +114,9 @@ class BinanceClient:
         self.backoff_base_seconds = backoff_base_seconds
         self.backoff_cap_seconds = backoff_cap_seconds
         self.limits = limits or RateLimits()
+        # Limits from the caller cap what adopt_rate_limits takes from exchangeInfo; without them
+        # the client starts at Binance's published limits and then follows what the exchange says.
+        self.weight_cap = None if limits is None else limits.weight_per_window
         self._sleep = sleep
         self._random = random.Random()
         self._http = httpx.Client(
@@ -139,9 +142,10 @@ class BinanceClient:
         self.stats: dict[str, RouteStats] = defaultdict(RouteStats)
 
     def adopt_rate_limits(self, *, weight_limit: int, window_seconds: float) -> None:
-        """Pace to what the exchange advertises (exchangeInfo ``rateLimits``), never above the
-        configured cap; the 5-minute windows scale with the weight window (60 s ↔ 300 s)."""
-        limit = min(weight_limit, self.limits.weight_per_window)
+        """Pace to what the exchange advertises (exchangeInfo ``rateLimits``), never above
+        ``weight_cap`` when the client was given limits; the 5-minute windows scale with the
+        weight window (60 s ↔ 300 s)."""
+        limit = weight_limit if self.weight_cap is None else min(weight_limit, self.weight_cap)
         scale = window_seconds / 60.0
         # What this window already cost (exchangeInfo itself, at least) stays spent.
         spent = [b.spent() for b in (self.weight_budget, self.data_budget, self.funding_budget)]

@@ -10,7 +10,18 @@ from dataclasses import dataclass, field, replace
 
 from ingmon.errors import ConfigError
 
-__all__ = ["LimitDecision", "Limits", "RateLimiter", "interval_label", "route_weight"]
+__all__ = [
+    "UNLIMITED_WEIGHT",
+    "LimitDecision",
+    "Limits",
+    "RateLimiter",
+    "interval_label",
+    "route_weight",
+]
+
+# The REQUEST_WEIGHT limit an exchange with limits off advertises: more than a client can spend
+# in any window, so one that paces to exchangeInfo is not paced by weight at all.
+UNLIMITED_WEIGHT = 1_000_000_000
 
 WEIGHT = "weight"
 DATA_GROUP = "data"  # /futures/data/*: 1000 requests / 5 min
@@ -27,7 +38,8 @@ _INTERVAL_UNITS = (
 
 @dataclass(frozen=True)
 class Limits:
-    """Binance's USD-M public limits; ``enabled=False`` keeps counting (headers) but never rejects.
+    """Binance's USD-M public limits; ``enabled=False`` keeps counting (headers) but never rejects,
+    and advertises a weight limit of UNLIMITED_WEIGHT.
 
     Windows run on real time, independent of the market clock. ``requests_before_ban`` is how
     many requests a client may still send to an exhausted limit before the first 418; each
@@ -82,14 +94,15 @@ class Limits:
         return f"X-MBX-USED-WEIGHT-{number}{letter}"
 
     def rate_limits_json(self) -> list[dict[str, object]]:
-        """The exchangeInfo ``rateLimits`` array, advertising the active weight window."""
+        """The exchangeInfo ``rateLimits`` array, advertising the active weight window (its limit
+        is UNLIMITED_WEIGHT when limits are off: nothing would be rejected)."""
         number, _, interval = interval_label(self.window_seconds)
         return [
             {
                 "rateLimitType": "REQUEST_WEIGHT",
                 "interval": interval,
                 "intervalNum": number,
-                "limit": self.weight_per_window,
+                "limit": self.weight_per_window if self.enabled else UNLIMITED_WEIGHT,
             },
             {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
             {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},

@@ -25,6 +25,7 @@ from ingmon.exchange import (
     Market,
     RestOptions,
 )
+from ingmon.exchange.limits import UNLIMITED_WEIGHT
 
 from ._reference import table_rows
 
@@ -298,7 +299,7 @@ def test_exchange_info_symbols(
         assert symbol.onboard_ms == spec.listing_ms
         assert (symbol.tick_size, symbol.step_size) == (spec.tick_size, spec.step_size)
         assert (symbol.status, symbol.contract_type) == ("TRADING", "PERPETUAL")
-    assert (info.weight_limit, info.weight_window_seconds) == (2400, 60.0)
+    assert (info.weight_limit, info.weight_window_seconds) == (UNLIMITED_WEIGHT, 60.0)  # limits off
 
 
 def test_funding_intervals_list_adjusted_symbols_only(
