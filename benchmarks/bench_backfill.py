@@ -84,7 +84,6 @@ FUNDING_ROWS_PER_REQUEST = 1000
 TRADE_SYMBOL = "BTCUSDT"
 TRADE_DAYS = (date(2026, 7, 29), date(2026, 7, 30))
 REPEAT = 3
-UNBOUNDED_WEIGHT = 10**9
 
 
 # ---- the exchange in another process ------------------------------------------------------------
@@ -128,12 +127,11 @@ def _day_ms(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
-def _settings(data_dir: Path, base_url: str, *, weight_cap: int = 2400) -> Settings:
+def _settings(data_dir: Path, base_url: str) -> Settings:
     return Settings(
         data_dir=data_dir,
         binance_base_url=base_url,
         binance_archive_url=base_url,
-        binance_weight_limit_per_minute=weight_cap,
         log_format="json",
     )
 
@@ -526,7 +524,7 @@ def end_to_end_cases(base_url: str, rows_expected: int) -> list[Case]:
             datasets=("agg_trades",),
             source=source,
         )
-        settings = _settings(target.directory, base_url, weight_cap=UNBOUNDED_WEIGHT)
+        settings = _settings(target.directory, base_url)
         summary = run_backfill(request, settings=settings, reporter=_quiet())
         fetched = summary["datasets"]["agg_trades"]["fetched"]
         if summary["status"] != "complete" or fetched != rows_expected:
@@ -545,10 +543,8 @@ def end_to_end_cases(base_url: str, rows_expected: int) -> list[Case]:
 
 
 def ingest_throughput() -> None:
-    # --no-limits alone still advertises (and the client paces to) 2400 weight per minute: a
-    # limits-off run also needs an advertised budget, and a client cap, too large to bind.
-    flags = ["--no-limits", "--weight-limit", str(UNBOUNDED_WEIGHT)]
-    with exchange_process((TRADE_SYMBOL,), days=5, flags=flags) as base_url:
+    # --no-limits advertises an unlimited weight, which a client on default settings follows.
+    with exchange_process((TRADE_SYMBOL,), days=5, flags=["--no-limits"]) as base_url:
         data = fetch_trade_bytes(base_url)
         rest, archive = ingest_cases(data)
         end_to_end = end_to_end_cases(base_url, data.rows)

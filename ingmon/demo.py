@@ -17,7 +17,6 @@ from ingmon.config import Settings
 __all__ = ["DEMO_SYMBOLS", "run_demo"]
 
 DEMO_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
-UNLIMITED_WEIGHT = 1_000_000_000
 
 
 def _say(message: str) -> None:
@@ -42,8 +41,9 @@ def run_demo(settings: Settings, *, days: int, seed: int, port: int = 0) -> int:
 
     now_ms = int(time.time() * 1000)
     market = Market.demo(symbols=DEMO_SYMBOLS, days=days, seed=seed, now_ms=now_ms)
-    # Loopback needs no pacing: the exchange advertises (and the client adopts) a huge budget.
-    unlimited = Limits(enabled=False, weight_per_window=UNLIMITED_WEIGHT)
+    # Loopback needs no pacing: with limits off the exchange advertises an unlimited weight,
+    # which the client follows on default settings (docs/operations.md, "Local exchange").
+    unlimited = Limits(enabled=False)
     with ExchangeServer(market, clock=RealClock(), limits=unlimited, port=port) as server:
         _say(
             f"local exchange on {server.base_url} "
@@ -53,7 +53,6 @@ def run_demo(settings: Settings, *, days: int, seed: int, port: int = 0) -> int:
             update={
                 "binance_base_url": server.base_url,
                 "binance_archive_url": server.base_url,
-                "binance_weight_limit_per_minute": UNLIMITED_WEIGHT,
             }
         )
         request = BackfillRequest(symbols=DEMO_SYMBOLS, window_days=days)

@@ -148,12 +148,16 @@ def run_backfill(
     clock = time.perf_counter()
     own_client = client is None
     if client is None:
+        # The weight setting caps the pace only when it was set; by default the client follows
+        # exchangeInfo (2400/min on Binance, UNLIMITED_WEIGHT on a local exchange without limits).
+        if limits is None and "binance_weight_limit_per_minute" in settings.model_fields_set:
+            limits = RateLimits(weight_per_window=settings.binance_weight_limit_per_minute)
         client = BinanceClient(
             settings.binance_base_url,
             archive_url=settings.binance_archive_url,
             timeout_seconds=settings.binance_timeout_seconds,
             max_retries=settings.binance_max_retries,
-            limits=limits or RateLimits(weight_per_window=settings.binance_weight_limit_per_minute),
+            limits=limits,
         )
     reporter = reporter or Reporter(mode=settings.log_format)
     lake = Lake(settings.lake_dir)
