@@ -81,7 +81,9 @@ def register(subparsers: Any) -> None:
 
     limits = serve.add_argument_group("rate limits (windows run on real time)")
     limits.add_argument(
-        "--no-limits", action="store_true", help="never answer 429/418 (weights still counted)"
+        "--no-limits",
+        action="store_true",
+        help="never answer 429/418 and advertise an unlimited weight (weights still counted)",
     )
     limits.add_argument(
         "--limit-scale",
