@@ -62,9 +62,8 @@ FUNDING_MILD_NEGATIVE_RATE = -0.0002  # real negatives are mostly above −0.02 
 FAKE_EDGE_HORIZON_MINUTES = 480  # forward return after a funding settlement: 8 hours
 OUTCOME_MIN_HORIZON_MINUTES = 60
 OUTCOME_MAX_HORIZON_MINUTES = 480
-OUTCOME_BARRIER_SIGMAS = 1.0  # triple barrier at ±1 σ of the horizon's return
 NEAR_LEVEL_HOUR_SIGMAS = 0.25  # "at a level": within a quarter of an hourly σ in price
-PROFILE_ROWS = 100
+PROFILE_ROWS = 50  # reference §3.2: 24–50 rows for a session's levels
 VALUE_AREA_SHARE = 0.70  # CBOT value area
 SWING_BARS = 5  # pivot of 5 bars left and right on 15-minute candles
 SWING_LOOKBACK_MS = 48 * HOUR_MS
@@ -256,16 +255,19 @@ class FactsReport:
 
 @dataclass(frozen=True)
 class Profile:
-    """A session's volume profile: point of control, value area and high-volume nodes (prices)."""
+    """A session's volume profile (prices): point of control, value area, high-volume nodes, and
+    the session's high and low."""
 
     poc: float
     vah: float
     val: float
     hvns: tuple[float, ...]
+    high: float
+    low: float
 
     def levels(self) -> list[float]:
-        """Every level a trader would mark from this profile."""
-        return [self.poc, self.vah, self.val, *self.hvns]
+        """Every level a trader would mark from this session."""
+        return [self.poc, self.vah, self.val, *self.hvns, self.high, self.low]
 
 
 # --- pure statistics ---------------------------------------------------------------------------
@@ -369,31 +371,46 @@ def ks_test(samples: FloatArray, cdf: Callable[[FloatArray], FloatArray]) -> tup
 
 
 def volume_profile(
-    typical_price: FloatArray, volume: FloatArray, *, rows: int = PROFILE_ROWS
+    low: FloatArray,
+    high: FloatArray,
+    close: FloatArray,
+    volume: FloatArray,
+    *,
+    rows: int = PROFILE_ROWS,
 ) -> Profile | None:
-    """A session profile from one-minute candles: each candle's volume at its typical price.
+    """A session's volume profile from one-minute candles (reference §3.1–3.3).
 
-    POC = the row with most volume (lowest price on ties); the value area grows from the POC one
-    row at a time toward the side with more volume until it holds 70 %; high-volume nodes are
-    the heaviest local maxima (±2 rows) other than the POC.
+    Each candle's volume is spread evenly over the rows its [low, high] overlaps (all of it at
+    the close when low == high); ``rows`` equal rows span the session's range. POC = the fullest
+    row (lowest on ties); the value area grows from the POC one row at a time toward the fuller
+    neighbour (CBOT; ties go up) until it holds 70 %, VAH/VAL being its outer edges; HVNs are the
+    fullest local maxima (±2 rows) more than one row from the POC.
     """
-    keep = np.isfinite(typical_price) & (volume > 0)
-    prices = typical_price[keep]
-    weights = volume[keep]
-    if prices.size == 0:
+    keep = np.isfinite(low) & np.isfinite(high) & np.isfinite(close) & (volume > 0)
+    lows, highs, closes, weights = low[keep], high[keep], close[keep], volume[keep]
+    if weights.size == 0:
         return None
-    low, high = float(prices.min()), float(prices.max())
-    if high <= low:
-        return Profile(poc=low, vah=low, val=low, hvns=())
-    width = (high - low) / rows
-    index = np.minimum(((prices - low) / width).astype(np.int64), rows - 1)
-    per_row = np.bincount(index, weights=weights, minlength=rows)
-    centre = low + (np.arange(rows) + 0.5) * width
+    bottom, top = float(lows.min()), float(highs.max())
+    if top <= bottom:
+        return Profile(poc=bottom, vah=bottom, val=bottom, hvns=(), high=top, low=bottom)
+    width = (top - bottom) / rows
+    edges = bottom + np.arange(rows + 1) * width
+    span = highs - lows
+    overlap = np.clip(
+        np.minimum(highs[:, None], edges[None, 1:]) - np.maximum(lows[:, None], edges[None, :-1]),
+        0.0,
+        None,
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(span[:, None] > 0, overlap / span[:, None], 0.0)
+    point_row = np.minimum(((closes - bottom) / width).astype(np.int64), rows - 1)
+    share[np.flatnonzero(span <= 0), point_row[span <= 0]] = 1.0
+    per_row = (share * weights[:, None]).sum(axis=0)
     poc = int(np.argmax(per_row))
     lower, upper = poc, poc
-    total = float(per_row.sum())
+    target = VALUE_AREA_SHARE * float(per_row.sum())
     inside = float(per_row[poc])
-    while inside < VALUE_AREA_SHARE * total:
+    while inside < target and (lower > 0 or upper < rows - 1):
         below = per_row[lower - 1] if lower > 0 else -1.0
         above = per_row[upper + 1] if upper < rows - 1 else -1.0
         if above >= below:
@@ -405,13 +422,15 @@ def volume_profile(
     padded = np.pad(per_row, 2, constant_values=-1.0)
     windows = np.lib.stride_tricks.sliding_window_view(padded, 5)
     peaks = np.flatnonzero((per_row == windows.max(axis=1)) & (per_row > 0))
-    peaks = peaks[peaks != poc]
+    peaks = peaks[np.abs(peaks - poc) > 1]
     heaviest = peaks[np.argsort(-per_row[peaks], kind="stable")][:HVN_COUNT]
     return Profile(
-        poc=float(centre[poc]),
-        vah=float(centre[upper]),
-        val=float(centre[lower]),
-        hvns=tuple(float(centre[row]) for row in heaviest),
+        poc=float(edges[poc] + width / 2),
+        vah=float(edges[upper + 1]),
+        val=float(edges[lower]),
+        hvns=tuple(float(edges[row] + width / 2) for row in heaviest),
+        high=top,
+        low=bottom,
     )
 
 
@@ -679,7 +698,7 @@ def _measure_episodes(data: _Series) -> list[EpisodeMeasurement]:
                 max(OUTCOME_MIN_HORIZON_MINUTES, (item.end_ms - item.trigger_ms) // MINUTE_MS),
             )
         )
-        outcome, signed_return = _triple_barrier(data, item, horizon)
+        outcome, signed_return = _horizon_outcome(data, item, horizon)
         distance: float | None = None
         if item.kind == "absorption":
             distance = levels.absorption_distance(item.start_ms, item.end_ms)
@@ -706,34 +725,24 @@ def _measure_episodes(data: _Series) -> list[EpisodeMeasurement]:
     return measured
 
 
-def _triple_barrier(data: _Series, item: _Planted, horizon: int) -> tuple[str | None, float | None]:
-    """Follow-through from the price path (López de Prado's triple barrier).
+def _horizon_outcome(
+    data: _Series, item: _Planted, horizon: int
+) -> tuple[str | None, float | None]:
+    """Follow-through from the price path: the log return from the close at ``trigger_ms`` to
+    the close ``horizon`` minutes later, signed by the episode's direction, is positive.
 
-    From the close at ``trigger_ms``, barriers at ±1 σ·√horizon (σ of the trailing day's
-    one-minute returns): the favourable one touched first (by a high/low) = follow-through, the
-    adverse one = failed; neither within the horizon → the sign of the horizon's return.
+    The end point decides, not the first touch: a failed breakout or squeeze typically moves the
+    right way first (the fake-out) and then reverses.
     """
     if item.sign == 0:
         return None, None
-    first = data.minute_index(item.trigger_ms)
-    stop = min(data.minutes, first + horizon)
     entry = data.price_at(item.trigger_ms)
-    sigma = _trailing_sigma(data, data.minute_index(item.start_ms))
-    if first >= stop or not math.isfinite(entry) or not math.isfinite(sigma):
+    stop_ms = min(item.trigger_ms + horizon * MINUTE_MS, data.start_ms + data.minutes * MINUTE_MS)
+    later = data.price_at(stop_ms)
+    if stop_ms <= item.trigger_ms or not (math.isfinite(entry) and math.isfinite(later)):
         return None, None
-    barrier = OUTCOME_BARRIER_SIGMAS * sigma * math.sqrt(horizon)
-    favourable = np.log((data.high if item.sign > 0 else data.low)[first:stop] / entry) * item.sign
-    adverse = np.log((data.low if item.sign > 0 else data.high)[first:stop] / entry) * item.sign
-    hit_good = np.flatnonzero(favourable >= barrier)
-    hit_bad = np.flatnonzero(adverse <= -barrier)
-    final = item.sign * math.log(float(data.close_filled[stop - 1]) / entry)
-    good = int(hit_good[0]) if hit_good.size else horizon
-    bad = int(hit_bad[0]) if hit_bad.size else horizon
-    if good < bad:
-        return "follow_through", final
-    if bad < good:
-        return "failed", final
-    return ("follow_through" if final > 0 else "failed"), final
+    signed = item.sign * math.log(later / entry)
+    return ("follow_through" if signed > 0 else "failed"), signed
 
 
 def _retrace_depth(data: _Series, item: _Planted) -> float | None:
@@ -775,15 +784,19 @@ def _oi_change(data: _Series, start_ms: int, end_ms: int) -> float | None:
 
 class _LevelFinder:
     """Levels a trader would mark at a given time: the prior UTC session's profile (POC, VAH, VAL,
-    HVNs) and the most recent confirmed 15-minute swing highs and lows."""
+    HVNs, high, low) and the most recent confirmed 15-minute swing highs and lows."""
 
     def __init__(self, data: _Series) -> None:
         self.data = data
         self.profiles: dict[int, Profile | None] = {}
-        typical = (data.high + data.low + data.close) / 3.0
         for day in range(data.minutes // MINUTES_PER_DAY):
             day_minutes = slice(day * MINUTES_PER_DAY, (day + 1) * MINUTES_PER_DAY)
-            self.profiles[day] = volume_profile(typical[day_minutes], data.volume[day_minutes])
+            self.profiles[day] = volume_profile(
+                data.low[day_minutes],
+                data.high[day_minutes],
+                data.close[day_minutes],
+                data.volume[day_minutes],
+            )
         highs = data.swing_15m_high
         lows = data.swing_15m_low
         span = 2 * SWING_BARS + 1

@@ -499,18 +499,36 @@ def test_ks_test_statistic_matches_brute_force_and_p_values_behave() -> None:
 
 
 def test_volume_profile_on_a_hand_worked_session() -> None:
-    """POC at the heaviest row, the 70 % value area grown toward heavier neighbours, HVNs."""
+    """POC at the fullest row, the 70 % value area grown toward fuller neighbours (edges as
+    VAH/VAL), HVNs at the other local maxima, session high and low."""
     prices = np.asarray([100.5, 101.5, 102.5, 103.5, 104.5, 105.5, 106.5, 107.5, 108.5, 109.5])
     volume = np.asarray([1.0, 9.0, 2.0, 3.0, 20.0, 10.0, 5.0, 1.0, 8.0, 1.0])
-    profile = volume_profile(prices, volume, rows=10)
+    profile = volume_profile(prices, prices, prices, volume, rows=10)
     assert profile is not None
-    # rows are 0.9 wide from 100.5; POC row 4 (20): add 5 (10) → 30, 6 (5) vs 3 (3) → 35, then
-    # 3 (3) vs 7 (1) → 38, 2 (2) vs 7 (1) → 40, 1 (9) → 49 ≥ 0.7·60 = 42.
+    # Rows are 0.9 wide from 100.5, one price each. POC row 4 (20): add row 5 (10) → 30, row 6
+    # (5 > 3) → 35, row 3 (3 > 1) → 38, row 2 (2 > 1) → 40, row 1 (9) → 49 ≥ 0.7·60 = 42.
     width = 0.9
     assert profile.poc == pytest.approx(100.5 + 4.5 * width)
-    assert profile.vah == pytest.approx(100.5 + 6.5 * width)
-    assert profile.val == pytest.approx(100.5 + 1.5 * width)
+    assert profile.vah == pytest.approx(100.5 + 7 * width)
+    assert profile.val == pytest.approx(100.5 + 1 * width)
     assert profile.hvns == pytest.approx((100.5 + 1.5 * width, 100.5 + 8.5 * width))
+    assert (profile.low, profile.high) == (100.5, 109.5)
+
+
+def test_volume_profile_spreads_a_candle_over_its_range() -> None:
+    """A candle's volume is spread evenly over the rows its [low, high] covers."""
+    profile = volume_profile(
+        np.asarray([100.0, 103.2]),
+        np.asarray([110.0, 103.2]),
+        np.asarray([105.0, 103.2]),
+        np.asarray([10.0, 5.0]),
+        rows=10,
+    )
+    assert profile is not None
+    # Ten rows of 1 each get 1 from the wide candle; row 3 also holds the point candle's 5.
+    assert profile.poc == pytest.approx(103.5)
+    # Value area: 6 at row 3, then ties (1 vs 1) go up: rows 4…8 bring it to 11 ≥ 0.7·15 = 10.5.
+    assert (profile.val, profile.vah) == pytest.approx((103.0, 109.0))
 
 
 def test_funding_shares_match_a_plain_loop(small_market: Market, small_report: FactsReport) -> None:
