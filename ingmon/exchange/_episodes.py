@@ -36,6 +36,7 @@ from ingmon.exchange._model import (
     FloatArray,
     SymbolModel,
     rng_for,
+    season_profile,
 )
 
 # One outage somewhere in every block of 15 UTC days: gaps of 0–30 days, ~15 on average.
@@ -47,8 +48,12 @@ _KIND_SQUEEZE, _KIND_BREAKOUT, _KIND_ABSORPTION = 0, 1, 2  # sub-stream keys
 _PIN_LEG = math.exp(-1.0 / 10.0)  # legs: bounded noise around the planted move
 _PIN_RANGE = math.exp(-1.0 / 5.0)  # compressions: a tight range
 _PIN_ABSORB = math.exp(-1.0 / 3.0)  # absorptions: price held at the level
-# The neutral premium (≈ the skeleton's mean): crowding pushes it away from here.
-_NEUTRAL_PREMIUM = 0.00005
+# The neutral premium (the skeleton's PREMIUM_MEAN, just inside the funding formula's dead band
+# [−0.04 %, +0.06 %]): crowded shorts push it below the band (negative funding), crowded longs
+# above it.
+_NEUTRAL_PREMIUM = 0.0004
+_CROWDED_SHORTS_PREMIUM = (-0.0007, -0.0002)
+_CROWDED_LONGS_PREMIUM = (0.0007, 0.0011)
 
 
 @dataclass(frozen=True)
@@ -56,12 +61,12 @@ class EpisodeRates:
     """How many episodes of each kind to plant per symbol and UTC day (Poisson means) and their
     outcome mix. The defaults give ≥ 30 of each kind per symbol in 90 days."""
 
-    squeeze_per_day: float = 0.55
-    breakout_per_day: float = 0.6
-    absorption_per_day: float = 1.0
+    squeeze_per_day: float = 0.8
+    breakout_per_day: float = 0.75
+    absorption_per_day: float = 0.75
     decoy_share: float = 0.25  # of each kind: the precursor only, no payoff planted
     follow_through: float = 0.6  # of the non-decoys; the rest fail
-    level_search_minutes: int = 480  # how long an absorption waits for price to reach a level
+    level_search_minutes: int = 360  # how long an absorption waits for price to reach a level
 
     def __post_init__(self) -> None:
         if min(self.squeeze_per_day, self.breakout_per_day, self.absorption_per_day) < 0:
@@ -183,7 +188,7 @@ def _heavy(rng: np.random.Generator, low: float, alpha: float, cap: float) -> fl
 def _leg_shape(rng: np.random.Generator) -> tuple[float, float, float, float]:
     """(thrust share of the move, retrace share of the thrust, thrust and retrace time shares)."""
     return (
-        float(rng.uniform(0.7, 1.1)),
+        float(rng.uniform(0.6, 0.95)),
         float(rng.uniform(0.3, 0.6)),
         float(rng.uniform(0.3, 0.45)),
         float(rng.uniform(0.15, 0.25)),
@@ -195,12 +200,16 @@ def _jagged(
     minutes: int,
     move_log: float,
     shape: tuple[float, float, float, float],
+    *,
+    made_log: float = 0.0,
     **dynamics: Any,
 ) -> list[Segment]:
-    """A move in three pinned legs: thrust, a 30–60 % retrace, the rest. Flow follows each leg."""
+    """A move in three pinned legs: thrust, a retrace of 30–60 % of the move made so far
+    (``made_log`` before this one, in the same direction, plus the thrust), then a final leg to
+    a new extreme. Flow follows each leg."""
     thrust_share, retrace_share, thrust_time, retrace_time = shape
     thrust = move_log * thrust_share
-    retrace = -thrust * retrace_share
+    retrace = -(thrust + made_log * (np.sign(made_log) == np.sign(move_log))) * retrace_share
     moves = (thrust, retrace, move_log - thrust - retrace)
     first = max(1, round(minutes * thrust_time))
     second = max(1, round(minutes * retrace_time))
@@ -253,15 +262,17 @@ def _draw_squeeze(
     outcome = _outcome(rng, rates)
     sigma_day = model.sigma_per_day
     fuel_start = day_minute + int(rng.integers(0, MINUTES_PER_DAY))
-    fuel = model.funding_interval_minutes + 60 + round(_heavy(rng, 60.0, 1.5, 540.0))
-    ignition = round(_heavy(rng, 8.0, 2.0, 25.0))
-    continuation = round(_heavy(rng, 25.0, 1.8, 150.0))
-    fuel_drift = -direction * float(rng.uniform(0.2, 0.5)) * sigma_day
+    fuel = round(_heavy(rng, 240.0, 1.5, 900.0))
+    ignition = round(_heavy(rng, 10.0, 2.0, 25.0))
+    continuation = round(_heavy(rng, 60.0, 1.8, 240.0))
+    fuel_drift = -direction * float(rng.uniform(0.05, 0.2)) * sigma_day
     fuel_oi = float(rng.uniform(0.02, 0.05))
     squeeze_oi = float(rng.uniform(0.025, 0.05))
-    fuel_premium = _NEUTRAL_PREMIUM - direction * float(rng.uniform(0.0003, 0.0008))
-    ignition_move = direction * _heavy(rng, 0.45, 2.5, 2.0) * sigma_day
-    follow_move = direction * _heavy(rng, 0.6, 2.5, 2.5) * sigma_day
+    crowded = _CROWDED_SHORTS_PREMIUM if direction > 0 else _CROWDED_LONGS_PREMIUM
+    fuel_premium = float(rng.uniform(*crowded))
+    ignition_move = direction * _heavy(rng, 0.2, 3.0, 0.5) * sigma_day
+    follow_move = direction * _heavy(rng, 0.25, 2.5, 0.9) * sigma_day
+    ignition_shape = _leg_shape(rng)
     shape = _leg_shape(rng)
     start = fuel_start + fuel
     end = start + ignition + continuation
@@ -282,21 +293,20 @@ def _draw_squeeze(
     ]
     move = 0.0
     if outcome != "decoy":
-        # Ignition: forced covering — a fast move on one-sided flow while open interest falls.
-        segments.append(
-            Segment(
-                start,
-                start + ignition,
-                vol_mult=1.8,
-                count_mult=3.0,
-                qty_mult=1.4,
-                drift_log=ignition_move,
-                buy_prob=0.5 + 0.2 * direction,
-                oi_log=-0.6 * squeeze_oi,
-                oi_flow_gain=0.0,
-                premium_target=_NEUTRAL_PREMIUM + 0.0004 * direction,
-                pin_phi=_PIN_LEG,
-            )
+        # Ignition: forced covering — a fast, jagged move on one-sided flow while open interest
+        # falls (a wick and a retest before the new extreme).
+        segments += _jagged(
+            start,
+            ignition,
+            ignition_move,
+            ignition_shape,
+            vol_mult=1.8,
+            count_mult=3.0,
+            qty_mult=1.4,
+            flow_tilt=0.2,
+            oi_log=-0.2 * squeeze_oi,
+            oi_flow_gain=0.0,
+            premium_target=_NEUTRAL_PREMIUM + 0.0004 * direction,
         )
         if outcome == "follow_through":
             continuation_move = follow_move
@@ -309,6 +319,7 @@ def _draw_squeeze(
             continuation,
             continuation_move,
             shape,
+            made_log=ignition_move,
             vol_mult=1.5,
             count_mult=2.0,
             qty_mult=1.2,
@@ -345,11 +356,11 @@ def _draw_breakout(
     outcome = _outcome(rng, rates)
     sigma_day = model.sigma_per_day
     start = day_minute + int(rng.integers(0, MINUTES_PER_DAY))
-    compression = round(_heavy(rng, 90.0, 1.5, 420.0))
+    compression = round(_heavy(rng, 60.0, 1.5, 360.0))
     leg = round(_heavy(rng, 6.0, 2.0, 20.0))
-    continuation = round(_heavy(rng, 40.0, 1.8, 240.0))
-    leg_move = direction * _heavy(rng, 0.3, 2.5, 1.5) * sigma_day
-    follow_move = direction * _heavy(rng, 0.5, 2.5, 2.0) * sigma_day
+    continuation = round(_heavy(rng, 60.0, 1.8, 240.0))
+    leg_move = direction * _heavy(rng, 0.08, 3.0, 0.25) * sigma_day
+    follow_move = direction * _heavy(rng, 0.25, 2.5, 0.9) * sigma_day
     breakout_oi = float(rng.uniform(0.01, 0.03))
     shape = _leg_shape(rng)
     breakout = start + compression
@@ -389,7 +400,13 @@ def _draw_breakout(
             # A failed breakout falls back through the range (trapped breakout traders exit).
             continuation_move = -_failure_move(follow_move, leg_move, rates)
         segments += _jagged(
-            breakout + leg, continuation, continuation_move, shape, vol_mult=1.3, count_mult=1.5
+            breakout + leg,
+            continuation,
+            continuation_move,
+            shape,
+            made_log=leg_move,
+            vol_mult=1.3,
+            count_mult=1.5,
         )
         move = leg_move + continuation_move
     return PlannedEpisode(
@@ -411,12 +428,16 @@ def _draw_absorption(
     model: SymbolModel, rng: np.random.Generator, day_minute: int, rates: EpisodeRates
 ) -> AbsorptionDraw:
     outcome = _outcome(rng, rates)
+    # Absorption needs heavy aggression, which comes with activity: the search starts at a
+    # minute drawn in proportion to the day's activity profile.
+    activity = np.cumsum(season_profile(day_minute // MINUTES_PER_DAY))
+    earliest = int(np.searchsorted(activity, float(rng.random()) * activity[-1]))
     return AbsorptionDraw(
-        earliest_minute=day_minute + int(rng.integers(0, MINUTES_PER_DAY)),
+        earliest_minute=day_minute + min(earliest, MINUTES_PER_DAY - 1),
         outcome=outcome,
-        absorb_minutes=round(_heavy(rng, 8.0, 1.8, 45.0)),
+        absorb_minutes=round(_heavy(rng, 8.0, 1.8, 45.0)),  # (heavy-tailed, like all sizes)
         aftermath_minutes=round(_heavy(rng, 25.0, 1.8, 120.0)),
-        move_log=_heavy(rng, 0.35, 2.5, 1.5) * model.sigma_per_day,
+        move_log=_heavy(rng, 0.22, 2.5, 0.7) * model.sigma_per_day,
         fallback_direction=1 if rng.random() < 0.5 else -1,
         legs=_leg_shape(rng),
         oi_log=float(rng.uniform(0.01, 0.025)),
@@ -507,7 +528,7 @@ def place_absorption(
     heavy one-sided flow that moves price normally, anywhere."""
     length = draw.absorb_minutes + (0 if draw.outcome == "decoy" else draw.aftermath_minutes)
     day_end = day_minute + MINUTES_PER_DAY
-    lowest = max(draw.earliest_minute, first_minute + 30)
+    lowest = max(draw.earliest_minute, first_minute)
     highest = min(draw.earliest_minute + rates.level_search_minutes, day_end - length - 1)
     if highest < lowest:
         return None
@@ -566,7 +587,7 @@ def _absorption_at(
                 vol_mult=0.45,
                 count_mult=3.0,
                 qty_mult=1.5,
-                buy_prob=0.5 + 0.36 * aggressor,
+                buy_prob=0.5 + 0.3 * aggressor,
                 oi_log=draw.oi_log,
                 oi_flow_gain=0.0,
                 pin_phi=_PIN_ABSORB,

@@ -7,7 +7,10 @@ Volatility is exp(slow + medium + fast):
 - slow: weeks-long regimes (AR(1) on daily nodes, half-life _SLOW_HALF_LIFE_DAYS);
 - medium: news days (AR(1) on daily nodes, half-life _MEDIUM_HALF_LIFE_DAYS);
 - fast: intraday clustering (AR(1) per minute, half-life _FAST_HALF_LIFE_MINUTES).
-The daily nodes are truncated moving averages of per-day innovations (so day d needs no earlier
+On top, market-wide jump days: with probability JUMP_DAY_PROBABILITY a day carries one fast
+repricing (news, a cascade) of JUMP_SIGMAS daily σ (normal size, either sign) spread over
+30–120 minutes — the fat tail of daily returns (Cont 2001) that 90 days of regimes alone
+cannot show. The daily nodes are truncated moving averages of per-day innovations (so day d needs no earlier
 day's output), linearly interpolated across the day; the fast part is warmed up on the previous
 day's innovations, which makes it continuous at midnight to within phi**1440 ≈ 0.4 %.
 """
@@ -31,6 +34,9 @@ _MEMORY_DAYS = 200  # slow weight after this many days: 2**-16
 _FAST_HALF_LIFE_MINUTES = 180.0
 _FAST_SD = 0.30
 _STUDENT_DF = 5.0
+JUMP_DAY_PROBABILITY = 0.06
+JUMP_SIGMAS = 2.5
+_JUMP_MINUTES = (30, 121)
 
 _SLOW_PHI = math.exp(-math.log(2.0) / _SLOW_HALF_LIFE_DAYS)
 _MEDIUM_PHI = math.exp(-math.log(2.0) / _MEDIUM_HALF_LIFE_DAYS)
@@ -49,6 +55,7 @@ class FactorDay:
 
     log_vol: FloatArray  # common log-volatility multiplier
     shock: FloatArray  # common return shock, unit variance, Student-t(5) tails
+    jump_sigmas: FloatArray  # market-wide jump, per minute, in daily σ of each symbol
 
 
 @lru_cache(maxsize=32)
@@ -103,4 +110,18 @@ def factor_day(seed: int, day: int) -> FactorDay:
     )[MINUTES_PER_DAY:]
     log_vol = nodes + fast
     log_vol.setflags(write=False)
-    return FactorDay(log_vol=log_vol, shock=shock)
+    return FactorDay(log_vol=log_vol, shock=shock, jump_sigmas=_jump(seed, day))
+
+
+def _jump(seed: int, day: int) -> FloatArray:
+    """The day's market-wide jump (zeros on most days)."""
+    rng = rng_for(seed, STREAM_FACTOR, 2, day)
+    happens, size, start_draw, length_draw = rng.random(4)
+    jump = np.zeros(MINUTES_PER_DAY)
+    if happens < JUMP_DAY_PROBABILITY:
+        length = _JUMP_MINUTES[0] + int(length_draw * (_JUMP_MINUTES[1] - _JUMP_MINUTES[0]))
+        start = int(start_draw * (MINUTES_PER_DAY - length))
+        magnitude = JUMP_SIGMAS * float(rng.standard_normal())
+        jump[start : start + length] = magnitude / length
+    jump.setflags(write=False)
+    return jump

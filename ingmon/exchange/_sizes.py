@@ -14,10 +14,10 @@ from ingmon.exchange._model import STREAM_SIZES, FloatArray, IntArray, SymbolMod
 # Pareto tail index of trade sizes. Real BTC/ETH perpetual trade sizes have α ≈ 1.3–2 (Gabaix et
 # al. 2003 "A theory of power-law distributions in financial market fluctuations"); with the
 # round-lot snapping below the top 1 % of trades carry ≈ 30–50 % of the notional.
-SIZE_TAIL_ALPHA = 1.32
-# Classic Pareto with minimum x_m has mean x_m·α/(α−1); the cap at model.max_qty_steps (500× the
-# mean) trims the mean by ~6 %, which _MEAN_CORRECTION restores.
-_MEAN_CORRECTION = 1.06
+SIZE_TAIL_ALPHA = 1.33
+# Classic Pareto with minimum x_m has mean x_m·α/(α−1); the cap at model.max_qty_steps (5000× the
+# mean) trims the mean by ~2 %, which _MEAN_CORRECTION restores.
+_MEAN_CORRECTION = 1.02
 _X_MIN = (SIZE_TAIL_ALPHA - 1.0) / SIZE_TAIL_ALPHA * _MEAN_CORRECTION
 # Trades above this multiple of the mean size are often typed in by hand: 1, 2, 5 × 10**k steps.
 ROUND_LOT_MIN_MULTIPLE = 4.0

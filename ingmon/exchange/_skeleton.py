@@ -45,9 +45,9 @@ from ingmon.exchange._sizes import trade_quantities
 # Idiosyncratic volatility on top of the market factor's: hours and days, small (regimes are
 # mostly shared, as in real markets).
 _IDIO_FAST_HALF_LIFE_MINUTES = 180.0
-_IDIO_FAST_SD = 0.15
+_IDIO_FAST_SD = 0.1
 _IDIO_SLOW_HALF_LIFE_MINUTES = 2880.0
-_IDIO_SLOW_SD = 0.12
+_IDIO_SLOW_SD = 0.08
 _IDIO_FAST_PHI = math.exp(-math.log(2.0) / _IDIO_FAST_HALF_LIFE_MINUTES)
 _IDIO_SLOW_PHI = math.exp(-math.log(2.0) / _IDIO_SLOW_HALF_LIFE_MINUTES)
 _IDIO_FAST_INNOVATION = _IDIO_FAST_SD * math.sqrt(1.0 - _IDIO_FAST_PHI**2)
@@ -57,36 +57,45 @@ _ACTIVITY_VOL_ELASTICITY = 0.8  # busy markets are volatile markets
 _ACTIVITY_NORM = math.exp(
     0.5 * _ACTIVITY_VOL_ELASTICITY**2 * (LOG_VOL_VARIANCE + _IDIO_FAST_SD**2 + _IDIO_SLOW_SD**2)
 )
-# Volume spikes with the minute's move: activity ∝ (1 − w) + w·|shock| / E|shock|.
-_ACTIVITY_MOVE_WEIGHT = 0.75
+# Volume spikes with the minute's move: activity ∝ (1 − w) + w·|move| / E|move|.
+_ACTIVITY_MOVE_WEIGHT = 0.45
 _EPISODE_VOL_CLIP = (0.6, 1.6)  # planted episodes keep their shape whatever the regime
 _STUDENT_DF = 5.0
 _CALM_SHOCK_LIMIT = 2.5
 _REVERSION_MINUTES = 60.0 * MINUTES_PER_DAY  # weak pull back to the listing price
 
-# Flow: taker-buy probability follows the minute's return (aggression moves price).
+# Flow: taker-buy probability follows the minute's return (aggression moves price), plus a
+# persistent part of its own (order signs are autocorrelated: Lillo & Farmer 2004), so one-sided
+# flow is common and imbalance alone is a weak signal.
 _FLOW_AMPLITUDE = 0.22
 _FLOW_SLOPE = 0.8
+_FLOW_PHI = math.exp(-math.log(2.0) / 10.0)
+_FLOW_INNOVATION = 0.12 * math.sqrt(1.0 - _FLOW_PHI**2)
+_BUY_PROB_CLIP = (0.05, 0.95)
 _UNDERLYING_PER_AGG = 1.3  # extra exchange trades per aggregate trade, on average
 
 # Open interest: log deviation from a base level, mean-reverting over days; one-sided flow
 # opens positions, tail moves liquidate them.
 _OI_PHI = math.exp(-math.log(2.0) / (4.0 * MINUTES_PER_DAY))
 _OI_FLOW = 0.0006
-_OI_NEUTRAL_IMBALANCE = 0.195  # E|2·buy_prob − 1| of ordinary minutes
-_OI_LIQUIDATION = 0.001
-_OI_LIQUIDATION_SHOCK = 2.5
+_OI_NEUTRAL_IMBALANCE = 0.26  # E|2·buy_prob − 1| of ordinary minutes
+_OI_LIQUIDATION = 0.002
+_OI_LIQUIDATION_SHOCK = 2.2
 _OI_NOISE = 0.0004
 
 # Premium of the perpetual over the index: AR(1) with a one-hour memory around a small positive
 # mean, pushed by the flow (positioning) and, weakly, by the price's distance from its ~12-hour
 # average (crowding after a run). Calm enough that funding mostly sits at the 0.01 % baseline.
 _PREMIUM_PHI = math.exp(-1.0 / 60.0)
-_PREMIUM_MEAN = 0.00005
+PREMIUM_MEAN = 0.0004  # just inside the dead band: the rate is mostly the 0.01 % baseline
 _PREMIUM_FLOW = 0.0004
 _TREND_PHI = math.exp(-math.log(2.0) / 720.0)
-_PREMIUM_TREND = 0.006
-_PREMIUM_NOISE = 0.0001 * math.sqrt(1.0 - _PREMIUM_PHI**2)
+_PREMIUM_TREND = 0.01
+_PREMIUM_NOISE = 0.00015 * math.sqrt(1.0 - _PREMIUM_PHI**2)
+# Positioning regimes over days move the premium's level: funding sits below the baseline for a
+# while without any squeeze following (real funding has such stretches in every bear phase).
+_PREMIUM_REGIME_PHI = math.exp(-math.log(2.0) / (2.0 * MINUTES_PER_DAY))
+_PREMIUM_REGIME_INNOVATION = 0.00025 * math.sqrt(1.0 - _PREMIUM_REGIME_PHI**2)
 # Binance: rate = P̄ + clamp(I − P̄, ±0.05 %), I = 0.01 % per 8 h; capped at ±0.75 %.
 _INTEREST_PER_8H = 0.0001
 _PREMIUM_CLAMP = 0.0005
@@ -106,6 +115,8 @@ class DayState:
     close_ticks: int  # last traded price (true tick multiples)
     next_agg_id: int
     next_trade_id: int
+    premium_regime: float = 0.0
+    flow: float = 0.0  # persistent part of the taker-buy probability
     levels: Levels = NO_LEVELS  # the previous session's profile levels
     carried: tuple[PlannedEpisode, ...] = ()  # episodes still running at the day's start
 
@@ -183,6 +194,8 @@ class _Draws:
     z_slow: FloatArray
     z_oi: FloatArray
     z_premium: FloatArray
+    z_regime: FloatArray
+    z_flow: FloatArray
     shock: FloatArray  # Student-t, unit variance
     rng: np.random.Generator  # continues with the activity draws
 
@@ -194,7 +207,7 @@ def initial_state(model: SymbolModel) -> DayState:
         vol_fast=0.0,
         vol_slow=0.0,
         oi_log=0.0,
-        premium=_PREMIUM_MEAN,
+        premium=PREMIUM_MEAN,
         trend_log_ticks=model.initial_log_ticks,
         close_ticks=max(1, round(math.exp(model.initial_log_ticks))),
         next_agg_id=0,
@@ -226,25 +239,29 @@ def build_day(
         overrides.apply(episode, day * MINUTES_PER_DAY)
     log_vol, idio_fast, idio_slow = _log_volatility(state, draws, factor)
     shock = _combined_shock(model, draws, factor)
+    # The market-wide jump, scaled to this symbol's daily σ and its loading on the market.
+    jump = model.market_beta * model.sigma_per_day * factor.jump_sigmas
 
     def path() -> tuple[FloatArray, FloatArray]:
-        return _price_path(model, state, overrides, log_vol, shock, season, live)
+        return _price_path(model, state, overrides, log_vol, shock, jump, season, live)
 
     absorptions = _place_absorptions(
-        day, state, draws=draw_day(model, day, rates), occupancy=occupancy,
+        model, day, state, draws=draw_day(model, day, rates), occupancy=occupancy,
         overrides=overrides, path=path, live=live, rates=rates,
     )  # fmt: skip
     log_ticks, sigma = path()
 
+    move = np.abs(shock) + np.abs(jump) / model.sigma_per_minute
     count, qty_mean, volume, underlying = _activity(
-        model, day, draws, overrides, log_vol, shock, season, present
+        model, day, draws, overrides, log_vol, move, season, present
     )
     close_ticks = _traded_closes(log_ticks, count, state.close_ticks)
-    buy_prob = 0.5 + _FLOW_AMPLITUDE * np.tanh(_FLOW_SLOPE * shock)
+    flow = ar1(draws.z_flow * _FLOW_INNOVATION, _FLOW_PHI, state.flow)
+    buy_prob = np.clip(0.5 + _FLOW_AMPLITUDE * np.tanh(_FLOW_SLOPE * shock) + flow, *_BUY_PROB_CLIP)
     buy_prob = np.where(np.isnan(overrides.buy_prob), buy_prob, overrides.buy_prob)
     oi_log = _open_interest(model, state, draws, overrides, count, buy_prob, shock, live)
     oi_steps = np.maximum(1, np.rint(model.oi_base_steps * np.exp(oi_log))).astype(np.int64)
-    trend, premium = _premium(state, draws, overrides, log_ticks, buy_prob)
+    trend, regime, premium = _premium(state, draws, overrides, log_ticks, buy_prob)
     funding_time_ms, funding_rate_e8, funding_mark_ticks = _settle_funding(
         model, day, live, premium, close_ticks
     )
@@ -258,6 +275,8 @@ def build_day(
         oi_log=float(oi_log[-1]),
         premium=float(premium[-1]),
         trend_log_ticks=float(trend[-1]),
+        premium_regime=float(regime[-1]),
+        flow=float(flow[-1]),
         close_ticks=int(close_ticks[-1]),
         next_agg_id=state.next_agg_id + int(count.sum()),
         next_trade_id=state.next_trade_id + int(underlying.sum()),
@@ -291,11 +310,11 @@ def build_day(
 
 def _draw(model: SymbolModel, day: int) -> _Draws:
     rng = rng_for(model.seed, model.key, STREAM_SKELETON, day)
-    z_fast, z_slow, z_oi, z_premium = rng.standard_normal((4, MINUTES_PER_DAY))
+    z_fast, z_slow, z_oi, z_premium, z_regime, z_flow = rng.standard_normal((6, MINUTES_PER_DAY))
     shock = rng.standard_t(_STUDENT_DF, MINUTES_PER_DAY) * math.sqrt(
         (_STUDENT_DF - 2.0) / _STUDENT_DF
     )
-    return _Draws(z_fast, z_slow, z_oi, z_premium, shock, rng)
+    return _Draws(z_fast, z_slow, z_oi, z_premium, z_regime, z_flow, shock, rng)
 
 
 def _schedule(
@@ -310,9 +329,14 @@ def _schedule(
         occupancy.take(episode)
     if not live.any():
         return occupancy, []
-    first_minute = day * MINUTES_PER_DAY + int(live.argmax()) + 60
     draw: DayDraw = draw_day(model, day, rates)
-    return occupancy, accept_scheduled(draw, occupancy, first_minute=first_minute)
+    return occupancy, accept_scheduled(draw, occupancy, first_minute=_first_minute(model, day))
+
+
+def _first_minute(model: SymbolModel, day: int) -> int:
+    """The first minute an episode may start: an hour after the listing (a trading history to
+    see it against), or the day's start."""
+    return max(day * MINUTES_PER_DAY, model.listing_ms // MINUTE_MS + 60)
 
 
 def _log_volatility(
@@ -337,6 +361,7 @@ def _price_path(
     overrides: _Overrides,
     log_vol: FloatArray,
     shock: FloatArray,
+    jump: FloatArray,
     season: FloatArray,
     live: BoolArray,
 ) -> tuple[FloatArray, FloatArray]:
@@ -348,7 +373,7 @@ def _price_path(
     regime = np.where(overrides.in_episode, np.clip(regime, *_EPISODE_VOL_CLIP), regime)
     sigma = model.sigma_per_minute * regime * np.sqrt(season) * overrides.vol_mult
     reversion = -(state.log_ticks - model.initial_log_ticks) / _REVERSION_MINUTES
-    returns = sigma * shock + overrides.drift + reversion
+    returns = sigma * shock + jump + overrides.drift + reversion
     for lo, hi, phi in overrides.pins:
         # Bounded noise around the planted drift: the episode's net move is reliable.
         deviation = ar1(sigma[lo:hi] * shock[lo:hi], phi, 0.0)
@@ -358,6 +383,7 @@ def _price_path(
 
 
 def _place_absorptions(
+    model: SymbolModel,
     day: int,
     state: DayState,
     *,
@@ -373,7 +399,7 @@ def _place_absorptions(
     if not live.any() or not draws.absorptions:
         return []
     day_minute = day * MINUTES_PER_DAY
-    first_minute = day_minute + int(live.argmax())
+    first_minute = _first_minute(model, day)
     placed: list[PlannedEpisode] = []
     path_ticks = np.exp(path()[0])
     for draw in draws.absorptions:
@@ -399,12 +425,12 @@ def _activity(
     draws: _Draws,
     overrides: _Overrides,
     log_vol: FloatArray,
-    shock: FloatArray,
+    move: FloatArray,
     season: FloatArray,
     present: BoolArray,
 ) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
-    """(aggregate trades, mean size, exact volume, underlying trades) per minute."""
-    move = np.abs(shock)
+    """(aggregate trades, mean size, exact volume, underlying trades) per minute; ``move`` is
+    the size of the minute's return in units of its volatility."""
     move_factor = (1.0 - _ACTIVITY_MOVE_WEIGHT) + _ACTIVITY_MOVE_WEIGHT * move / move.mean()
     intensity = (
         model.trades_per_minute
@@ -469,21 +495,26 @@ def _premium(
     overrides: _Overrides,
     log_ticks: FloatArray,
     buy_prob: FloatArray,
-) -> tuple[FloatArray, FloatArray]:
-    """(slow price average, premium of the perpetual over the index) per minute."""
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(slow price average, positioning regime, premium over the index) per minute."""
     trend = ar1((1.0 - _TREND_PHI) * log_ticks, _TREND_PHI, state.trend_log_ticks)
+    regime = ar1(
+        draws.z_regime * _PREMIUM_REGIME_INNOVATION, _PREMIUM_REGIME_PHI, state.premium_regime
+    )
     target = (
-        _PREMIUM_MEAN
+        PREMIUM_MEAN
+        + regime
         + _PREMIUM_FLOW * (2.0 * buy_prob - 1.0)
         + _PREMIUM_TREND * (log_ticks - trend)
     )
-    target = np.where(np.isnan(overrides.premium), target, overrides.premium)
+    # Crowding episodes push the premium away from wherever the regime has it.
+    target = np.where(np.isnan(overrides.premium), target, overrides.premium + regime)
     premium = ar1(
         (1.0 - _PREMIUM_PHI) * target + _PREMIUM_NOISE * draws.z_premium,
         _PREMIUM_PHI,
         state.premium,
     )
-    return trend, premium
+    return trend, regime, premium
 
 
 def _settle_funding(
