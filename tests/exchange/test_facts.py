@@ -587,3 +587,47 @@ def test_measured_outcome_is_consistent_with_the_measured_return(
     failed = [value for outcome, value in pairs if outcome == "failed"]
     if follow and failed:
         assert np.mean(follow) > np.mean(failed)
+
+
+def test_cli_prints_json_with_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ingmon exchange facts --json` prints one JSON report for the requested market."""
+    import json
+
+    from ingmon.cli import main
+
+    status = main(["exchange", "facts", "--symbols", "BTCUSDT,ETHUSDT", "--days", "3", "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert payload["schema"] == SCHEMA
+    assert payload["symbols"] == ["BTCUSDT", "ETHUSDT"]
+    assert payload["end_ms"] == END_MS
+    assert payload["end_ms"] - payload["start_ms"] == 3 * DAY_MS
+
+
+def test_cli_prints_a_table_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --json the command prints the table with a band and status per fact."""
+    from ingmon.cli import main
+
+    assert main(["exchange", "facts", "--days", "2", "--seed", "11"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 11" in out
+    assert "real market" in out
+    assert "1h log-return correlation with BTCUSDT" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--days", "1"], ["--days", "x"], ["--symbols", "btc"], ["--now", "yesterday"]],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """Bad flags end with one error line on stderr and exit status 2."""
+    from ingmon.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["exchange", "facts", *argv])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("ingmon exchange facts: error:")
