@@ -255,7 +255,9 @@ def limited_backfill() -> None:
             )
             started = time.perf_counter()
             with client:
-                summary = run_backfill(request, settings=settings, client=client, reporter=_quiet())
+                summary = run_backfill(
+                    request, settings=settings, client=client, reporter=_quiet()
+                ).to_dict()
             wall_seconds = time.perf_counter() - started
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -525,7 +527,7 @@ def end_to_end_cases(base_url: str, rows_expected: int) -> list[Case]:
             source=source,
         )
         settings = _settings(target.directory, base_url)
-        summary = run_backfill(request, settings=settings, reporter=_quiet())
+        summary = run_backfill(request, settings=settings, reporter=_quiet()).to_dict()
         fetched = summary["datasets"]["agg_trades"]["fetched"]
         if summary["status"] != "complete" or fetched != rows_expected:
             raise RuntimeError(f"{source}: {summary['status']}, {fetched} rows: {summary}")

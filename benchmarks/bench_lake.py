@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 
 from benchmarks._harness import Case, median_seconds, print_table
 from ingmon.lake import COMPRESSION, Lake, write_options
-from ingmon.schema import AGG_TRADES, CANDLES, DAY_MS, MINUTE_MS, Dataset
+from ingmon.schema import AGG_TRADES, CANDLES, Dataset
+from ingmon.times import DAY_MS, MINUTE_MS
 
 __all__ = ["main"]
 

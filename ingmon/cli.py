@@ -5,59 +5,53 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, NoReturn
 
-from ingmon.config import Settings, load_settings
-from ingmon.errors import IngmonError
+from ingmon.arguments import EXIT_USAGE, CommandParser, add_data_dir, settings_from
+from ingmon.errors import IngmonError, UsageError
 
-__all__ = ["CommandParser", "add_data_dir", "main", "settings_from"]
-
-EXIT_USAGE = 2
+__all__ = ["build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
-
-class CommandParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line (no usage block) and exits 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def add_data_dir(
-    parser: argparse.ArgumentParser, *, flags: Sequence[str] = ("--data-dir",)
-) -> None:
-    """The data-root flag every data command takes (default: INGMON_DATA_DIR or ./data)."""
-    parser.add_argument(
-        *flags,
-        dest="data_dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="data root holding lake/ (default: $INGMON_DATA_DIR or ./data)",
-    )
+# Request fields named by domain errors, and the flag a user of this command typed for each.
+_FLAG_OF_FIELD = {
+    "symbols": "--symbol",
+    "window_days": "--window-days",
+    "start_ms": "--start",
+    "end_ms": "--end",
+    "interval": "--interval",
+    "oi_period": "--oi-period",
+    "datasets": "--skip-*",
+    "concurrency": "--concurrency",
+    "klines_page_limit": "--klines-page-limit",
+    "base_url": "--base-url",
+    "archive_url": "--archive-url",
+    "data_dir": "--data-dir",
+}
+_FIELD_NAMES = re.compile(r"\b(" + "|".join(_FLAG_OF_FIELD) + r")\b")
 
 
-def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
-    """Settings from env/.env with the command's flags applied on top."""
-    if getattr(args, "data_dir", None) is not None:
-        overrides["data_dir"] = args.data_dir
-    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+def in_flags(error: IngmonError) -> str:
+    """The error's message with the request fields it names said as this CLI's flags."""
+    message = str(error)
+    if isinstance(error, UsageError) and error.field is not None:
+        message = _FIELD_NAMES.sub(lambda m: _FLAG_OF_FIELD[m.group(1)], message)
+    return message
 
 
 def _cmd_coverage(args: argparse.Namespace) -> int:
     from ingmon.coverage import coverage_report  # noqa: PLC0415 - keep --help fast
 
-    settings = settings_from(args)
+    settings = settings_from(args, reads_only=True)
     report = coverage_report(
         settings,
         symbols=args.symbol or None,
         datasets=args.dataset or None,
     )
-    print(json.dumps(report, indent=2))
+    print(json.dumps(report.to_dict(), indent=2))
     return 0
 
 
@@ -132,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except IngmonError as error:
-        print(f"ingmon {args.command}: error: {error}", file=sys.stderr)
+        print(f"ingmon {args.command}: error: {in_flags(error)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"ingmon {args.command}: interrupted", file=sys.stderr)

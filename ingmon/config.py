@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ingmon.errors import ConfigError
+from ingmon.schema import MARKET_SERIES
 
 __all__ = ["Settings", "Threshold", "load_settings"]
 
@@ -44,8 +52,37 @@ def _split_list(value: Any) -> Any:
     return value
 
 
-class Settings(BaseSettings):
-    """Every ingmon setting; ``.env.example`` documents each one with its default."""
+def _freshness_fields() -> dict[str, Any]:
+    """``<dataset>_freshness_warn_seconds`` / ``…_error_seconds`` for every market dataset, with
+    the defaults of its ``MarketSeries`` entry: a new dataset brings its thresholds along."""
+    fields: dict[str, Any] = {}
+    for name, series in MARKET_SERIES.items():
+        for level, default in (
+            ("warn", series.freshness_warn_seconds),
+            ("error", series.freshness_error_seconds),
+        ):
+            fields[f"{name}_freshness_{level}_seconds"] = (
+                float,
+                Field(default, gt=0, description=f"{name}: age of the newest event that {level}s"),
+            )
+    return fields
+
+
+if TYPE_CHECKING:
+    _FreshnessSettings = BaseSettings
+else:
+    # The per-dataset freshness pairs as ordinary (flat) settings: INGMON_CANDLES_FRESHNESS_…
+    _FreshnessSettings = create_model(
+        "_FreshnessSettings", __base__=BaseSettings, **_freshness_fields()
+    )
+
+
+class Settings(_FreshnessSettings):
+    """Every ingmon setting; ``.env.example`` documents each one with its default.
+
+    Freshness thresholds (``INGMON_<DATASET>_FRESHNESS_WARN_SECONDS``/``…_ERROR_SECONDS``) come
+    from ``ingmon.schema.MARKET_SERIES``; read them through ``freshness(dataset)``.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -67,16 +104,6 @@ class Settings(BaseSettings):
         2400, gt=0, description="Request-weight budget per minute (Binance USD-M: 2400 per IP)"
     )
     binance_max_retries: int = Field(6, ge=0, description="Retries of 5xx/timeouts per request")
-
-    # Freshness thresholds (age of the newest stored event, seconds)
-    candles_freshness_warn_seconds: float = Field(90, gt=0)
-    candles_freshness_error_seconds: float = Field(180, gt=0)
-    agg_trades_freshness_warn_seconds: float = Field(15, gt=0)
-    agg_trades_freshness_error_seconds: float = Field(60, gt=0)
-    open_interest_freshness_warn_seconds: float = Field(450, gt=0)
-    open_interest_freshness_error_seconds: float = Field(900, gt=0)
-    funding_freshness_warn_seconds: float = Field(8 * 3600 + 300, gt=0)
-    funding_freshness_error_seconds: float = Field(8 * 3600 + 1800, gt=0)
 
     # Cadence: a step longer than expected × (1 + tolerance) is a gap
     cadence_tolerance_ratio: float = Field(0.1, ge=0, le=1)
@@ -125,7 +152,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _warn_below_error(self) -> Settings:
-        for dataset in ("candles", "agg_trades", "open_interest", "funding"):
+        for dataset in MARKET_SERIES:
             pair = self.freshness(dataset)
             if pair.warn_seconds >= pair.error_seconds:
                 prefix = f"{ENV_PREFIX}{dataset.upper()}_FRESHNESS"

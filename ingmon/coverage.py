@@ -4,30 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
 
 from ingmon.config import Settings
 from ingmon.errors import UsageError
-from ingmon.lake import Lake, TimeLike, to_ms
-from ingmon.schema import AGG_TRADES, FUNDING, HOUR_MS, Dataset, dataset, interval_ms
+from ingmon.lake import Lake
+from ingmon.schema import AGG_TRADES, FUNDING, MARKET_SERIES, Dataset, dataset, interval_ms
+from ingmon.times import HOUR_MS, TimeLike, iso_ms, to_ms
 
-__all__ = ["Coverage", "Gap", "coverage_report", "iso_ms", "series_coverage"]
+__all__ = [
+    "MARKET_DATASETS",
+    "Coverage",
+    "CoverageReport",
+    "Gap",
+    "coverage_report",
+    "series_coverage",
+]
 
 GapKind = Literal["internal", "head", "tail"]
 
 # The datasets with a cadence, in report order.
-MARKET_DATASETS = ("candles", "agg_trades", "open_interest", "funding")
-
-
-def iso_ms(value_ms: int | None) -> str | None:
-    """Epoch milliseconds as ISO-8601 UTC with milliseconds (``2026-11-27T06:00:00.000Z``)."""
-    if value_ms is None:
-        return None
-    moment = datetime.fromtimestamp(value_ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+MARKET_DATASETS = tuple(MARKET_SERIES)
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,8 @@ class Coverage:
     latest_ms: int | None
     step_ms: int | None
     gaps: list[Gap] = field(default_factory=list)
+    # Rows whose key another row of the series also holds (0 in a healthy lake).
+    duplicates: int = 0
 
     @property
     def missing(self) -> int:
@@ -78,6 +79,7 @@ class Coverage:
             "latest": iso_ms(self.latest_ms),
             "step_ms": self.step_ms,
             "missing": self.missing,
+            "duplicates": self.duplicates,
             "gaps": [gap.to_dict(keyed_by_time=keyed_by_time) for gap in self.gaps],
         }
 
@@ -179,6 +181,7 @@ def series_coverage(
         ids = table["agg_trade_id"].to_numpy()
         times = table["transact_time"].cast("int64").to_numpy()
         result = Coverage(ds.name, symbol, None, int(ids.size), None, None, None)
+        result.duplicates = _repeated(ids)
         if ids.size:
             result.earliest_ms, result.latest_ms = int(times.min()), int(times.max())
         for index in np.flatnonzero(np.diff(ids) > 1):
@@ -217,6 +220,7 @@ def series_coverage(
         step = interval_ms(param)
         steps = np.full(times.size, step, dtype=np.int64)
     result = Coverage(ds.name, symbol, param, int(times.size), None, None, step)
+    result.duplicates = _repeated(times)
     if times.size == 0:
         result.gaps = _empty_window_gaps(step, start_ms, end_ms)
         return result
@@ -229,6 +233,11 @@ def series_coverage(
     return result
 
 
+def _repeated(sorted_keys: np.ndarray[Any, Any]) -> int:
+    """Rows repeating the key of the row before them (the lake reads sorted by key)."""
+    return int(np.count_nonzero(np.diff(sorted_keys) == 0)) if sorted_keys.size > 1 else 0
+
+
 def _series_of(lake: Lake, ds: Dataset, symbol: str) -> list[str | None]:
     if ds.param_name is None:
         return [None]
@@ -238,19 +247,31 @@ def _series_of(lake: Lake, ds: Dataset, symbol: str) -> list[str | None]:
     return [param for param in found if param in ds.param_values]
 
 
+@dataclass
+class CoverageReport:
+    """Coverage of every stored market-data series of a lake."""
+
+    lake: str
+    series: list[Coverage]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lake": self.lake, "series": [coverage.to_dict() for coverage in self.series]}
+
+
 def coverage_report(
     settings: Settings,
     *,
     symbols: Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """Coverage of every stored market-data series, as a JSON-ready dict."""
+) -> CoverageReport:
+    """Coverage of every stored market-data series (or of the given symbols and datasets)."""
     lake = Lake(settings.lake_dir)
     names = list(datasets) if datasets else list(MARKET_DATASETS)
     unknown = [name for name in names if name not in MARKET_DATASETS]
     if unknown:
         raise UsageError(
-            f"unknown dataset {unknown[0]!r}: expected one of {', '.join(MARKET_DATASETS)}"
+            f"unknown dataset {unknown[0]!r}: expected one of {', '.join(MARKET_DATASETS)}",
+            field="dataset",
         )
     series = []
     for name in names:
@@ -264,5 +285,5 @@ def coverage_report(
                     param=param,
                     tolerance_ratio=settings.cadence_tolerance_ratio,
                 )
-                series.append(cov.to_dict())
-    return {"lake": str(lake.root), "series": series}
+                series.append(cov)
+    return CoverageReport(str(lake.root), series)

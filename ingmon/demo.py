@@ -34,10 +34,10 @@ def _dataset_line(name: str, stats: dict[str, Any]) -> str:
 def run_demo(settings: Settings, *, days: int, seed: int, port: int = 0) -> int:
     """Serve a simulated market, backfill ``days`` of it, check and export; return exit status."""
     from ingmon.binance.backfill import BackfillRequest, run_backfill  # noqa: PLC0415
-    from ingmon.binance.check import run_check  # noqa: PLC0415
-    from ingmon.binance.export import export_snapshots  # noqa: PLC0415
     from ingmon.binance.reporting import Reporter  # noqa: PLC0415
+    from ingmon.check import run_check  # noqa: PLC0415
     from ingmon.exchange import ExchangeServer, Limits, Market, RealClock  # noqa: PLC0415
+    from ingmon.export import export_snapshots  # noqa: PLC0415
 
     now_ms = int(time.time() * 1000)
     market = Market.demo(symbols=DEMO_SYMBOLS, days=days, seed=seed, now_ms=now_ms)
@@ -57,13 +57,13 @@ def run_demo(settings: Settings, *, days: int, seed: int, port: int = 0) -> int:
         )
         request = BackfillRequest(symbols=DEMO_SYMBOLS, window_days=days)
         _say(f"backfilling into {settings.lake_dir} …")
-        summary = run_backfill(request, settings=settings, reporter=Reporter(mode="text"))
+        summary = run_backfill(request, settings=settings, reporter=Reporter(mode="text")).to_dict()
     _say(f"backfill {summary['status']} in {summary['duration_seconds']:.1f} s:")
     for name, stats in summary["datasets"].items():
         print(_dataset_line(name, stats), file=sys.stderr)
     for problem in summary["problems"]:
         _say(f"problem: {json.dumps(problem)}")
-    check = run_check(settings, symbols=DEMO_SYMBOLS, end_ms=int(time.time() * 1000))
+    check = run_check(settings, symbols=DEMO_SYMBOLS, end_ms=int(time.time() * 1000)).to_dict()
     _say(f"integrity check: {check['status']} ({len(check['problems'])} problems)")
     for symbol, datasets in check["symbols"].items():
         for name, info in datasets.items():

@@ -23,7 +23,16 @@ class ConfigError(IngmonError):
 
 
 class UsageError(IngmonError):
-    """A command was called with arguments that cannot work (bad symbol, empty window, …)."""
+    """A request that cannot work (bad symbol, empty window, …).
+
+    ``field`` names the request field at fault, and the message starts with that name
+    (``window_days must be > 0``): the CLI, the API and the worker each say it their own way
+    (the CLI maps it to its flag, ``--window-days must be > 0``).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class DataIntegrityError(IngmonError):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import operator
 import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,35 +28,17 @@ from ingmon.partition import (
     write_options,
 )
 from ingmon.schema import Bucket, Dataset, dataset
+from ingmon.times import TimeLike, to_ms
 
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["COMPRESSION", "Lake", "TimeLike", "UpsertResult", "to_ms", "write_options"]
+__all__ = ["COMPRESSION", "Lake", "UpsertResult", "write_options"]
 
-TimeLike = datetime | int | str
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
 _BUCKET_UNIT: dict[Bucket, Literal["D", "M", "Y"]] = {"day": "D", "month": "M", "year": "Y"}
 _READ_ATTEMPTS = 3
 _MS_PER_UNIT = {"s": 1000, "ms": 1}
 _UNITS_PER_MS = {"us": 1000, "ns": 1_000_000}
-
-
-def to_ms(value: TimeLike) -> int:
-    """A time as integer epoch milliseconds: datetime (naive = UTC), ISO-8601 string, or int ms.
-
-    Exact (no float rounding): sub-millisecond parts are floored.
-    """
-    if isinstance(value, bool):
-        raise TypeError("a bool is not a time")
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return (value - _EPOCH) // _ONE_MS
-    return operator.index(value)  # int and numpy integers; TypeError for anything else
 
 
 @dataclass

@@ -8,6 +8,8 @@ from typing import Literal
 
 import pyarrow as pa
 
+from ingmon.times import DAY_MS, HOUR_MS, MINUTE_MS
+
 __all__ = [
     "AGG_TRADES",
     "CANDLES",
@@ -16,19 +18,18 @@ __all__ = [
     "FUNDING",
     "INGEST_LOG",
     "INTERVAL_MS",
+    "MARKET_SERIES",
     "OI_PERIODS",
     "OPEN_INTEREST",
     "Column",
     "Dataset",
+    "MarketSeries",
     "dataset",
     "interval_ms",
+    "market_series",
 ]
 
 Bucket = Literal["day", "month", "year"]
-
-MINUTE_MS = 60_000
-HOUR_MS = 60 * MINUTE_MS
-DAY_MS = 24 * HOUR_MS
 
 # Binance USD-M kline intervals with a fixed length (3d/1w/1M are not kept in the lake).
 INTERVAL_MS: Mapping[str, int] = {
@@ -228,6 +229,121 @@ EXCHANGE_GAPS = Dataset(
 DATASETS: Mapping[str, Dataset] = {
     d.name: d for d in (CANDLES, AGG_TRADES, OPEN_INTEREST, FUNDING, INGEST_LOG, EXCHANGE_GAPS)
 }
+
+
+@dataclass(frozen=True)
+class MarketSeries:
+    """What one market-data dataset *does*: where it comes from, how it is paged, buffered and
+    judged. Code looks these values up instead of branching on the dataset; a new market
+    dataset is one more entry in ``MARKET_SERIES``."""
+
+    dataset: Dataset
+    route: str  # the client's route name (and the exchange's endpoint) for REST pages
+    page_limit: int  # rows asked per REST page
+    flush_rows: int  # rows buffered per lake write: a partition is rewritten rarely
+    skip_flag: str  # the backfill/check flag that leaves the dataset out
+    # data.binance.vision file family, None when REST only
+    archive_kind: Literal["klines", "aggTrades", "metrics"] | None
+    # How the expected step between rows is known: the series parameter (interval/period),
+    # the symbol's funding interval, or continuity of ids (no time cadence).
+    cadence: Literal["param", "funding", "ids"]
+    param_flag: str | None = None  # the CLI flag choosing the parameter
+    default_param: str | None = None
+    # Open interest and funding exist only strictly after the listing (no positions before).
+    after_listing: bool = False
+    # A row stamped T is final at T + step (candles: the open one is still growing) or at T
+    # (an open-interest snapshot is taken at T and never changes once served).
+    final_after_step: bool = False
+    # REST pages paced by their own 5-minute request counters rather than the weight budget.
+    own_counter: bool = False
+    # Freshness defaults: age of the newest event (seconds) that warns / is an error, for a
+    # series stepping by ``nominal_step_ms``; a series with a longer (shorter) step gets both
+    # thresholds shifted by the difference (a 1h OI row may be an hour old and still on time).
+    freshness_warn_seconds: float = 0.0
+    freshness_error_seconds: float = 0.0
+    nominal_step_ms: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.dataset.name
+
+    @property
+    def time_gridded(self) -> bool:
+        """Rows sit on a fixed grid of the parameter's step (candles, open interest)."""
+        return self.cadence == "param"
+
+
+MARKET_SERIES: Mapping[str, MarketSeries] = {
+    series.name: series
+    for series in (
+        MarketSeries(
+            CANDLES,
+            route="klines",
+            page_limit=499,  # weight 2 up to 499 rows: the cheapest weight per row
+            flush_rows=50_000,
+            skip_flag="--skip-candles",
+            archive_kind="klines",
+            cadence="param",
+            param_flag="--interval",
+            default_param="1m",
+            final_after_step=True,
+            freshness_warn_seconds=90,
+            freshness_error_seconds=180,
+            nominal_step_ms=MINUTE_MS,
+        ),
+        MarketSeries(
+            AGG_TRADES,
+            route="aggTrades",
+            page_limit=1000,
+            flush_rows=250_000,
+            skip_flag="--skip-trades",
+            archive_kind="aggTrades",
+            cadence="ids",
+            freshness_warn_seconds=15,
+            freshness_error_seconds=60,
+        ),
+        MarketSeries(
+            OPEN_INTEREST,
+            route="openInterestHist",
+            page_limit=500,
+            flush_rows=50_000,
+            skip_flag="--skip-open-interest",
+            archive_kind="metrics",
+            cadence="param",
+            param_flag="--oi-period",
+            default_param="5m",
+            after_listing=True,
+            own_counter=True,
+            freshness_warn_seconds=450,
+            freshness_error_seconds=900,
+            nominal_step_ms=5 * MINUTE_MS,
+        ),
+        MarketSeries(
+            FUNDING,
+            route="fundingRate",
+            page_limit=1000,
+            flush_rows=50_000,
+            skip_flag="--skip-funding",
+            archive_kind=None,  # the archive's fundingRate files lack the mark price
+            cadence="funding",
+            after_listing=True,
+            own_counter=True,
+            freshness_warn_seconds=8 * 3600 + 300,
+            freshness_error_seconds=8 * 3600 + 1800,
+            nominal_step_ms=8 * HOUR_MS,
+        ),
+    )
+}
+
+
+def market_series(name: str) -> MarketSeries:
+    """Look a market-data dataset up by name; ValueError listing the known ones."""
+    try:
+        return MARKET_SERIES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown dataset {name!r}: expected one of {', '.join(MARKET_SERIES)}"
+        ) from None
 
 
 def dataset(name: str) -> Dataset:

@@ -159,7 +159,7 @@ def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
     ("args", "fragment"),
     [
         ([], "the following arguments are required: COMMAND"),
-        (["coverage", "--dataset", "klines"], "unknown dataset 'klines'"),
+        (["coverage", "--dataset", "klines", "--data-dir", "."], "unknown dataset 'klines'"),
         (["coverage", "--data-dir"], "argument --data-dir: expected one argument"),
     ],
 )

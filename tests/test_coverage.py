@@ -14,10 +14,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ingmon.config import load_settings
-from ingmon.coverage import coverage_report, iso_ms, series_coverage
+from ingmon.coverage import coverage_report, series_coverage
 from ingmon.errors import UsageError
 from ingmon.lake import Lake
 from ingmon.schema import AGG_TRADES, CANDLES, FUNDING, OPEN_INTEREST
+from ingmon.times import iso_ms
 
 SYMBOL = "BTCUSDT"
 MINUTE_MS = 60_000
@@ -348,7 +349,7 @@ def test_coverage_report_lists_every_series_as_json(tmp_path: Path) -> None:
         )
     lake.upsert(FUNDING, funding_rows([JAN_2026_MS], [8]), symbol="ETHUSDT")
     settings = load_settings(env_file=None, data_dir=tmp_path)
-    report = json.loads(json.dumps(coverage_report(settings)))
+    report = json.loads(json.dumps(coverage_report(settings).to_dict()))
     summary = [
         (s["dataset"], s["symbol"], s["param"], s["rows"], s["missing"]) for s in report["series"]
     ]
@@ -360,7 +361,7 @@ def test_coverage_report_lists_every_series_as_json(tmp_path: Path) -> None:
     first = report["series"][1]
     assert first["earliest"] == "2026-01-01T00:00:00.000Z"
     assert first["gaps"][0]["first_missing_iso"] == "2026-01-01T00:01:00.000Z"
-    only = coverage_report(settings, symbols=["ETHUSDT"], datasets=["funding"])
+    only = coverage_report(settings, symbols=["ETHUSDT"], datasets=["funding"]).to_dict()
     assert [s["symbol"] for s in only["series"]] == ["ETHUSDT"]
     with pytest.raises(UsageError, match="unknown dataset 'klines'"):
         coverage_report(settings, datasets=["klines"])

@@ -22,8 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingmon.lake import Lake, to_ms
+from ingmon.lake import Lake
 from ingmon.schema import AGG_TRADES, CANDLES, FUNDING, INGEST_LOG, Dataset
+from ingmon.times import to_ms
 
 SYMBOL = "BTCUSDT"
 HOUR_MS = 3_600_000

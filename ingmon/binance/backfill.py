@@ -2,50 +2,163 @@
 
 from __future__ import annotations
 
-import sys
+import threading
 import time
-from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ingmon.binance.client import BinanceClient, RouteStats
+from ingmon.binance.fetch import Fetcher
 from ingmon.binance.limits import RateLimits
-from ingmon.binance.plan import Task, Window, known_exchange_gaps, plan_series, subtract
+from ingmon.binance.plan import SeriesPlan, Task, Window, plan_series
 from ingmon.binance.reporting import Reporter
-from ingmon.binance.request import (
-    DATASET_ORDER,
-    DATASETS,
-    SKIP_FLAGS,
-    BackfillRequest,
-    refetch_command,
-)
-from ingmon.binance.runner import Problem, Runner, Totals, execute
+from ingmon.binance.request import DATASET_ORDER, BackfillRequest
+from ingmon.binance.runner import Runner, Totals, execute
 from ingmon.config import Settings
-from ingmon.coverage import iso_ms, series_coverage
 from ingmon.errors import ExchangeUnavailableError, UsageError
+from ingmon.ingest import IngestWriter
+from ingmon.integrity import Problem, RepairContext, SeriesHealth, assess_series
 from ingmon.lake import Lake
-from ingmon.schema import AGG_TRADES, CANDLES, DAY_MS, FUNDING, HOUR_MS, OPEN_INTEREST, interval_ms
+from ingmon.schema import MarketSeries, interval_ms
+from ingmon.times import DAY_MS, HOUR_MS, iso_ms
 
-__all__ = [
-    "DATASET_ORDER",
-    "SKIP_FLAGS",
-    "SUMMARY_SCHEMA",
-    "BackfillRequest",
-    "refetch_command",
-    "run_backfill",
-]
+__all__ = ["DATASET_ORDER", "SUMMARY_SCHEMA", "BackfillRequest", "BackfillSummary", "run_backfill"]
 
 SUMMARY_SCHEMA = "ingmon.backfill.summary/v1"
-_ROUTE_OF = {
-    "candles": "klines",
-    "agg_trades": "aggTrades",
-    "open_interest": "openInterestHist",
-    "funding": "fundingRate",
-}
+# Counters summed over the datasets into the summary's totals.
+_TOTALS = (
+    "fetched",
+    "inserted",
+    "replaced",
+    "duplicates",
+    "rejected",
+    "requests",
+    "weight_used",
+    "retries",
+    "http_429",
+)
 
 
-# ---- the run ---------------------------------------------------------------------------------
+# ---- the summary -------------------------------------------------------------------------------
+
+
+def _rate(count: int, seconds: float) -> float | None:
+    return round(count / seconds, 1) if seconds > 0 else None
+
+
+@dataclass(frozen=True)
+class DatasetReport:
+    """One dataset of a run: its counters, its route's HTTP stats and each symbol's health."""
+
+    param: str | None
+    totals: Totals
+    route: RouteStats
+    symbols: dict[str, SeriesHealth]
+
+    def to_dict(self, elapsed: float) -> dict[str, Any]:
+        totals, route = self.totals, self.route
+        return {
+            "fetched": totals.fetched,
+            "inserted": totals.inserted,
+            "replaced": totals.replaced,
+            "duplicates": totals.duplicates,
+            "rejected": totals.rejected,
+            "batches": totals.batches,
+            "requests": route.requests,
+            "weight_used": route.weight,
+            "retries": route.retries,
+            "http_429": route.http_429,
+            "http_418": route.http_418,
+            "malformed_responses": route.malformed,
+            "archive_files": totals.archive_files,
+            "archive_missing": totals.archive_missing,
+            "checksum_failures": totals.checksum_failures,
+            "bytes_received": route.bytes_received,
+            "records_per_second": _rate(totals.fetched, elapsed),
+            "stages": {
+                "fetch": {
+                    "seconds": round(totals.fetch_seconds, 3),
+                    "records_per_second": _rate(totals.fetched, totals.fetch_seconds),
+                },
+                "write": {
+                    "seconds": round(totals.write_seconds, 3),
+                    "records_per_second": _rate(totals.fetched, totals.write_seconds),
+                },
+            },
+            "busy_seconds": round(totals.fetch_seconds + totals.write_seconds, 3),
+            "param": self.param,
+            "symbols": {symbol: health.to_dict() for symbol, health in self.symbols.items()},
+        }
+
+
+@dataclass
+class BackfillSummary:
+    """What a run did (schema ``ingmon.backfill.summary/v1``); ``to_dict()`` is the JSON."""
+
+    run_id: str
+    request: BackfillRequest
+    started_at: datetime
+    finished_at: datetime
+    duration_seconds: float
+    server_time_ms: int
+    base_url: str
+    datasets: dict[str, DatasetReport]
+    routes: dict[str, RouteStats]
+    exchange_gaps_recorded: int
+    problems: list[Problem] = field(default_factory=list)
+    ban_message: str | None = None
+    banned_until_ms: int | None = None
+    # Weight spent outside the datasets' routes (time, exchangeInfo).
+    overhead_weight: int = 0
+
+    @property
+    def status(self) -> str:
+        if self.banned_until_ms is not None:
+            return "banned"
+        return "complete" if not self.problems else "incomplete"
+
+    @property
+    def exit_status(self) -> int:
+        """0: the window is complete (apart from exchange maintenance); 1 otherwise."""
+        return 0 if self.status == "complete" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        elapsed = self.duration_seconds
+        datasets = {name: report.to_dict(elapsed) for name, report in self.datasets.items()}
+        totals: dict[str, Any] = {k: sum(d[k] for d in datasets.values()) for k in _TOTALS}
+        totals["weight_used"] += self.overhead_weight
+        totals["records_per_second"] = _rate(totals["fetched"], elapsed)
+        summary: dict[str, Any] = {
+            "schema": SUMMARY_SCHEMA,
+            "run_id": self.run_id,
+            "status": self.status,
+            "exit_status": self.exit_status,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "duration_seconds": round(elapsed, 3),
+            "server_time": iso_ms(self.server_time_ms),
+            "base_url": self.base_url,
+            "mode": "full-refresh" if self.request.full_refresh else "resume",
+            "source": self.request.source,
+            "symbols": list(self.request.symbols),
+            "datasets": datasets,
+            "totals": totals,
+            "routes": {route: asdict(stats) for route, stats in sorted(self.routes.items())},
+            "exchange_gaps_recorded": self.exchange_gaps_recorded,
+            "problems": [problem.to_dict() for problem in self.problems],
+        }
+        if self.banned_until_ms is not None:
+            summary["banned_until"] = iso_ms(self.banned_until_ms)
+            summary["ban_message"] = self.ban_message
+        return summary
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# ---- the run -----------------------------------------------------------------------------------
 
 
 def _resolve_windows(
@@ -60,7 +173,8 @@ def _resolve_windows(
     unknown = [s for s in request.symbols if s not in info.symbols]
     if unknown:
         raise UsageError(
-            f"unknown symbol {', '.join(unknown)} (not in exchangeInfo of {client.base_url})"
+            f"unknown symbol {', '.join(unknown)} (not in exchangeInfo of {client.base_url})",
+            field="symbols",
         )
     end = min(request.end_ms if request.end_ms is not None else server_now_ms, server_now_ms)
     if request.window_days is not None:
@@ -71,7 +185,8 @@ def _resolve_windows(
     if start >= server_now_ms:
         raise UsageError(
             f"the window starts at {iso_ms(start)}, "
-            f"after the exchange's time {iso_ms(server_now_ms)}"
+            f"after the exchange's time {iso_ms(server_now_ms)}",
+            field="start_ms",
         )
     windows = {}
     notes = []
@@ -84,51 +199,28 @@ def _resolve_windows(
     return windows, notes
 
 
-def _stats_dict(totals: Totals, route: RouteStats, elapsed: float) -> dict[str, Any]:
-    busy = totals.fetch_seconds + totals.write_seconds
-    return {
-        "fetched": totals.fetched,
-        "inserted": totals.inserted,
-        "replaced": totals.replaced,
-        "duplicates": totals.duplicates,
-        "rejected": totals.rejected,
-        "batches": totals.batches,
-        "requests": route.requests,
-        "weight_used": route.weight,
-        "retries": route.retries,
-        "http_429": route.http_429,
-        "http_418": route.http_418,
-        "malformed_responses": route.malformed,
-        "archive_files": totals.archive_files,
-        "archive_missing": totals.archive_missing,
-        "checksum_failures": totals.checksum_failures,
-        "bytes_received": route.bytes_received,
-        "records_per_second": round(totals.fetched / elapsed, 1) if elapsed > 0 else None,
-        "stages": {
-            "fetch": {
-                "seconds": round(totals.fetch_seconds, 3),
-                "records_per_second": _rate(totals.fetched, totals.fetch_seconds),
-            },
-            "write": {
-                "seconds": round(totals.write_seconds, 3),
-                "records_per_second": _rate(totals.fetched, totals.write_seconds),
-            },
-        },
-        "busy_seconds": round(busy, 3),
-    }
+def _expected_rows(task: Task, funding_hours: dict[str, int]) -> int:
+    """Rows a task should bring (0 when unknown in advance: trades)."""
+    span = task.end_ms - task.start_ms + 1
+    if task.series.cadence == "ids":
+        return 0
+    if task.series.cadence == "funding":
+        return span // (funding_hours.get(task.symbol, 8) * HOUR_MS) + 1
+    return span // interval_ms(task.param or "1m") + 1
 
 
-def _overlaps(a: Problem, b: Problem) -> bool:
-    """Same series and intersecting ranges: the gap is already explained by a task's problem."""
-    if (a.dataset, a.symbol) != (b.dataset, b.symbol):
-        return False
-    if None in (a.start_ms, a.end_ms, b.start_ms, b.end_ms):
-        return False
-    return not (a.end_ms < b.start_ms or b.end_ms < a.start_ms)  # type: ignore[operator]
-
-
-def _rate(count: int, seconds: float) -> float | None:
-    return round(count / seconds, 1) if seconds > 0 else None
+def _open_client(settings: Settings, limits: RateLimits | None) -> BinanceClient:
+    # The weight setting caps the pace only when it was set; by default the client follows
+    # exchangeInfo (2400/min on Binance, UNLIMITED_WEIGHT on a local exchange without limits).
+    if limits is None and "binance_weight_limit_per_minute" in settings.model_fields_set:
+        limits = RateLimits(weight_per_window=settings.binance_weight_limit_per_minute)
+    return BinanceClient(
+        settings.binance_base_url,
+        archive_url=settings.binance_archive_url,
+        timeout_seconds=settings.binance_timeout_seconds,
+        max_retries=settings.binance_max_retries,
+        limits=limits,
+    )
 
 
 def run_backfill(
@@ -138,85 +230,69 @@ def run_backfill(
     client: BinanceClient | None = None,
     reporter: Reporter | None = None,
     limits: RateLimits | None = None,
-) -> dict[str, Any]:
-    """Run one backfill and return its summary (schema ``ingmon.backfill.summary/v1``).
+    stop: threading.Event | None = None,
+) -> BackfillSummary:
+    """Run one backfill and return its summary.
 
     Raises UsageError for bad input or an unreachable exchange before anything is written.
+    Setting ``stop`` makes the run finish the requests in flight and return early.
     """
     request.validate()
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
     own_client = client is None
-    if client is None:
-        # The weight setting caps the pace only when it was set; by default the client follows
-        # exchangeInfo (2400/min on Binance, UNLIMITED_WEIGHT on a local exchange without limits).
-        if limits is None and "binance_weight_limit_per_minute" in settings.model_fields_set:
-            limits = RateLimits(weight_per_window=settings.binance_weight_limit_per_minute)
-        client = BinanceClient(
-            settings.binance_base_url,
-            archive_url=settings.binance_archive_url,
-            timeout_seconds=settings.binance_timeout_seconds,
-            max_retries=settings.binance_max_retries,
-            limits=limits,
-        )
+    client = client or _open_client(settings, limits)
     reporter = reporter or Reporter(mode=settings.log_format)
     lake = Lake(settings.lake_dir)
     try:
         try:
             server_now = client.server_time_ms(max_retries=1)
         except ExchangeUnavailableError as error:
-            raise UsageError(f"cannot reach {client.base_url}: {error}") from None
+            raise UsageError(f"cannot reach {client.base_url}: {error}", field="base_url") from None
         windows, notes = _resolve_windows(request, client, server_now)
         for note in notes:
             reporter.event("listing", level="info", message=note)
         funding_hours = client.funding_intervals() if "funding" in request.datasets else {}
         runner = Runner(
-            request=request,
-            lake=lake,
-            client=client,
+            fetcher=Fetcher(
+                client,
+                windows=windows,
+                klines_page_limit=request.klines_page_limit,
+                stop=stop or threading.Event(),
+                on_fetch=lambda name, seconds: runner.count(name, fetch_seconds=seconds),
+            ),
+            writer=IngestWriter(lake),
             reporter=reporter,
-            windows=windows,
+            context=RepairContext(base_url=client.base_url),
+            datasets=request.datasets,
             funding_hours=funding_hours,
         )
-        tasks: list[Task] = []
-        for name in request.datasets:
-            dataset = DATASETS[name]
-            for symbol in request.symbols:
-                tasks.extend(
-                    plan_series(
-                        lake,
-                        dataset,
-                        symbol=symbol,
-                        param=request.param(name),
-                        window=windows[symbol],
-                        source=request.source,
-                        full_refresh=request.full_refresh,
-                        funding_interval_hours=funding_hours.get(symbol, 8),
-                    )
-                )
-        for name in request.datasets:
-            expected = sum(
-                _expected_rows(t, funding_hours) for t in tasks if t.dataset.name == name
+        plan = _plan(lake, request, windows, funding_hours)
+        for series in request.series:
+            runner.totals[series.name].expected = sum(
+                _expected_rows(t, funding_hours) for t in plan.tasks if t.series is series
             )
-            runner.totals[name].expected = expected
-            reporter.start_dataset(name, total=expected, unit="rows")
+            reporter.start_dataset(
+                series.name, total=runner.totals[series.name].expected, unit="rows"
+            )
         reporter.event(
             "plan",
             run_id=runner.run_id,
-            tasks=len(tasks),
+            tasks=len(plan.tasks),
             server_time=iso_ms(server_now),
             windows={s: [iso_ms(w.start_ms), iso_ms(w.end_ms)] for s, w in windows.items()},
         )
-        execute(runner, tasks, request.concurrency)
-        elapsed = time.perf_counter() - clock
-        return _summary(
-            runner=runner,
+        runner.unavailable(plan.unavailable)
+        execute(runner, plan.tasks, request.concurrency)
+        return _summarize(
+            runner,
             request=request,
             settings=settings,
             client=client,
             lake=lake,
+            windows=windows,
             started_at=started_at,
-            elapsed=elapsed,
+            elapsed=time.perf_counter() - clock,
             server_now=server_now,
         )
     finally:
@@ -225,143 +301,110 @@ def run_backfill(
             client.close()
 
 
-def _expected_rows(task: Task, funding_hours: dict[str, int]) -> int:
-    span = task.end_ms - task.start_ms + 1
-    if task.dataset is AGG_TRADES:
-        return 0
-    if task.dataset is FUNDING:
-        return span // (funding_hours.get(task.symbol, 8) * HOUR_MS) + 1
-    return span // interval_ms(task.param or "1m") + 1
+def _plan(
+    lake: Lake,
+    request: BackfillRequest,
+    windows: dict[str, Window],
+    funding_hours: dict[str, int],
+) -> SeriesPlan:
+    plan = SeriesPlan()
+    for series in request.series:
+        for symbol in request.symbols:
+            plan.extend(
+                plan_series(
+                    lake,
+                    series,
+                    symbol=symbol,
+                    param=request.param(series.name),
+                    window=windows[symbol],
+                    source=request.source,
+                    full_refresh=request.full_refresh,
+                    funding_interval_hours=funding_hours.get(symbol, 8),
+                )
+            )
+    return plan
 
 
-def _summary(
+def _series_health(
+    lake: Lake,
+    series: MarketSeries,
     *,
+    symbol: str,
+    param: str | None,
+    window: Window,
+    settings: Settings,
+    context: RepairContext,
+) -> SeriesHealth:
+    """Did the run fill the window? The window ends at the last row the exchange serves as
+    final (a closed candle, a taken OI snapshot)."""
+    step = interval_ms(param) if series.time_gridded and param else 0
+    end = window.last_final_ms(series, step)
+    return assess_series(
+        lake,
+        series,
+        symbol=symbol,
+        param=param,
+        start_ms=window.first_ms(series),
+        end_ms=end,
+        now_ms=window.server_now_ms,
+        expect="window",
+        tolerance_ratio=settings.cadence_tolerance_ratio,
+        context=context,
+    )
+
+
+def _summarize(
     runner: Runner,
+    *,
     request: BackfillRequest,
     settings: Settings,
     client: BinanceClient,
     lake: Lake,
+    windows: dict[str, Window],
     started_at: datetime,
     elapsed: float,
     server_now: int,
-) -> dict[str, Any]:
-    datasets: dict[str, Any] = {}
+) -> BackfillSummary:
     problems = list(runner.problems)
-    for name in request.datasets:
-        dataset = DATASETS[name]
-        param = request.param(name)
-        stats = _stats_dict(runner.totals[name], client.stats[_ROUTE_OF[name]], elapsed)
-        per_symbol = {}
-        for symbol in request.symbols:
-            window = runner.windows[symbol]
-            end = min(window.end_ms, server_now)
-            if dataset in (CANDLES, OPEN_INTEREST):
-                end = min(end, server_now - interval_ms(param or "1m"))
-            coverage = series_coverage(
+    datasets = {}
+    for series in request.series:
+        param = request.param(series.name)
+        healths = {
+            symbol: _series_health(
                 lake,
-                dataset,
+                series,
                 symbol=symbol,
                 param=param,
-                start=window.positions_start_ms
-                if dataset in (FUNDING, OPEN_INTEREST)
-                else window.start_ms,
-                end=end,
-                tolerance_ratio=settings.cadence_tolerance_ratio,
+                window=windows[symbol],
+                settings=settings,
+                context=runner.context,
             )
-            exchange = known_exchange_gaps(lake, dataset, symbol, param)
-            unexplained = []
-            for gap in coverage.gaps:
-                if dataset is AGG_TRADES:
-                    unexplained.append(gap)
-                    continue
-                rest = subtract([(gap.first_missing, gap.last_missing)], exchange)
-                if rest:
-                    unexplained.append(gap)
-            if not runner.ban:
-                for gap in unexplained:
-                    if dataset is AGG_TRADES:
-                        found = Problem(
-                            name,
-                            symbol,
-                            "id_gap",
-                            f"aggregate ids {gap.first_missing}..{gap.last_missing} missing",
-                            gap.after_time_ms,
-                            gap.before_time_ms,
-                            gap.missing,
-                        )
-                    else:
-                        found = Problem(
-                            name,
-                            symbol,
-                            "gap",
-                            f"{gap.kind} gap",
-                            gap.first_missing,
-                            gap.last_missing,
-                            gap.missing,
-                        )
-                    if not any(_overlaps(found, known) for known in runner.problems):
-                        problems.append(found)
-            per_symbol[symbol] = {
-                "rows": coverage.rows,
-                "earliest": iso_ms(coverage.earliest_ms),
-                "latest": iso_ms(coverage.latest_ms),
-                "gaps": len(unexplained),
-                "exchange_gaps": sum(1 for g in coverage.gaps if g not in unexplained),
-                "window": [iso_ms(window.start_ms), iso_ms(end)],
-            }
-        stats["param"] = param
-        stats["symbols"] = per_symbol
-        datasets[name] = stats
-    status = "banned" if runner.ban else ("complete" if not problems else "incomplete")
-    exit_status = 0 if status == "complete" else 1
-    totals = {
-        k: sum(d[k] for d in datasets.values())
-        for k in (
-            "fetched",
-            "inserted",
-            "replaced",
-            "duplicates",
-            "rejected",
-            "requests",
-            "weight_used",
-            "retries",
-            "http_429",
+            for symbol in request.symbols
+        }
+        if runner.ban is None:
+            for health in healths.values():
+                # A gap inside a range a task already reported is that task's problem.
+                problems.extend(
+                    found
+                    for found in health.problems
+                    if not any(found.overlaps(known) for known in runner.problems)
+                )
+        datasets[series.name] = DatasetReport(
+            param, runner.totals[series.name], client.stats[series.route], healths
         )
-    }
-    weight = client.stats["time"].weight + client.stats["exchangeInfo"].weight
-    totals["weight_used"] += weight
-    totals["records_per_second"] = round(totals["fetched"] / elapsed, 1) if elapsed > 0 else None
-    summary: dict[str, Any] = {
-        "schema": SUMMARY_SCHEMA,
-        "run_id": runner.run_id,
-        "status": status,
-        "exit_status": exit_status,
-        "started_at": started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "duration_seconds": round(elapsed, 3),
-        "server_time": iso_ms(server_now),
-        "base_url": client.base_url,
-        "mode": "full-refresh" if request.full_refresh else "resume",
-        "source": request.source,
-        "symbols": list(request.symbols),
-        "datasets": datasets,
-        "totals": totals,
-        "routes": {route: asdict(stats) for route, stats in sorted(client.stats.items())},
-        "exchange_gaps_recorded": runner.gaps_recorded,
-        "problems": [p.to_dict(request, client.base_url) for p in problems],
-    }
-    if runner.ban is not None:
-        summary["banned_until"] = iso_ms(runner.ban.banned_until_ms)
-        summary["ban_message"] = str(runner.ban)
-    return summary
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ingmon.binance.backfill`` — the same as ``ingmon backfill``."""
-    from ingmon.cli import main as cli_main  # noqa: PLC0415 - avoid an import cycle
-
-    return cli_main(["backfill", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return BackfillSummary(
+        run_id=runner.run_id,
+        request=request,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        duration_seconds=elapsed,
+        server_time_ms=server_now,
+        base_url=client.base_url,
+        datasets=datasets,
+        routes=dict(client.stats),
+        exchange_gaps_recorded=runner.gaps_recorded,
+        problems=problems,
+        ban_message=str(runner.ban) if runner.ban else None,
+        banned_until_ms=runner.ban.banned_until_ms if runner.ban else None,
+        overhead_weight=client.stats["time"].weight + client.stats["exchangeInfo"].weight,
+    )

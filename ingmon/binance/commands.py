@@ -7,44 +7,12 @@ import json
 import sys
 from typing import Any
 
-from ingmon.schema import INTERVAL_MS, OI_PERIODS
+from ingmon.arguments import add_data_dir, iso_time, positive_days, settings_from, symbol_list
+from ingmon.schema import INTERVAL_MS, MARKET_SERIES, OI_PERIODS
 
-__all__ = ["iso_time", "register", "symbol_list"]
+__all__ = ["register"]
 
 EXIT_PROBLEMS = 1
-
-
-def iso_time(text: str) -> int:
-    """An ISO-8601 UTC time or date (``2026-10-01``, ``2026-10-01T12:00:00Z``) as epoch ms."""
-    from ingmon.lake import to_ms  # noqa: PLC0415 - keep --help fast
-
-    try:
-        return to_ms(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid time {text!r}: expected ISO-8601 like 2026-10-01 or 2026-10-01T12:00:00Z"
-        ) from None
-
-
-def symbol_list(text: str) -> list[str]:
-    """A symbol or a comma-separated list of symbols, upper-cased."""
-    symbols = [part.strip().upper() for part in text.split(",") if part.strip()]
-    for symbol in symbols:
-        if not symbol.isalnum():
-            raise argparse.ArgumentTypeError(f"invalid symbol {symbol!r}: expected e.g. BTCUSDT")
-    if not symbols:
-        raise argparse.ArgumentTypeError("empty symbol list")
-    return symbols
-
-
-def _positive_days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of days {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
 
 
 def _symbols(args: argparse.Namespace) -> tuple[str, ...]:
@@ -54,14 +22,18 @@ def _symbols(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(flat)
 
 
-def _settings(args: argparse.Namespace) -> Any:
-    from ingmon.cli import settings_from  # noqa: PLC0415
-
+def _settings(args: argparse.Namespace, *, reads_only: bool = False) -> Any:
     return settings_from(
         args,
+        reads_only=reads_only,
         binance_base_url=getattr(args, "base_url", None),
         binance_archive_url=getattr(args, "archive_url", None),
     )
+
+
+def _print_json(document: Any) -> None:
+    json.dump(document, sys.stdout, indent=2)
+    sys.stdout.write("\n")
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
@@ -69,16 +41,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     from ingmon.binance.reporting import Reporter  # noqa: PLC0415
 
     settings = _settings(args)
-    datasets = tuple(
-        name
-        for name, skipped in (
-            ("candles", args.skip_candles),
-            ("agg_trades", args.skip_trades),
-            ("open_interest", args.skip_open_interest),
-            ("funding", args.skip_funding),
-        )
-        if not skipped
-    )
+    datasets = _kept_datasets(args)
     request = BackfillRequest(
         symbols=_symbols(args),
         window_days=args.window_days,
@@ -94,15 +57,14 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     summary = run_backfill(
         request, settings=settings, reporter=Reporter(mode=args.log_format or settings.log_format)
     )
-    json.dump(summary, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return int(summary["exit_status"])
+    _print_json(summary.to_dict())
+    return summary.exit_status
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from ingmon.binance.check import run_check  # noqa: PLC0415
+    from ingmon.check import run_check  # noqa: PLC0415
 
-    settings = _settings(args)
+    settings = _settings(args, reads_only=True)
     report = run_check(
         settings,
         symbols=_symbols(args),
@@ -111,15 +73,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
         interval=args.interval,
         oi_period=args.oi_period,
     )
-    json.dump(report, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return EXIT_PROBLEMS if report["problems"] else 0
+    _print_json(report.to_dict())
+    return EXIT_PROBLEMS if report.problems else 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from ingmon.binance.export import export_snapshots  # noqa: PLC0415
+    from ingmon.export import export_snapshots  # noqa: PLC0415
 
-    settings = _settings(args)
+    settings = _settings(args, reads_only=True)
     written = export_snapshots(
         settings,
         symbols=_symbols(args) or None,
@@ -128,14 +89,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
         oi_period=args.oi_period,
         window_days=args.window_days,
     )
-    json.dump({"format": args.format, "files": [str(p) for p in written]}, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    _print_json({"format": args.format, "files": [str(p) for p in written]})
     return 0
 
 
-def _data_flags(parser: argparse.ArgumentParser, *, output_alias: bool = False) -> None:
-    from ingmon.cli import add_data_dir  # noqa: PLC0415
+def _kept_datasets(args: argparse.Namespace) -> tuple[str, ...]:
+    """The datasets whose ``--skip-…`` flag was not given, in the canonical order."""
+    return tuple(
+        name
+        for name, series in MARKET_SERIES.items()
+        if not getattr(args, _skip_dest(series.skip_flag))
+    )
 
+
+def _skip_dest(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
+
+
+def _data_flags(parser: argparse.ArgumentParser, *, output_alias: bool = False) -> None:
     flags = ("--data-dir", "--output") if output_alias else ("--data-dir",)
     add_data_dir(parser, flags=flags)
 
@@ -183,7 +154,7 @@ def register(subparsers: Any) -> None:
     when = backfill.add_argument_group("window (one of)")
     when.add_argument(
         "--window-days",
-        type=_positive_days,
+        type=positive_days,
         metavar="N",
         help="the last N days up to now (or --end)",
     )
@@ -209,12 +180,12 @@ def register(subparsers: Any) -> None:
     )
     backfill.set_defaults(full_refresh=False)
     skip = backfill.add_argument_group("datasets")
-    skip.add_argument("--skip-candles", action="store_true", help="do not fetch candles")
-    skip.add_argument("--skip-trades", action="store_true", help="do not fetch aggregated trades")
-    skip.add_argument(
-        "--skip-open-interest", action="store_true", help="do not fetch open interest"
-    )
-    skip.add_argument("--skip-funding", action="store_true", help="do not fetch funding rates")
+    for series in MARKET_SERIES.values():
+        skip.add_argument(
+            series.skip_flag,
+            action="store_true",
+            help=f"do not fetch {series.name.replace('_', ' ')}",
+        )
     _series_flags(backfill)
     _data_flags(backfill, output_alias=True)
     backfill.add_argument(
@@ -262,7 +233,7 @@ def register(subparsers: Any) -> None:
     _symbol_flag(check, required=True)
     check.add_argument(
         "--window-days",
-        type=_positive_days,
+        type=positive_days,
         metavar="N",
         help="expect data over the last N days before --end (default: what is stored)",
     )
@@ -289,7 +260,7 @@ def register(subparsers: Any) -> None:
     _series_flags(export)
     export.add_argument(
         "--window-days",
-        type=_positive_days,
+        type=positive_days,
         metavar="N",
         help="only the last N days (default: everything stored)",
     )

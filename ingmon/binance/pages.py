@@ -12,17 +12,18 @@ import pyarrow as pa
 
 from ingmon.errors import ExchangeError
 from ingmon.schema import AGG_TRADES, CANDLES, FUNDING, OPEN_INTEREST, Dataset, interval_ms
+from ingmon.times import HOUR_MS, SECOND_MS
 
 __all__ = [
+    "FUNDING_HOURS",
     "MalformedResponse",
     "Page",
     "agg_trades_page",
+    "complete_funding_hours",
     "funding_page",
     "klines_page",
     "open_interest_page",
 ]
-
-SECOND_MS = 1000
 
 
 class MalformedResponse(Exception):
@@ -247,3 +248,22 @@ def funding_page(
     keep = (raw_times >= start_ms) & (raw_times <= end_ms)
     valid, rejected, duplicates = _validated(FUNDING, table, times, keep)
     return Page(FUNDING, valid, len(rows), rejected, duplicates, limit, cursor)
+
+
+# Allowed funding intervals; a longer step between settlements is a hole, not an interval.
+FUNDING_HOURS = (1, 2, 4, 8)
+
+
+def complete_funding_hours(table: pa.Table, current_hours: int) -> pa.Table:
+    """Fill ``funding_interval_hours`` from the step to the previous settlement (the first row
+    and any step that is not an allowed interval get the symbol's current interval)."""
+    hours = table["funding_interval_hours"]
+    if table.num_rows == 0 or hours.null_count == 0:
+        return table
+    times = table["funding_time"].cast(pa.int64()).to_numpy()
+    steps = np.diff(times, prepend=times[0] - current_hours * HOUR_MS) / HOUR_MS
+    derived = np.where(np.isin(steps, FUNDING_HOURS), steps, current_hours).astype(np.int32)
+    known = hours.to_numpy(zero_copy_only=False)
+    filled = np.where(np.isnan(known.astype(float)), derived, known).astype(np.int32)
+    index = table.column_names.index("funding_interval_hours")
+    return table.set_column(index, "funding_interval_hours", pa.array(filled, pa.int32()))

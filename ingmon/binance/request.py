@@ -3,35 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from ingmon.binance.plan import Source
-from ingmon.coverage import iso_ms
 from ingmon.errors import UsageError
-from ingmon.schema import (
-    AGG_TRADES,
-    CANDLES,
-    FUNDING,
-    INTERVAL_MS,
-    OI_PERIODS,
-    OPEN_INTEREST,
-    Dataset,
-)
+from ingmon.schema import INTERVAL_MS, MARKET_SERIES, OI_PERIODS, MarketSeries
+from ingmon.times import iso_ms
 
-__all__ = ["DATASETS", "DATASET_ORDER", "SKIP_FLAGS", "BackfillRequest", "refetch_command"]
+__all__ = ["DATASET_ORDER", "BackfillRequest", "Source", "check_symbol"]
 
-SKIP_FLAGS = {
-    "candles": "--skip-candles",
-    "agg_trades": "--skip-trades",
-    "open_interest": "--skip-open-interest",
-    "funding": "--skip-funding",
-}
-DATASET_ORDER = ("candles", "agg_trades", "open_interest", "funding")
-DATASETS: dict[str, Dataset] = {
-    "candles": CANDLES,
-    "agg_trades": AGG_TRADES,
-    "open_interest": OPEN_INTEREST,
-    "funding": FUNDING,
-}
+Source = Literal["auto", "rest", "archive"]
+DATASET_ORDER = tuple(MARKET_SERIES)
+
+
+def check_symbol(symbol: str) -> str:
+    """A Binance symbol: upper-case letters and digits (``BTCUSDT``); UsageError otherwise."""
+    if not symbol or not symbol.isalnum() or not symbol.isascii() or symbol.upper() != symbol:
+        raise UsageError(
+            f"invalid symbol {symbol!r}: expected upper-case letters/digits like BTCUSDT",
+            field="symbols",
+        )
+    return symbol
 
 
 @dataclass(frozen=True)
@@ -51,65 +42,56 @@ class BackfillRequest:
     klines_page_limit: int = 499
 
     def validate(self) -> None:
-        """UsageError (exit 2) for a request that cannot work, before anything is fetched."""
+        """UsageError naming the field at fault, before anything is fetched."""
         if not self.symbols:
-            raise UsageError("no --symbol given")
+            raise UsageError("no symbols given", field="symbols")
         for symbol in self.symbols:
-            if not symbol.isalnum() or symbol.upper() != symbol:
-                raise UsageError(
-                    f"invalid symbol {symbol!r}: expected upper-case letters/digits like BTCUSDT"
-                )
-        if self.window_days is not None and self.window_days <= 0:
-            raise UsageError(f"--window-days must be > 0, got {self.window_days:g}")
-        if self.window_days is not None and self.start_ms is not None:
-            raise UsageError("give either --window-days or --start/--end, not both")
-        if self.start_ms is not None and self.end_ms is not None and self.end_ms <= self.start_ms:
-            raise UsageError(
-                f"--end ({iso_ms(self.end_ms)}) is not after --start ({iso_ms(self.start_ms)})"
-            )
-        if self.window_days is None and self.start_ms is None:
-            raise UsageError("give --window-days N or --start (and optionally --end)")
+            check_symbol(symbol)
+        self._validate_window()
         if self.interval not in INTERVAL_MS:
             raise UsageError(
-                f"invalid --interval {self.interval!r}: expected one of {', '.join(INTERVAL_MS)}"
+                f"invalid interval {self.interval!r}: expected one of {', '.join(INTERVAL_MS)}",
+                field="interval",
             )
         if self.oi_period not in OI_PERIODS:
             raise UsageError(
-                f"invalid --oi-period {self.oi_period!r}: expected one of {', '.join(OI_PERIODS)}"
+                f"invalid oi_period {self.oi_period!r}: expected one of {', '.join(OI_PERIODS)}",
+                field="oi_period",
             )
-        unknown = [d for d in self.datasets if d not in DATASETS]
+        unknown = [d for d in self.datasets if d not in MARKET_SERIES]
         if unknown:
-            raise UsageError(f"unknown datasets {', '.join(unknown)}")
+            raise UsageError(f"unknown datasets {', '.join(unknown)}", field="datasets")
         if not self.datasets:
-            raise UsageError("every dataset is skipped: nothing to do")
+            raise UsageError("every dataset is skipped: nothing to do", field="datasets")
         if self.concurrency < 1:
-            raise UsageError("--concurrency must be >= 1")
+            raise UsageError("concurrency must be >= 1", field="concurrency")
         if not 1 <= self.klines_page_limit <= 1500:
-            raise UsageError("--klines-page-limit must be within 1..1500")
+            raise UsageError("klines_page_limit must be within 1..1500", field="klines_page_limit")
+
+    def _validate_window(self) -> None:
+        if self.window_days is not None and self.window_days <= 0:
+            raise UsageError(
+                f"window_days must be > 0, got {self.window_days:g}", field="window_days"
+            )
+        if self.window_days is not None and self.start_ms is not None:
+            raise UsageError(
+                "give either window_days or start_ms/end_ms, not both", field="window_days"
+            )
+        if self.start_ms is not None and self.end_ms is not None and self.end_ms <= self.start_ms:
+            raise UsageError(
+                f"end_ms ({iso_ms(self.end_ms)}) is not after start_ms ({iso_ms(self.start_ms)})",
+                field="end_ms",
+            )
+        if self.window_days is None and self.start_ms is None:
+            raise UsageError(
+                "give window_days or start_ms (and optionally end_ms)", field="window_days"
+            )
 
     def param(self, dataset: str) -> str | None:
+        """The series parameter of a dataset in this request (interval, OI period or None)."""
         return {"candles": self.interval, "open_interest": self.oi_period}.get(dataset)
 
-
-def refetch_command(
-    *,
-    dataset: str,
-    symbol: str,
-    start_ms: int,
-    end_ms: int,
-    request: BackfillRequest | None,
-    base_url: str | None,
-) -> str:
-    """The backfill command that refetches exactly one range of one dataset."""
-    skips = " ".join(SKIP_FLAGS[d] for d in DATASET_ORDER if d != dataset)
-    start = iso_ms(start_ms)
-    end = iso_ms(end_ms + 1)
-    parts = [f"ingmon backfill --symbol {symbol} --start {start} --end {end} {skips}"]
-    if request is not None:
-        if dataset == "candles" and request.interval != "1m":
-            parts.append(f"--interval {request.interval}")
-        if dataset == "open_interest" and request.oi_period != "5m":
-            parts.append(f"--oi-period {request.oi_period}")
-    if base_url:
-        parts.append(f"--base-url {base_url}")
-    return " ".join(parts)
+    @property
+    def series(self) -> tuple[MarketSeries, ...]:
+        """The requested datasets' specs, in the canonical order."""
+        return tuple(MARKET_SERIES[name] for name in self.datasets)

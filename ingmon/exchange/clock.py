@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
-from datetime import UTC, datetime
 from typing import Protocol
 
-from ingmon.errors import ConfigError
+from ingmon.times import now_ms as wall_ms
+from ingmon.times import parse_instant_ms
 
 __all__ = ["Clock", "FrozenClock", "RealClock", "parse_instant_ms"]
 
@@ -27,7 +26,7 @@ class RealClock:
         self.offset_ms = offset_ms
 
     def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000 + self.offset_ms
+        return wall_ms() + self.offset_ms
 
     def __repr__(self) -> str:
         return f"RealClock(offset_ms={self.offset_ms})"
@@ -57,19 +56,3 @@ class FrozenClock:
 
     def __repr__(self) -> str:
         return f"FrozenClock({self.now_ms()})"
-
-
-def parse_instant_ms(text: str) -> int:
-    """Epoch milliseconds from ``1718000000000`` or an ISO-8601 time (naive times are UTC)."""
-    stripped = text.strip()
-    if stripped.isdigit():
-        return int(stripped)
-    try:
-        parsed = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(
-            f"bad instant {text!r}: expected epoch ms or ISO-8601 like 2024-06-01T12:00:00Z"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)

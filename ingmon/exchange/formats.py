@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ingmon.exchange.market import FloatArray, IntArray, Klines, Market, SymbolSpec, format_fixed
-from ingmon.schema import DAY_MS, HOUR_MS, INTERVAL_MS, OI_PERIODS
+from ingmon.schema import INTERVAL_MS, OI_PERIODS
+from ingmon.times import DAY_MS, HOUR_MS
 
 __all__ = [
     "ARCHIVE_DAILY_INTERVALS",

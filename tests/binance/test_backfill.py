@@ -15,10 +15,11 @@ import pytest
 
 from ingmon.binance.backfill import SUMMARY_SCHEMA, BackfillRequest, run_backfill
 from ingmon.binance.reporting import Reporter
-from ingmon.coverage import iso_ms
+from ingmon.check import run_check
 from ingmon.errors import UsageError
 from ingmon.exchange import FaultRule, FaultSchedule, Limits, Market
 from ingmon.lake import Lake
+from ingmon.times import iso_ms
 
 from ._reference import (
     DAY_MS,
@@ -53,7 +54,7 @@ def _run(
     log = io.StringIO()
     summary = run_backfill(
         request, settings=settings, client=client, reporter=Reporter(mode="json", stream=log)
-    )
+    ).to_dict()
     return summary, [json.loads(line) for line in log.getvalue().splitlines()]
 
 
@@ -81,7 +82,8 @@ def assert_lake_equals_exchange(
         for name, values in want.items():
             np.testing.assert_array_equal(got[name], values, err_msg=name)
     if "open_interest" in datasets:
-        last = min(end_ms, now_ms - 5 * MINUTE_MS)
+        # A snapshot stamped T is served (and final) from T on: the latest one is stored too.
+        last = min(end_ms, now_ms)
         rows = stored(
             lake,
             "open_interest",
@@ -294,9 +296,7 @@ def test_open_interest_older_than_30_days(tmp_path: Path) -> None:
             "5m",
             ["timestamp", "sum_open_interest", "sum_open_interest_value"],
         )
-        assert rows == expected_open_interest(
-            market, "ETHUSDT", "5m", NOW_MS - 35 * DAY_MS, NOW_MS - 5 * MINUTE_MS
-        )
+        assert rows == expected_open_interest(market, "ETHUSDT", "5m", NOW_MS - 35 * DAY_MS, NOW_MS)
         settings = settings_for(tmp_path / "fifteen", server)
         fifteen, _ = _run(
             settings,
@@ -481,3 +481,33 @@ def test_listing_clips_the_window(tmp_path: Path) -> None:
     assert summary["status"] == "complete", summary["problems"]
     listing = market.spec("SOLUSDT").listing_ms
     assert summary["datasets"]["candles"]["symbols"]["SOLUSDT"]["earliest"] == iso_ms(listing)
+
+
+def test_latest_open_interest_snapshot_is_stored_at_its_true_freshness(tmp_path: Path) -> None:
+    """At 10 minutes past an hour the exchange serves that hour's 1h OI row: the backfill stores
+    it, a resume fetches nothing more, and the check reports a 10-minute age (not 70)."""
+    hour_ms = 60 * MINUTE_MS
+    now_ms = 1_790_002_800_000 + 10 * MINUTE_MS  # 10:10 UTC
+    assert now_ms % hour_ms == 10 * MINUTE_MS
+    market = Market.demo(symbols=("SOLUSDT",), days=3, seed=5, now_ms=now_ms)
+    request = BackfillRequest(
+        symbols=("SOLUSDT",),
+        window_days=1,
+        oi_period="1h",
+        datasets=("open_interest",),
+    )
+    with exchange(market, now_ms) as server:
+        settings = settings_for(tmp_path, server)
+        first, _ = _run(settings, request)
+        again, _ = _run(settings, request)
+    lake = Lake(settings.lake_dir)
+    stamps = [r["timestamp"] for r in stored(lake, "open_interest", "SOLUSDT", "1h")]
+    assert stamps[-1] == now_ms - 10 * MINUTE_MS
+    assert stamps == list(range(stamps[0], now_ms, hour_ms))
+    assert first["status"] == "complete"
+    assert again["datasets"]["open_interest"]["requests"] == 0
+    report = run_check(
+        settings, symbols=["SOLUSDT"], window_days=1, end_ms=now_ms, oi_period="1h"
+    ).to_dict()
+    assert report["symbols"]["SOLUSDT"]["open_interest"]["age_seconds"] == 600
+    assert report["symbols"]["SOLUSDT"]["open_interest"]["freshness"] == "ok"

@@ -195,7 +195,7 @@ def test_json_logs_on_stderr_and_summary_on_stdout(server: ExchangeServer, tmp_p
             "is not after --start",
         ),
         (["--symbol", "SOLUSDT", "--start", "yesterday"], "invalid time 'yesterday'"),
-        (["--symbol", "SOLUSDT"], "--window-days N or --start"),
+        (["--symbol", "SOLUSDT"], "give --window-days or --start"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -249,9 +249,9 @@ def test_unreachable_base_url_is_exit_2(tmp_path: Path) -> None:
 
 
 def test_module_entry_point_has_the_same_help() -> None:
-    """``python -m ingmon.binance.backfill --help`` is the backfill's own help."""
+    """``python -m ingmon backfill --help`` is the backfill's own help."""
     done = subprocess.run(
-        [sys.executable, "-m", "ingmon.binance.backfill", "--help"],
+        [sys.executable, "-m", "ingmon", "backfill", "--help"],
         capture_output=True,
         text=True,
         timeout=60,

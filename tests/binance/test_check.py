@@ -16,13 +16,13 @@ import pyarrow as pa
 import pytest
 
 from ingmon.binance.backfill import BackfillRequest, run_backfill
-from ingmon.binance.check import run_check
-from ingmon.binance.export import export_snapshots
 from ingmon.binance.reporting import Reporter
+from ingmon.check import run_check
 from ingmon.config import Settings
-from ingmon.coverage import iso_ms
 from ingmon.exchange import ExchangeServer, Market
+from ingmon.export import export_snapshots
 from ingmon.lake import Lake
+from ingmon.times import iso_ms
 
 from ._reference import DAY_MS, MINUTE_MS, UNLIMITED, exchange, settings_for
 
@@ -46,12 +46,12 @@ def filled(market: Market, tmp_path: Path) -> Iterator[tuple[ExchangeServer, Set
             settings=settings,
             reporter=Reporter(mode="json", stream=io.StringIO()),
         )
-        assert summary["status"] == "complete"
+        assert summary.status == "complete"
         yield server, settings
 
 
 def _check(settings: Settings) -> dict:
-    return run_check(settings, symbols=[SYMBOL], window_days=2, end_ms=NOW_MS)
+    return run_check(settings, symbols=[SYMBOL], window_days=2, end_ms=NOW_MS).to_dict()
 
 
 def _run_command(
@@ -184,21 +184,20 @@ def test_duplicate_keys_across_partitions_are_counted(
         5, "transact_time", pa.array([NOW_MS - 5 * DAY_MS], pa.timestamp("ms", tz="UTC"))
     )
     lake.upsert("agg_trades", moved, symbol=SYMBOL)
-    report = run_check(settings, symbols=[SYMBOL], end_ms=NOW_MS)
-    assert {
-        "dataset": "agg_trades",
-        "symbol": SYMBOL,
-        "param": None,
-        "kind": "duplicates",
-        "count": 1,
-    } in report["problems"]
+    report = run_check(settings, symbols=[SYMBOL], end_ms=NOW_MS).to_dict()
+    duplicates = [p for p in report["problems"] if p["kind"] == "duplicates"]
+    assert [(p["dataset"], p["symbol"], p["param"], p["count"]) for p in duplicates] == [
+        ("agg_trades", SYMBOL, None, 1)
+    ]
 
 
 def test_stale_data_is_reported_against_the_freshness_threshold(
     filled: tuple[ExchangeServer, Settings],
 ) -> None:
     """Checked an hour after the last backfill, candles and OI are stale; funding is not yet."""
-    report = run_check(filled[1], symbols=[SYMBOL], window_days=2, end_ms=NOW_MS + 3_600_000)
+    report = run_check(
+        filled[1], symbols=[SYMBOL], window_days=2, end_ms=NOW_MS + 3_600_000
+    ).to_dict()
     stale = {p["dataset"] for p in report["problems"] if p["kind"] == "stale"}
     assert stale == {"candles", "open_interest"}
 

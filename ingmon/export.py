@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +11,8 @@ import polars as pl
 
 from ingmon.config import Settings
 from ingmon.lake import Lake
-from ingmon.schema import AGG_TRADES, CANDLES, DAY_MS, FUNDING, OPEN_INTEREST, Dataset
+from ingmon.schema import AGG_TRADES, CANDLES, FUNDING, OPEN_INTEREST, Dataset
+from ingmon.times import DAY_MS, now_ms
 
 __all__ = ["export_snapshots", "snapshot_name"]
 
@@ -57,7 +57,7 @@ def export_snapshots(
     lake = Lake(settings.lake_dir)
     out_dir = settings.data_dir / "binance"
     out_dir.mkdir(parents=True, exist_ok=True)
-    start = int(time.time() * 1000 - window_days * DAY_MS) if window_days else None
+    start = now_ms() - int(window_days * DAY_MS) if window_days else None
     written = []
     for dataset, param in (
         (CANDLES, interval),

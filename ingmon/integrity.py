@@ -1,0 +1,440 @@
+"""One integrity model: what a stored series holds, what is wrong with it, and how to repair it.
+
+``assess_series`` is the single definition of gaps, known exchange gaps, duplicates and
+staleness. The backfill summary, ``ingmon check`` and (later) the monitor's health model and the
+API are all built on its ``SeriesHealth``; they differ only in what they *expect*:
+
+- ``expect="window"`` (a backfill that just ran): the series must fill its window completely,
+  the tail included; staleness is not judged (the window ends where the run stopped).
+- ``expect="live"`` (a check of a lake that is kept fresh): the head and internal gaps inside
+  the window are problems, the tail is judged as freshness against the dataset's thresholds,
+  and an empty series is a problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from ingmon.config import Threshold
+from ingmon.coverage import Coverage, Gap, series_coverage
+from ingmon.lake import Lake
+from ingmon.schema import EXCHANGE_GAPS, MARKET_SERIES, MarketSeries
+from ingmon.times import iso_ms
+
+__all__ = [
+    "Expectation",
+    "Problem",
+    "RepairContext",
+    "SeriesHealth",
+    "Verdict",
+    "assess_series",
+    "known_exchange_gaps",
+    "refetch_command",
+    "subtract",
+]
+
+Range = tuple[int, int]
+Verdict = Literal["ok", "warn", "error"]
+Expectation = Literal["window", "live"]
+
+
+# ---- ranges ------------------------------------------------------------------------------------
+
+
+def subtract(ranges: Iterable[Range], holes: Sequence[Range]) -> list[Range]:
+    """Inclusive ranges minus inclusive holes (on a millisecond line)."""
+    out: list[Range] = []
+    for start, end in ranges:
+        pieces = [(start, end)]
+        for hole_start, hole_end in holes:
+            next_pieces = []
+            for a, b in pieces:
+                if hole_end < a or hole_start > b:
+                    next_pieces.append((a, b))
+                    continue
+                if a < hole_start:
+                    next_pieces.append((a, hole_start - 1))
+                if hole_end < b:
+                    next_pieces.append((hole_end + 1, b))
+            pieces = next_pieces
+        out.extend(pieces)
+    return out
+
+
+def known_exchange_gaps(
+    lake: Lake, series: MarketSeries | str, symbol: str, param: str | None
+) -> list[Range]:
+    """Ranges confirmed missing at the exchange itself (maintenance), from earlier fetches."""
+    name = series if isinstance(series, str) else series.name
+    table = lake.read(
+        EXCHANGE_GAPS, symbols=symbol, columns=["dataset", "interval", "start_time", "end_time"]
+    )
+    if table.num_rows == 0:
+        return []
+    starts = table["start_time"].cast(pa.int64()).to_pylist()
+    ends = table["end_time"].cast(pa.int64()).to_pylist()
+    names = table["dataset"].to_pylist()
+    params = table["interval"].to_pylist()
+    return sorted(
+        (start, end)
+        for start, end, gap_dataset, gap_param in zip(starts, ends, names, params, strict=True)
+        if gap_dataset == name and gap_param == param
+    )
+
+
+# ---- repair commands ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepairContext:
+    """What a printed repair command must carry so that it repairs *this* lake.
+
+    ``None`` leaves a flag out (the command then relies on the default or the environment).
+    """
+
+    base_url: str | None = None
+    archive_url: str | None = None
+    data_dir: str | None = None
+
+
+def refetch_command(
+    *,
+    series: MarketSeries,
+    symbol: str,
+    param: str | None,
+    start_ms: int,
+    end_ms: int,
+    context: RepairContext,
+    full_refresh: bool = False,
+) -> str:
+    """The backfill command that refetches exactly ``[start_ms, end_ms]`` of one series."""
+    skips = [other.skip_flag for other in MARKET_SERIES.values() if other is not series]
+    parts = [
+        "ingmon backfill",
+        f"--symbol {symbol}",
+        f"--start {iso_ms(start_ms)}",
+        f"--end {iso_ms(end_ms + 1)}",
+        *skips,
+    ]
+    if series.param_flag is not None and param != series.default_param:
+        parts.append(f"{series.param_flag} {param}")
+    for flag, value in (
+        ("--data-dir", context.data_dir),
+        ("--base-url", context.base_url),
+        ("--archive-url", context.archive_url),
+    ):
+        if value:
+            parts.append(f"{flag} {value}")
+    if full_refresh:
+        parts.append("--full-refresh")
+    return " ".join(parts)
+
+
+# ---- problems ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with one series: what, where (a range when known) and the repair.
+
+    ``first_missing``/``last_missing`` are epoch ms, or aggregate ids for an ``id_gap``;
+    ``details`` carries the kind's own fields (a count, an age, …) into the JSON.
+    """
+
+    dataset: str
+    symbol: str
+    kind: str
+    message: str
+    param: str | None = None
+    first_missing: int | None = None
+    last_missing: int | None = None
+    missing: int | None = None
+    repair: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    # The time range the problem covers (for an id gap: the trades around the hole).
+    start_ms: int | None = None
+    end_ms: int | None = None
+
+    @property
+    def by_id(self) -> bool:
+        return self.kind == "id_gap"
+
+    def overlaps(self, other: Problem) -> bool:
+        """Same series and intersecting time ranges."""
+        if (self.dataset, self.symbol) != (other.dataset, other.symbol):
+            return False
+        if None in (self.start_ms, self.end_ms, other.start_ms, other.end_ms):
+            return False
+        return not (self.end_ms < other.start_ms or other.end_ms < self.start_ms)  # type: ignore[operator]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "dataset": self.dataset,
+            "symbol": self.symbol,
+            "param": self.param,
+            "kind": self.kind,
+            "message": self.message,
+        }
+        if self.first_missing is not None and self.last_missing is not None:
+            if self.by_id:
+                out["first_missing"], out["last_missing"] = self.first_missing, self.last_missing
+            else:
+                out["first_missing"] = iso_ms(self.first_missing)
+                out["last_missing"] = iso_ms(self.last_missing)
+            out["missing"] = self.missing
+        out.update(self.details)
+        if self.repair is not None:
+            out["refetch_command"] = self.repair
+        return out
+
+
+def range_problem(
+    series: MarketSeries,
+    *,
+    symbol: str,
+    param: str | None,
+    kind: str,
+    message: str,
+    start_ms: int,
+    end_ms: int,
+    context: RepairContext,
+    missing: int | None = None,
+) -> Problem:
+    """A problem over a time range, repaired by refetching exactly that range."""
+    return Problem(
+        series.name,
+        symbol,
+        kind,
+        message,
+        param=param,
+        first_missing=start_ms,
+        last_missing=end_ms,
+        missing=missing,
+        repair=refetch_command(
+            series=series,
+            symbol=symbol,
+            param=param,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            context=context,
+        ),
+        start_ms=start_ms,
+        end_ms=end_ms,
+    )
+
+
+# ---- the model ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesHealth:
+    """The integrity of one (dataset, symbol, parameter) series over a window."""
+
+    dataset: str
+    symbol: str
+    param: str | None
+    window_start_ms: int | None
+    window_end_ms: int | None
+    rows: int
+    first_event_ms: int | None
+    last_event_ms: int | None
+    step_ms: int | None
+    gaps: tuple[Gap, ...]  # missing, and not explained by the exchange
+    exchange_gaps: tuple[Gap, ...]  # missing at the exchange itself (maintenance)
+    duplicates: int
+    # Age of the newest event at ``now`` (for a gridded series: of the end of its last
+    # period) and its verdict against the dataset's thresholds; None when not judged.
+    age_seconds: float | None
+    freshness: Verdict | None
+    problems: tuple[Problem, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "earliest": iso_ms(self.first_event_ms),
+            "latest": iso_ms(self.last_event_ms),
+            "window": [iso_ms(self.window_start_ms), iso_ms(self.window_end_ms)],
+            "gaps": len(self.gaps),
+            "exchange_gaps": len(self.exchange_gaps),
+            "duplicates": self.duplicates,
+            "age_seconds": self.age_seconds,
+            "freshness": self.freshness,
+        }
+
+
+def freshness_verdict(age_seconds: float, thresholds: Threshold) -> Verdict:
+    """ok up to the warn age, warn up to the error age, error beyond (as dbt's warn/error_after)."""
+    if age_seconds > thresholds.error_seconds:
+        return "error"
+    if age_seconds > thresholds.warn_seconds:
+        return "warn"
+    return "ok"
+
+
+def _explained(gap: Gap, series: MarketSeries, exchange: Sequence[Range]) -> bool:
+    """Every slot of a time gap is a known exchange gap (trade id gaps never are)."""
+    if series.cadence == "ids":
+        return False
+    return not subtract([(gap.first_missing, gap.last_missing)], exchange)
+
+
+def _gap_problem(
+    gap: Gap, series: MarketSeries, *, symbol: str, param: str | None, context: RepairContext
+) -> Problem:
+    if series.cadence == "ids":
+        start, end = gap.after_time_ms or 0, gap.before_time_ms or 0
+        return Problem(
+            series.name,
+            symbol,
+            "id_gap",
+            f"aggregate ids {gap.first_missing}..{gap.last_missing} missing",
+            param=param,
+            first_missing=gap.first_missing,
+            last_missing=gap.last_missing,
+            missing=gap.missing,
+            repair=refetch_command(
+                series=series,
+                symbol=symbol,
+                param=param,
+                start_ms=start,
+                end_ms=end,
+                context=context,
+            ),
+            details={"after": iso_ms(gap.after_time_ms), "before": iso_ms(gap.before_time_ms)},
+            start_ms=start,
+            end_ms=end,
+        )
+    return range_problem(
+        series,
+        symbol=symbol,
+        param=param,
+        kind=f"{gap.kind}_gap",
+        message=f"{gap.missing} {gap.kind} slot(s) missing",
+        start_ms=gap.first_missing,
+        end_ms=gap.last_missing,
+        context=context,
+        missing=gap.missing,
+    )
+
+
+def _for_step(thresholds: Threshold, series: MarketSeries, step_ms: int | None) -> Threshold:
+    """Thresholds set for the series' nominal step, shifted to this series' own step."""
+    if step_ms is None or series.nominal_step_ms is None:
+        return thresholds
+    shift = (step_ms - series.nominal_step_ms) / 1000
+    return Threshold(
+        warn_seconds=thresholds.warn_seconds + shift,
+        error_seconds=thresholds.error_seconds + shift,
+    )
+
+
+def _age_seconds(coverage: Coverage, series: MarketSeries, now_ms: int) -> float | None:
+    """Age of the newest data at ``now_ms``: a candle is data up to its close, a snapshot or
+    settlement at its own time."""
+    if coverage.latest_ms is None or series.cadence == "ids":
+        return None
+    covered_to = coverage.latest_ms + (coverage.step_ms or 0 if series.final_after_step else 0)
+    return round((now_ms - covered_to) / 1000, 1)
+
+
+def assess_series(
+    lake: Lake,
+    series: MarketSeries | str,
+    *,
+    symbol: str,
+    param: str | None,
+    start_ms: int | None,
+    end_ms: int | None,
+    now_ms: int,
+    expect: Expectation,
+    thresholds: Threshold | None = None,
+    tolerance_ratio: float = 0.1,
+    context: RepairContext | None = None,
+) -> SeriesHealth:
+    """The health of one series over ``[start_ms, end_ms]`` (None: open-ended) at ``now_ms``.
+
+    Gaps come from ``series_coverage`` (candles and OI on their grid, funding by its interval,
+    trades by id continuity); those entirely inside known exchange gaps are ``exchange_gaps``.
+    See the module docstring for what ``expect`` changes.
+    """
+    series = MARKET_SERIES[series] if isinstance(series, str) else series
+    context = context or RepairContext()
+    coverage = series_coverage(
+        lake,
+        series.dataset,
+        symbol=symbol,
+        param=param,
+        start=start_ms,
+        end=None if series.cadence == "ids" and expect == "live" else end_ms,
+        tolerance_ratio=tolerance_ratio,
+    )
+    exchange = known_exchange_gaps(lake, series, symbol, param)
+    explained = tuple(g for g in coverage.gaps if _explained(g, series, exchange))
+    unexplained = tuple(g for g in coverage.gaps if g not in explained)
+    if expect == "live":
+        # The tail is not a gap here: how far behind the series is, is its freshness.
+        unexplained = tuple(g for g in unexplained if g.kind != "tail")
+    problems = [
+        _gap_problem(gap, series, symbol=symbol, param=param, context=context)
+        for gap in unexplained
+    ]
+    age = _age_seconds(coverage, series, now_ms) if expect == "live" else None
+    verdict = None
+    if age is not None and thresholds is not None:
+        verdict = freshness_verdict(age, _for_step(thresholds, series, coverage.step_ms))
+    if expect == "live" and coverage.rows == 0:
+        problems.append(Problem(series.name, symbol, "empty", "nothing stored", param=param))
+    if verdict == "error" and coverage.latest_ms is not None and age is not None:
+        step = coverage.step_ms or 0
+        problems.append(
+            Problem(
+                series.name,
+                symbol,
+                "stale",
+                f"newest data is {age:g} s old",
+                param=param,
+                repair=refetch_command(
+                    series=series,
+                    symbol=symbol,
+                    param=param,
+                    start_ms=coverage.latest_ms + step,
+                    end_ms=now_ms,
+                    context=context,
+                ),
+                details={"latest": iso_ms(coverage.latest_ms), "age_seconds": age},
+                start_ms=coverage.latest_ms + step,
+                end_ms=now_ms,
+            )
+        )
+    if coverage.duplicates:
+        problems.append(
+            Problem(
+                series.name,
+                symbol,
+                "duplicates",
+                f"{coverage.duplicates} rows share a key with another row",
+                param=param,
+                details={"count": coverage.duplicates},
+            )
+        )
+    return SeriesHealth(
+        dataset=series.name,
+        symbol=symbol,
+        param=param,
+        window_start_ms=start_ms,
+        window_end_ms=end_ms,
+        rows=coverage.rows,
+        first_event_ms=coverage.earliest_ms,
+        last_event_ms=coverage.latest_ms,
+        step_ms=coverage.step_ms,
+        gaps=unexplained,
+        exchange_gaps=explained,
+        duplicates=coverage.duplicates,
+        age_seconds=age,
+        freshness=verdict,
+        problems=tuple(problems),
+    )

@@ -1,0 +1,189 @@
+"""The integrity model against a slot-by-slot walk: gaps, known exchange gaps, duplicates,
+staleness and the repair commands of ``assess_series``."""
+
+from __future__ import annotations
+
+import shlex
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_coverage import JAN_2026_MS, MINUTE_MS, SYMBOL, candle_rows, walk_gaps
+
+from ingmon.config import Threshold
+from ingmon.integrity import RepairContext, assess_series, freshness_verdict, subtract
+from ingmon.lake import Lake
+from ingmon.schema import AGG_TRADES, EXCHANGE_GAPS, MARKET_SERIES
+from ingmon.times import iso_ms
+
+CANDLES = MARKET_SERIES["candles"]
+SLOTS = 240  # a 4-hour window of 1m candles
+
+
+def exchange_gap_rows(gaps: list[tuple[int, int]], *, dataset: str, param: str) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "gap_id": f"{dataset}/{param}/{start}",
+                "dataset": dataset,
+                "interval": param,
+                "start_time": start,
+                "end_time": end,
+                "detected_at": JAN_2026_MS * 1000,
+            }
+            for start, end in gaps
+        ],
+        schema=EXCHANGE_GAPS.arrow_schema,
+    )
+
+
+def runs(slots: list[int]) -> list[tuple[int, int]]:
+    """Consecutive slot indexes as (first, last) runs."""
+    out: list[tuple[int, int]] = []
+    for slot in sorted(slots):
+        if out and out[-1][1] == slot - 1:
+            out[-1] = (out[-1][0], slot)
+        else:
+            out.append((slot, slot))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    missing=st.sets(st.integers(0, SLOTS - 1), max_size=60),
+    maintenance=st.sets(st.integers(0, SLOTS - 1), max_size=40),
+    head_ms=st.integers(0, 5 * MINUTE_MS),
+    tail_ms=st.integers(0, 5 * MINUTE_MS),
+)
+def test_window_health_equals_a_slot_walk(
+    missing: set[int], maintenance: set[int], head_ms: int, tail_ms: int
+) -> None:
+    """Every missing run of the window is a gap, unless all of it is a known exchange gap."""
+    stored = [JAN_2026_MS + i * MINUTE_MS for i in range(SLOTS) if i not in missing]
+    exchange = [
+        (JAN_2026_MS + a * MINUTE_MS, JAN_2026_MS + b * MINUTE_MS) for a, b in runs(maintenance)
+    ]
+    start = JAN_2026_MS - head_ms
+    end = JAN_2026_MS + (SLOTS - 1) * MINUTE_MS + tail_ms
+    with tempfile.TemporaryDirectory() as root:
+        lake = Lake(Path(root))
+        if stored:
+            lake.upsert("candles", candle_rows(stored, MINUTE_MS), symbol=SYMBOL, param="1m")
+        if exchange:
+            lake.upsert(
+                EXCHANGE_GAPS,
+                exchange_gap_rows(exchange, dataset="candles", param="1m"),
+                symbol=SYMBOL,
+            )
+        health = assess_series(
+            lake,
+            CANDLES,
+            symbol=SYMBOL,
+            param="1m",
+            start_ms=start,
+            end_ms=end,
+            now_ms=end,
+            expect="window",
+        )
+    walked = walk_gaps(stored, MINUTE_MS, start, end)
+    explained = [g for g in walked if not subtract([(g[1], g[2])], exchange)]
+    unexplained = [g for g in walked if g not in explained]
+
+    def as_tuples(gaps: tuple) -> list[tuple[str, int, int, int]]:
+        return [(g.kind, g.first_missing, g.last_missing, g.missing) for g in gaps]
+
+    assert as_tuples(health.gaps) == unexplained
+    assert as_tuples(health.exchange_gaps) == explained
+    assert health.rows == len(stored)
+    assert [(p.first_missing, p.last_missing) for p in health.problems] == [
+        (g[1], g[2]) for g in unexplained
+    ]
+    assert [p.kind for p in health.problems] == [f"{g[0]}_gap" for g in unexplained]
+
+
+def test_live_health_judges_the_tail_as_freshness() -> None:
+    """Live: a late tail is an age, ok/warn/error by the thresholds (stale at error), not a gap."""
+    stored = [JAN_2026_MS + i * MINUTE_MS for i in range(60)]
+    last_close = stored[-1] + MINUTE_MS  # the last candle holds data up to its close
+    thresholds = Threshold(warn_seconds=90, error_seconds=180)
+    with tempfile.TemporaryDirectory() as root:
+        lake = Lake(Path(root))
+        lake.upsert("candles", candle_rows(stored, MINUTE_MS), symbol=SYMBOL, param="1m")
+        verdicts = {}
+        for age_seconds in (30, 120, 600):
+            now = last_close + age_seconds * 1000
+            health = assess_series(
+                lake,
+                CANDLES,
+                symbol=SYMBOL,
+                param="1m",
+                start_ms=stored[0],
+                end_ms=now,
+                now_ms=now,
+                expect="live",
+                thresholds=thresholds,
+                context=RepairContext(base_url="http://127.0.0.1:1"),
+            )
+            assert health.gaps == ()
+            assert health.age_seconds == age_seconds
+            verdicts[age_seconds] = (health.freshness, [p.kind for p in health.problems])
+        stale = health.problems[0]
+    assert verdicts == {30: ("ok", []), 120: ("warn", []), 600: ("error", ["stale"])}
+    argv = shlex.split(stale.repair or "")
+    assert argv[argv.index("--start") + 1] == iso_ms(last_close)
+    assert argv[argv.index("--base-url") + 1] == "http://127.0.0.1:1"
+
+
+def test_freshness_verdict_boundaries() -> None:
+    """The verdict changes strictly above each threshold (an age equal to warn is still ok)."""
+    pair = Threshold(warn_seconds=10, error_seconds=20)
+    assert [freshness_verdict(age, pair) for age in (0, 10, 10.1, 20, 20.1)] == [
+        "ok",
+        "ok",
+        "warn",
+        "warn",
+        "error",
+    ]
+
+
+def trade_rows(ids: list[int], times_ms: list[int]) -> pa.Table:
+    time_type = AGG_TRADES.arrow_schema.field("transact_time").type
+    return pa.table(
+        {
+            "agg_trade_id": pa.array(ids, pa.int64()),
+            "price": [100.0] * len(ids),
+            "quantity": [1.0] * len(ids),
+            "first_trade_id": pa.array(ids, pa.int64()),
+            "last_trade_id": pa.array(ids, pa.int64()),
+            "transact_time": pa.array(times_ms, pa.int64()).cast(time_type),
+            "is_buyer_maker": [False] * len(ids),
+        }
+    )
+
+
+def test_trades_id_gaps_and_duplicates(tmp_path: Path) -> None:
+    """An id hole is an id_gap repaired over the times around it; a key stored twice (in two
+    day partitions) is counted once as a duplicate."""
+    ids = [*range(1, 11), *range(15, 21)]
+    times = [JAN_2026_MS + i * 1000 for i in range(len(ids))]
+    lake = Lake(tmp_path)
+    lake.upsert(AGG_TRADES, trade_rows(ids, times), symbol=SYMBOL)
+    lake.upsert(AGG_TRADES, trade_rows([3], [JAN_2026_MS - 86_400_000]), symbol=SYMBOL)
+    health = assess_series(
+        lake,
+        "agg_trades",
+        symbol=SYMBOL,
+        param=None,
+        start_ms=None,
+        end_ms=None,
+        now_ms=times[-1],
+        expect="live",
+    )
+    assert health.duplicates == 1
+    id_gap = next(p for p in health.problems if p.kind == "id_gap")
+    assert (id_gap.first_missing, id_gap.last_missing, id_gap.missing) == (11, 14, 4)
+    hole_after, hole_before = times[ids.index(10)], times[ids.index(15)]
+    assert (id_gap.start_ms, id_gap.end_ms) == (hole_after, hole_before)
+    assert [p.kind for p in health.problems] == ["id_gap", "duplicates"]
