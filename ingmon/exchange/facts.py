@@ -1256,9 +1256,12 @@ def _timing_facts(
                 continue
             weighted = ks_test(starts, _minute_of_day_cdf(_hour_weights(series, chosen)))
             uniform = ks_test(starts, _minute_of_day_cdf(np.full(24, 1 / 24)))
-            values[column] = weighted[1]
+            # Not concentrated = consistent with activity-weighted OR clock-uniform hours: both
+            # are "any hour"; a clock-bound schedule fails both.
+            values[column] = max(weighted[1], uniform[1])
             hours = np.bincount((starts // 60).astype(np.int64), minlength=24)
             detail[column] = {
+                "ks_p_activity": weighted[1],
                 "ks_d_activity": weighted[0],
                 "ks_p_uniform": uniform[1],
                 "ks_d_uniform": uniform[0],
@@ -1267,7 +1270,7 @@ def _timing_facts(
         facts.append(
             Fact(
                 key=f"start_hour_ks_p.{kind}",
-                title=f"{kind}: start time KS p vs activity-weighted hours",
+                title=f"{kind}: start time KS p (activity-weighted or uniform hours)",
                 group="timing",
                 values=values,
                 samples=samples,
@@ -1451,10 +1454,35 @@ def _count_facts(
     return facts
 
 
+def _top_share(notional: FloatArray) -> float:
+    """Share of all notional held by the largest 1 % of trades."""
+    count_top = max(1, notional.size // 100)
+    top = np.partition(notional, notional.size - count_top)[notional.size - count_top :]
+    return float(top.sum() / notional.sum())
+
+
+def _block_jackknife(
+    values: FloatArray, statistic: Callable[[FloatArray], float], *, blocks: int = 10
+) -> float:
+    """Delete-a-block jackknife standard error over ``blocks`` consecutive blocks (time order)."""
+    size = values.size // blocks
+    if size == 0:
+        return math.nan
+    estimates = np.asarray(
+        [
+            statistic(np.concatenate([values[: block * size], values[(block + 1) * size :]]))
+            for block in range(blocks)
+        ],
+        dtype=np.float64,
+    )
+    return float(math.sqrt((blocks - 1) / blocks * np.sum((estimates - estimates.mean()) ** 2)))
+
+
 def _trade_size_facts(series: dict[str, _Series]) -> list[Fact]:
     alpha: dict[str, float | None] = {}
     alpha_error: dict[str, float | None] = {}
     top_share: dict[str, float | None] = {}
+    top_share_error: dict[str, float | None] = {}
     median: dict[str, float | None] = {}
     round_excess: dict[str, float | None] = {}
     samples: dict[str, int] = {}
@@ -1465,9 +1493,8 @@ def _trade_size_facts(series: dict[str, _Series]) -> list[Fact]:
             continue
         alpha[symbol] = hill_tail_index(notional)
         alpha_error[symbol] = alpha[symbol] / math.sqrt(notional.size * TAIL_FRACTION)  # type: ignore[operator]
-        count_top = max(1, notional.size // 100)
-        top = np.partition(notional, notional.size - count_top)[notional.size - count_top :]
-        top_share[symbol] = float(top.sum() / notional.sum())
+        top_share[symbol] = _top_share(notional)
+        top_share_error[symbol] = _block_jackknife(notional, _top_share)
         median[symbol] = float(np.median(notional))
         if data.round_lot_expected > 0:
             round_excess[symbol] = data.round_lot_trades / data.round_lot_expected
@@ -1486,6 +1513,7 @@ def _trade_size_facts(series: dict[str, _Series]) -> list[Fact]:
             title="share of notional in the top 1 % of trades",
             group="trade sizes",
             values=top_share,
+            errors=top_share_error,
             samples=samples,
             band=Band(0.30, 0.50, _ISSUE),
         ),
