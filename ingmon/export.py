@@ -17,14 +17,30 @@ from ingmon.times import DAY_MS, now_ms
 __all__ = ["export_snapshots", "snapshot_name"]
 
 
-def snapshot_name(dataset: Dataset, symbol: str, param: str | None, fmt: str) -> str:
-    """File name of a snapshot: ``btcusdt_1m_candles.jsonl``, ``btcusdt_funding.csv``…"""
+def snapshot_name(
+    dataset: Dataset,
+    symbol: str,
+    param: str | None,
+    fmt: str,
+    *,
+    window_days: float | None = None,
+) -> str:
+    """File name of a snapshot: ``btcusdt_1m_candles.jsonl``, ``btcusdt_funding.csv``…
+
+    A window of the last N days gets its own name, ``btcusdt_1m_candles.last-0.5d.jsonl``, so a
+    partial export never replaces the full snapshot that consumers of the plain name expect.
+    """
     stem = symbol.lower()
     if dataset is CANDLES:
-        return f"{stem}_{param}_candles.{fmt}"
-    if dataset is OPEN_INTEREST:
-        return f"{stem}_open_interest_{param}.{fmt}"
-    return f"{stem}_{dataset.name}.{fmt}"
+        base = f"{stem}_{param}_candles"
+    elif dataset is OPEN_INTEREST:
+        base = f"{stem}_open_interest_{param}"
+    else:
+        base = f"{stem}_{dataset.name}"
+    if window_days is not None:
+        # ``:g`` keeps the name as typed for everyday values: 0.5 → "0.5", 2.0 → "2".
+        base = f"{base}.last-{window_days:g}d"
+    return f"{base}.{fmt}"
 
 
 def _write_atomic(frame: pl.DataFrame, target: Path, fmt: str) -> None:
@@ -50,14 +66,22 @@ def export_snapshots(
     interval: str = "1m",
     oi_period: str = "5m",
     window_days: float | None = None,
+    end_ms: int | None = None,
 ) -> list[Path]:
-    """Write one file per stored (dataset, symbol) under ``<data root>/binance``; times in ms."""
+    """Write one file per stored (dataset, symbol) under ``<data root>/binance``; times in ms.
+
+    Without ``window_days`` each file holds everything stored, under its plain name; with it,
+    the rows of ``[end − window_days, end)`` (``end_ms`` defaults to now) go to a file named
+    for the window (:func:`snapshot_name`).
+    """
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"unknown format {fmt!r}")
     lake = Lake(settings.lake_dir)
     out_dir = settings.data_dir / "binance"
     out_dir.mkdir(parents=True, exist_ok=True)
-    start = now_ms() - int(window_days * DAY_MS) if window_days else None
+    window_end_ms = now_ms() if end_ms is None else end_ms
+    start_ms = None if window_days is None else window_end_ms - round(window_days * DAY_MS)
+    time_type = CANDLES.arrow_schema.field("open_time").type
     written = []
     for dataset, param in (
         (CANDLES, interval),
@@ -68,13 +92,22 @@ def export_snapshots(
         for symbol in symbols or lake.symbols(dataset):
             if not lake.files(dataset, symbol=symbol, param=param):
                 continue
-            frame = lake.scan(dataset, symbols=symbol, param=param, start=start).collect()
-            frame = frame.select(dataset.column_names).with_columns(
-                pl.col(c.name).dt.epoch("ms")
-                for c in dataset.columns
-                if c.type.equals(CANDLES.arrow_schema.field("open_time").type)
+            scan = lake.scan(dataset, symbols=symbol, param=param, start=start_ms)
+            if start_ms is not None:
+                # The end is applied here rather than through scan(), whose end bound is
+                # inclusive: the window is half-open, [start, end).
+                scan = scan.filter(pl.col(dataset.time_column).dt.epoch("ms") < window_end_ms)
+            frame = (
+                scan.collect()
+                .select(dataset.column_names)
+                .with_columns(
+                    pl.col(c.name).dt.epoch("ms")
+                    for c in dataset.columns
+                    if c.type.equals(time_type)
+                )
             )
-            target = out_dir / snapshot_name(dataset, symbol, param, fmt)
+            name = snapshot_name(dataset, symbol, param, fmt, window_days=window_days)
+            target = out_dir / name
             _write_atomic(frame, target, fmt)
             written.append(target)
     return written
