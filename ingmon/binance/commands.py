@@ -252,7 +252,9 @@ def register(subparsers: Any) -> None:
             "Write runbook-compatible snapshots: <data root>/binance/<symbol>_<interval>_candles"
             ".<fmt>, <symbol>_open_interest_<period>.<fmt>, <symbol>_funding.<fmt>, "
             "<symbol>_agg_trades.<fmt>; one JSON object per line (jsonl) with times in epoch ms, "
-            "written atomically."
+            "written atomically. With --window-days N the files are named for the window, "
+            "<symbol>_<interval>_candles.last-<N>d.<fmt> and so on, and hold the rows of "
+            "[now - N days, now): a partial export never replaces a full snapshot."
         ),
     )
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
@@ -262,7 +264,8 @@ def register(subparsers: Any) -> None:
         "--window-days",
         type=positive_days,
         metavar="N",
-        help="only the last N days (default: everything stored)",
+        help="only the last N days, [now - N days, now), written to files named "
+        "<name>.last-<N>d.<fmt> beside the full snapshots (default: everything stored)",
     )
     _data_flags(export, output_alias=True)
     export.set_defaults(handler=_cmd_export)
