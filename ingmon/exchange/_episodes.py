@@ -45,6 +45,10 @@ MAINTENANCE_MINUTES = (10, 60)
 
 GUARD_MINUTES = 20  # quiet gap kept between planted episodes (and outages)
 _KIND_SQUEEZE, _KIND_BREAKOUT, _KIND_ABSORPTION = 0, 1, 2  # sub-stream keys
+_STRATA_KEY = 7
+# Directions and outcomes are stratified over blocks of this many days (see _block_strata); a
+# block is long enough that earlier outcomes say next to nothing about the next one.
+STRATA_DAYS = 30
 _PIN_LEG = math.exp(-1.0 / 10.0)  # legs: bounded noise around the planted move
 _PIN_RANGE = math.exp(-1.0 / 5.0)  # compressions: a tight range
 _PIN_ABSORB = math.exp(-1.0 / 3.0)  # absorptions: price held at the level
@@ -62,9 +66,9 @@ class EpisodeRates:
     outcome mix. The defaults give ≥ 30 of each kind per symbol in 90 days."""
 
     squeeze_per_day: float = 0.8
-    breakout_per_day: float = 0.75
+    breakout_per_day: float = 0.85
     absorption_per_day: float = 0.75
-    decoy_share: float = 0.25  # of each kind: the precursor only, no payoff planted
+    decoy_share: float = 0.2  # of each kind: the precursor only, no payoff planted
     follow_through: float = 0.6  # of the non-decoys; the rest fail
     level_search_minutes: int = 360  # how long an absorption waits for price to reach a level
 
@@ -233,8 +237,16 @@ def _jagged(
     ]
 
 
-def _outcome(rng: np.random.Generator, rates: EpisodeRates) -> str:
-    draw = float(rng.random())
+def _active_minute(rng: np.random.Generator, day: int) -> int:
+    """A minute of UTC day ``day`` (absolute), drawn in proportion to the day's activity profile:
+    setups need participants, so they start where the volume is, at any hour."""
+    activity = np.cumsum(season_profile(day))
+    minute = int(np.searchsorted(activity, float(rng.random()) * activity[-1]))
+    return day * MINUTES_PER_DAY + min(minute, MINUTES_PER_DAY - 1)
+
+
+def _outcome(draw: float, rates: EpisodeRates) -> str:
+    """The outcome a uniform draw in [0, 1) stands for."""
     if draw < rates.decoy_share:
         return "decoy"
     follow = rates.decoy_share + (1.0 - rates.decoy_share) * rates.follow_through
@@ -255,14 +267,20 @@ def _ms(minute: int) -> int:
 
 
 def _draw_squeeze(
-    model: SymbolModel, rng: np.random.Generator, day_minute: int, rates: EpisodeRates
+    model: SymbolModel,
+    rng: np.random.Generator,
+    day_minute: int,
+    rates: EpisodeRates,
+    stratum: tuple[int, float],
 ) -> PlannedEpisode:
-    """Crowding (fuel) for hours across a funding settlement, then a forced unwind — or not."""
-    direction = 1 if rng.random() < 0.5 else -1
-    outcome = _outcome(rng, rates)
+    """Crowding (fuel) for hours, often across a funding settlement, then a forced unwind — or
+    not."""
+    direction, outcome = stratum[0], _outcome(stratum[1], rates)
     sigma_day = model.sigma_per_day
-    fuel_start = day_minute + int(rng.integers(0, MINUTES_PER_DAY))
+    # The squeeze fires on the next day, so its fuel (≤ 15 h) starts on this one or that one.
+    start = _active_minute(rng, day_minute // MINUTES_PER_DAY + 1)
     fuel = round(_heavy(rng, 240.0, 1.5, 900.0))
+    fuel_start = start - fuel
     ignition = round(_heavy(rng, 10.0, 2.0, 25.0))
     continuation = round(_heavy(rng, 60.0, 1.8, 240.0))
     fuel_drift = -direction * float(rng.uniform(0.05, 0.2)) * sigma_day
@@ -274,7 +292,6 @@ def _draw_squeeze(
     follow_move = direction * _heavy(rng, 0.25, 2.5, 0.9) * sigma_day
     ignition_shape = _leg_shape(rng)
     shape = _leg_shape(rng)
-    start = fuel_start + fuel
     end = start + ignition + continuation
     segments = [
         # Fuel: the crowded side piles in against the coming move — price drifts its way, open
@@ -349,13 +366,16 @@ def _draw_squeeze(
 
 
 def _draw_breakout(
-    model: SymbolModel, rng: np.random.Generator, day_minute: int, rates: EpisodeRates
+    model: SymbolModel,
+    rng: np.random.Generator,
+    day_minute: int,
+    rates: EpisodeRates,
+    stratum: tuple[int, float],
 ) -> PlannedEpisode:
     """A quiet range, a breakout leg, then continuation or a failed breakout — or a fizzle."""
-    direction = 1 if rng.random() < 0.5 else -1
-    outcome = _outcome(rng, rates)
+    direction, outcome = stratum[0], _outcome(stratum[1], rates)
     sigma_day = model.sigma_per_day
-    start = day_minute + int(rng.integers(0, MINUTES_PER_DAY))
+    start = _active_minute(rng, day_minute // MINUTES_PER_DAY)
     compression = round(_heavy(rng, 60.0, 1.5, 360.0))
     leg = round(_heavy(rng, 6.0, 2.0, 20.0))
     continuation = round(_heavy(rng, 60.0, 1.8, 240.0))
@@ -425,48 +445,99 @@ def _draw_breakout(
 
 
 def _draw_absorption(
-    model: SymbolModel, rng: np.random.Generator, day_minute: int, rates: EpisodeRates
+    model: SymbolModel,
+    rng: np.random.Generator,
+    day_minute: int,
+    rates: EpisodeRates,
+    stratum: tuple[int, float],
 ) -> AbsorptionDraw:
-    outcome = _outcome(rng, rates)
-    # Absorption needs heavy aggression, which comes with activity: the search starts at a
-    # minute drawn in proportion to the day's activity profile.
-    activity = np.cumsum(season_profile(day_minute // MINUTES_PER_DAY))
-    earliest = int(np.searchsorted(activity, float(rng.random()) * activity[-1]))
+    outcome = _outcome(stratum[1], rates)
     return AbsorptionDraw(
-        earliest_minute=day_minute + min(earliest, MINUTES_PER_DAY - 1),
+        earliest_minute=_active_minute(rng, day_minute // MINUTES_PER_DAY),
         outcome=outcome,
         absorb_minutes=round(_heavy(rng, 8.0, 1.8, 45.0)),  # (heavy-tailed, like all sizes)
         aftermath_minutes=round(_heavy(rng, 25.0, 1.8, 120.0)),
         move_log=_heavy(rng, 0.22, 2.5, 0.7) * model.sigma_per_day,
-        fallback_direction=1 if rng.random() < 0.5 else -1,
+        fallback_direction=stratum[0],
         legs=_leg_shape(rng),
         oi_log=float(rng.uniform(0.01, 0.025)),
     )
 
 
 @lru_cache(maxsize=4096)
-def draw_day(model: SymbolModel, day: int, rates: EpisodeRates) -> DayDraw:
-    """Every candidate episode of one symbol-day (a pure function: no data is read)."""
+def _day_counts(model: SymbolModel, day: int, rates: EpisodeRates) -> tuple[int, int, int]:
+    """How many candidates of each kind (squeeze, breakout, absorption) the day draws."""
     rng = rng_for(model.seed, model.key, STREAM_EPISODES, day)
     counts = rng.poisson((rates.squeeze_per_day, rates.breakout_per_day, rates.absorption_per_day))
+    return int(counts[0]), int(counts[1]), int(counts[2])
+
+
+@lru_cache(maxsize=256)
+def _block_strata(
+    model: SymbolModel, block: int, kind: int, rates: EpisodeRates
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Directions and outcome draws of every candidate of one kind in a block of STRATA_DAYS
+    days, in candidate order: half up and half down, and outcome draws spread evenly over
+    [0, 1) (one per stratum, shuffled), so a 90-day window shows the configured shares up to
+    rounding instead of up to sampling luck. Only the block's counts are read (pure draws)."""
+    first_day = block * STRATA_DAYS
+    total = sum(
+        _day_counts(model, day, rates)[kind] for day in range(first_day, first_day + STRATA_DAYS)
+    )
+    rng = rng_for(model.seed, model.key, STREAM_EPISODES, block, kind, _STRATA_KEY)
+    ups = np.arange(total) < (total + int(rng.integers(0, 2))) // 2
+    directions = np.where(rng.permutation(ups), 1, -1)
+    draws = (rng.permutation(total) + rng.random(total)) / max(total, 1)
+    return tuple(int(value) for value in directions), tuple(float(value) for value in draws)
+
+
+def _stratum(
+    model: SymbolModel, day: int, kind: int, index: int, rates: EpisodeRates
+) -> tuple[int, float]:
+    """(direction, outcome draw) of candidate ``index`` of ``kind`` on ``day``."""
+    first_day = day // STRATA_DAYS * STRATA_DAYS
+    ordinal = index + sum(
+        _day_counts(model, earlier, rates)[kind] for earlier in range(first_day, day)
+    )
+    directions, draws = _block_strata(model, day // STRATA_DAYS, kind, rates)
+    return directions[ordinal], draws[ordinal]
+
+
+@lru_cache(maxsize=4096)
+def draw_day(model: SymbolModel, day: int, rates: EpisodeRates) -> DayDraw:
+    """Every candidate episode of one symbol-day (a pure function: no data is read)."""
+    counts = _day_counts(model, day, rates)
     day_minute = day * MINUTES_PER_DAY
 
     def sub(kind: int, index: int) -> np.random.Generator:
         # Each candidate has its own stream: counts never shift another candidate's draws.
         return rng_for(model.seed, model.key, STREAM_EPISODES, day, kind, index)
 
+    def stratum(kind: int, index: int) -> tuple[int, float]:
+        return _stratum(model, day, kind, index, rates)
+
     squeezes = [
-        _draw_squeeze(model, sub(_KIND_SQUEEZE, index), day_minute, rates)
-        for index in range(int(counts[0]))
+        _draw_squeeze(
+            model, sub(_KIND_SQUEEZE, index), day_minute, rates, stratum(_KIND_SQUEEZE, index)
+        )
+        for index in range(counts[0])
     ]
     breakouts = [
-        _draw_breakout(model, sub(_KIND_BREAKOUT, index), day_minute, rates)
-        for index in range(int(counts[1]))
+        _draw_breakout(
+            model, sub(_KIND_BREAKOUT, index), day_minute, rates, stratum(_KIND_BREAKOUT, index)
+        )
+        for index in range(counts[1])
     ]
     absorptions = sorted(
         (
-            _draw_absorption(model, sub(_KIND_ABSORPTION, index), day_minute, rates)
-            for index in range(int(counts[2]))
+            _draw_absorption(
+                model,
+                sub(_KIND_ABSORPTION, index),
+                day_minute,
+                rates,
+                stratum(_KIND_ABSORPTION, index),
+            )  # fmt: skip
+            for index in range(counts[2])
         ),
         key=lambda draw: draw.earliest_minute,
     )

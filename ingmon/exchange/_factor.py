@@ -8,7 +8,7 @@ Volatility is exp(slow + medium + fast):
 - medium: news days (AR(1) on daily nodes, half-life _MEDIUM_HALF_LIFE_DAYS);
 - fast: intraday clustering (AR(1) per minute, half-life _FAST_HALF_LIFE_MINUTES).
 On top, market-wide jump days: with probability JUMP_DAY_PROBABILITY a day carries one fast
-repricing (news, a cascade) of JUMP_SIGMAS daily σ (normal size, either sign) spread over
+repricing (news, a cascade) of JUMP_SIGMAS daily σ (Student-t size, either sign) spread over
 30–120 minutes — the fat tail of daily returns (Cont 2001) that 90 days of regimes alone
 cannot show. The daily nodes are truncated moving averages of per-day innovations (so day d needs no earlier
 day's output), linearly interpolated across the day; the fast part is warmed up on the previous
@@ -29,13 +29,13 @@ _BLOCK_DAYS = 64  # daily innovations are drawn in blocks of this many days
 _SLOW_HALF_LIFE_DAYS = 12.0
 _SLOW_SD = 0.34
 _MEDIUM_HALF_LIFE_DAYS = 1.2
-_MEDIUM_SD = 0.36
+_MEDIUM_SD = 0.45
 _MEMORY_DAYS = 200  # slow weight after this many days: 2**-16
 _FAST_HALF_LIFE_MINUTES = 180.0
 _FAST_SD = 0.30
 _STUDENT_DF = 5.0
-JUMP_DAY_PROBABILITY = 0.06
-JUMP_SIGMAS = 2.5
+JUMP_DAY_PROBABILITY = 0.1
+JUMP_SIGMAS = 4.0
 _JUMP_MINUTES = (30, 121)
 
 _SLOW_PHI = math.exp(-math.log(2.0) / _SLOW_HALF_LIFE_DAYS)
@@ -121,7 +121,8 @@ def _jump(seed: int, day: int) -> FloatArray:
     if happens < JUMP_DAY_PROBABILITY:
         length = _JUMP_MINUTES[0] + int(length_draw * (_JUMP_MINUTES[1] - _JUMP_MINUTES[0]))
         start = int(start_draw * (MINUTES_PER_DAY - length))
-        magnitude = JUMP_SIGMAS * float(rng.standard_normal())
+        # Student-t(4) sizes scaled to unit variance: most jumps are moderate, a few are crashes.
+        magnitude = JUMP_SIGMAS * float(rng.standard_t(4.0)) / math.sqrt(2.0)
         jump[start : start + length] = magnitude / length
     jump.setflags(write=False)
     return jump

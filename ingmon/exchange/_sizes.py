@@ -11,18 +11,26 @@ import numpy as np
 
 from ingmon.exchange._model import STREAM_SIZES, FloatArray, IntArray, SymbolModel, rng_for
 
-# Pareto tail index of trade sizes. Real BTC/ETH perpetual trade sizes have α ≈ 1.3–2 (Gabaix et
-# al. 2003 "A theory of power-law distributions in financial market fluctuations"); with the
-# round-lot snapping below the top 1 % of trades carry ≈ 30–50 % of the notional.
-SIZE_TAIL_ALPHA = 1.33
-# Classic Pareto with minimum x_m has mean x_m·α/(α−1); the cap at model.max_qty_steps (5000× the
-# mean) trims the mean by ~2 %, which _MEAN_CORRECTION restores.
-_MEAN_CORRECTION = 1.02
-_X_MIN = (SIZE_TAIL_ALPHA - 1.0) / SIZE_TAIL_ALPHA * _MEAN_CORRECTION
-# Trades above this multiple of the mean size are often typed in by hand: 1, 2, 5 × 10**k steps.
-ROUND_LOT_MIN_MULTIPLE = 4.0
-ROUND_LOT_SHARE = 0.6
-_MANTISSAS = np.array([1.0, 2.0, 5.0, 10.0])
+# A light body of ordinary trades and a power-law tail of large ones (a mixture, like the
+# retail/institutional split of real tapes): TAIL_SHARE of trades come from a Pareto with index
+# SIZE_TAIL_ALPHA starting TAIL_START× above the body's mean. Real BTC/ETH trade sizes have a
+# tail index ≈ 1.3–2 (Gabaix et al. 2003, 2006) and the top 1 % of trades carry 30–50 % of the
+# notional (issue 8): here the top 1 % are the upper third of the tail, ≈ 37 % of the notional.
+SIZE_TAIL_ALPHA = 1.5
+TAIL_SHARE = 0.03
+TAIL_START = 12.0
+_BODY_ALPHA = 2.5
+# Mean of a unit draw before scaling: body mean s, tail mean TAIL_START·s·α/(α−1).
+_BODY_MEAN = 1.0 / (
+    (1.0 - TAIL_SHARE) + TAIL_SHARE * TAIL_START * SIZE_TAIL_ALPHA / (SIZE_TAIL_ALPHA - 1.0)
+)
+_BODY_MIN = _BODY_MEAN * (_BODY_ALPHA - 1.0) / _BODY_ALPHA
+_TAIL_MIN = _BODY_MEAN * TAIL_START
+# Trades are often typed in by hand: one significant digit (1–10 × 10**k steps) — a share of the
+# large trades and of the body's above-average ones.
+ROUND_LOT_SHARE = 0.4
+BODY_ROUND_LOT_SHARE = 0.2
+_MANTISSAS = np.arange(1.0, 11.0)
 
 
 def trade_quantities(model: SymbolModel, day: int, qty_mean_steps: FloatArray) -> IntArray:
@@ -30,10 +38,16 @@ def trade_quantities(model: SymbolModel, day: int, qty_mean_steps: FloatArray) -
     mean size (its minute's mean, repeated per trade)."""
     total = int(qty_mean_steps.size)
     rng = rng_for(model.seed, model.key, STREAM_SIZES, day)
-    unit = (rng.pareto(SIZE_TAIL_ALPHA, total) + 1.0) * _X_MIN
-    snap_draw = rng.random(total)
+    body = (rng.pareto(_BODY_ALPHA, total) + 1.0) * _BODY_MIN
+    tail = (rng.pareto(SIZE_TAIL_ALPHA, total) + 1.0) * _TAIL_MIN
+    kind_draw = rng.random(total)
+    large = kind_draw < TAIL_SHARE
+    unit = np.where(large, tail, body)
     qty = np.clip(np.rint(qty_mean_steps * unit), 1, model.max_qty_steps)
-    snap = (unit >= ROUND_LOT_MIN_MULTIPLE) & (snap_draw < ROUND_LOT_SHARE) & (qty >= 10)
+    snap_draw = rng.random(total)
+    snap = np.where(
+        large, snap_draw < ROUND_LOT_SHARE, (unit > 1.0) & (snap_draw < BODY_ROUND_LOT_SHARE)
+    ) & (qty >= 10)
     if snap.any():
         big = qty[snap]
         magnitude = 10.0 ** np.floor(np.log10(big))
