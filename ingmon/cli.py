@@ -9,7 +9,13 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 
-from ingmon.arguments import EXIT_USAGE, CommandParser, add_data_dir, settings_from
+from ingmon.arguments import (
+    EXIT_USAGE,
+    CommandParser,
+    add_data_dir,
+    settings_from,
+    symbol_list,
+)
 from ingmon.errors import IngmonError, UsageError
 
 __all__ = ["build_parser", "main"]
@@ -66,9 +72,15 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ingmon.demo import run_demo  # noqa: PLC0415
+    from ingmon.demo import DEMO_SYMBOLS, run_demo  # noqa: PLC0415
 
-    return run_demo(settings_from(args), days=args.days, seed=args.seed)
+    return run_demo(
+        settings_from(args),
+        days=args.days,
+        seed=args.seed,
+        symbols=args.symbols or DEMO_SYMBOLS,
+        fresh=args.fresh,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,11 +114,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="run the demo end to end on a local exchange",
-        description="Start the local exchange, backfill it into the lake and print coverage.",
+        description="Start the local exchange, backfill it into the lake, check and export. "
+        "The data root remembers its market (ingmon-demo.json): a rerun continues it, another "
+        "--seed is refused (exit 2) unless --fresh is given.",
     )
     add_data_dir(demo)
     demo.add_argument("--days", type=int, default=14, help="days of history (default 14)")
     demo.add_argument("--seed", type=int, default=7, help="market seed (default 7)")
+    demo.add_argument(
+        "--symbols",
+        type=symbol_list,
+        metavar="SYM[,SYM…]",
+        help="comma-separated symbols (default BTCUSDT,ETHUSDT,SOLUSDT)",
+    )
+    demo.add_argument(
+        "--fresh",
+        action="store_true",
+        help="first delete the lake and snapshots of this demo data root (only a root the "
+        "demo wrote, marked by ingmon-demo.json)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     for module_name in _COMMAND_MODULES:
