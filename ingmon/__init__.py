@@ -6,6 +6,7 @@ from ingmon.config import Settings, load_settings
 from ingmon.errors import (
     BannedError,
     ConfigError,
+    CorruptPartitionError,
     DataIntegrityError,
     ExchangeError,
     ExchangeUnavailableError,
@@ -13,7 +14,7 @@ from ingmon.errors import (
     RateLimitedError,
     UsageError,
 )
-from ingmon.lake import Lake, UpsertResult
+from ingmon.lake import CorruptPartition, Lake, UpsertResult
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,8 @@ __all__ = [  # noqa: RUF022 - sorted by str.casefold, as httpx; pinned by a test
     "__version__",
     "BannedError",
     "ConfigError",
+    "CorruptPartition",
+    "CorruptPartitionError",
     "DataIntegrityError",
     "ExchangeError",
     "ExchangeUnavailableError",

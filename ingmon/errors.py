@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ingmon.lake import CorruptPartition
+
 __all__ = [
     "BannedError",
     "ConfigError",
+    "CorruptPartitionError",
     "DataIntegrityError",
     "ExchangeError",
     "ExchangeUnavailableError",
@@ -37,6 +44,33 @@ class UsageError(IngmonError):
 
 class DataIntegrityError(IngmonError):
     """Stored or fetched data violates an invariant of its dataset (schema, key, window)."""
+
+
+class CorruptPartitionError(DataIntegrityError):
+    """A partition's current version file cannot be read (truncated, garbage, empty, missing).
+
+    ``partition`` is the :class:`ingmon.lake.CorruptPartition` record, the argument of
+    ``Lake.quarantine``; its fields are repeated here. ``start_ms``/``end_ms`` are the
+    partition's whole time bucket, both inclusive (``replace_range=(start_ms, end_ms)`` of an
+    upsert rewrites exactly that partition). The message is one line naming the file and what
+    is wrong with it.
+    """
+
+    def __init__(self, partition: CorruptPartition) -> None:
+        super().__init__(partition.message)
+        self.partition = partition
+        self.dataset: str = partition.dataset
+        self.symbol: str = partition.symbol
+        self.param: str | None = partition.param
+        self.directory: Path = partition.directory
+        self.version: Path = partition.version
+        self.start_ms: int = partition.start_ms
+        self.end_ms: int = partition.end_ms
+        self.reason: str = partition.reason
+
+    def __reduce__(self) -> tuple[type[CorruptPartitionError], tuple[CorruptPartition]]:
+        # The default would call cls(message): keep the record across pickling (process pools).
+        return type(self), (self.partition,)
 
 
 class ExchangeError(IngmonError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import threading
@@ -17,28 +18,62 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ingmon.errors import CorruptPartitionError
 from ingmon.partition import (
     COMPRESSION,
     DATA_FILE,
+    QUARANTINE_DIR,
     VERSION_GRACE_SECONDS,
     PartitionLock,
     commit,
     current_file,
+    has_parquet_tail,
     temp_files,
     write_options,
 )
+from ingmon.partition import quarantine as quarantine_version
 from ingmon.schema import Bucket, Dataset, dataset
 from ingmon.times import TimeLike, to_ms
 
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["COMPRESSION", "Lake", "UpsertResult", "write_options"]
+__all__ = ["COMPRESSION", "CorruptPartition", "Lake", "UpsertResult", "write_options"]
 
 _BUCKET_UNIT: dict[Bucket, Literal["D", "M", "Y"]] = {"day": "D", "month": "M", "year": "Y"}
 _READ_ATTEMPTS = 3
 _MS_PER_UNIT = {"s": 1000, "ms": 1}
 _UNITS_PER_MS = {"us": 1000, "ns": 1_000_000}
+# What pyarrow raises for a damaged file: ArrowInvalid for a bad footer, a plain OSError (no
+# errno) for a bad page ("Corrupt snappy compressed data"), FileNotFoundError for a missing one.
+_READ_ERRORS = (pa.ArrowException, OSError)
+_DAMAGE_ERRNOS = (None, errno.EIO, errno.ENOENT)
+
+
+@dataclass(frozen=True)
+class CorruptPartition:
+    """A partition whose current version file cannot be read.
+
+    ``directory`` is the partition (``…/<bucket>=<label>``), ``version`` the file its
+    ``data.parquet`` resolved to, ``start_ms``/``end_ms`` the partition's whole time bucket in
+    epoch ms, both inclusive (the lake's ``[start, end]`` convention: ``replace_range=(start_ms,
+    end_ms)`` rewrites exactly this partition), ``reason`` what is wrong with the file.
+    """
+
+    dataset: str
+    symbol: str
+    param: str | None
+    directory: Path
+    version: Path
+    start_ms: int
+    end_ms: int
+    reason: str
+
+    @property
+    def message(self) -> str:
+        """One line naming the partition, the file and what is wrong."""
+        series = " ".join(part for part in (self.dataset, self.symbol, self.param) if part)
+        return f"{series} {self.directory.name}: {self.version}: {self.reason}"
 
 
 @dataclass
@@ -57,6 +92,9 @@ class UpsertResult:
     deleted: int = 0
     batch_duplicates: int = 0
     files_written: list[Path] = field(default_factory=list)
+    # Damaged versions found in the way and moved aside (``Lake.quarantine``): their rows are
+    # lost and not counted in ``deleted``; the partition now holds the batch's rows only.
+    quarantined: list[Path] = field(default_factory=list)
 
     def add(self, other: UpsertResult) -> None:
         self.rows += other.rows
@@ -66,6 +104,7 @@ class UpsertResult:
         self.deleted += other.deleted
         self.batch_duplicates += other.batch_duplicates
         self.files_written.extend(other.files_written)
+        self.quarantined.extend(other.quarantined)
 
 
 def _int_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
@@ -102,6 +141,14 @@ def _bucket_label(code: int, bucket: Bucket) -> str:
 
 def _label_code(label: str, bucket: Bucket) -> int:
     return int(np.datetime64(label, _BUCKET_UNIT[bucket]).astype(np.int64))
+
+
+def _bucket_bounds_ms(code: int, bucket: Bucket) -> tuple[int, int]:
+    """First and last millisecond of one time bucket."""
+    unit = _BUCKET_UNIT[bucket]
+    edges = np.array([code, code + 1]).astype(f"datetime64[{unit}]").astype("datetime64[ms]")
+    start_ms, next_ms = (int(v) for v in edges.astype(np.int64))
+    return start_ms, next_ms - 1
 
 
 def _bucket_range(start_ms: int | None, end_ms: int | None, bucket: Bucket) -> tuple[int, int]:
@@ -310,8 +357,21 @@ class Lake:
             for stale in temp_files(directory):
                 stale.unlink(missing_ok=True)
             current = current_file(directory)
-            existing = pq.read_table(current) if current is not None else None
+            existing = None
+            moved: Path | None = None
+            if current is not None:
+                try:
+                    existing = pq.read_table(current)
+                except _READ_ERRORS as error:
+                    if not _is_damage(error):
+                        raise
+                    # Its rows cannot be merged: move it aside and let the batch be the
+                    # partition, which a full refresh (replace_range over it) makes exact.
+                    moved = quarantine_version(directory, current)
+                    current = None
             merged, result = _merge(ds, existing, incoming, window)
+            if moved is not None:
+                result.quarantined.append(moved)
             if merged is not None:
                 commit(directory, merged, current, grace_seconds=self.version_grace_seconds)
                 result.files_written.append(directory / DATA_FILE)
@@ -356,14 +416,59 @@ class Lake:
                 result = self._query(
                     ds, files, param=param, names=names, start_ms=start_ms, end_ms=end_ms
                 )
-            except duckdb.IOException:
-                # A version read later than its grace period was deleted: list the files again.
+            except duckdb.Error as error:
+                # A version read later than its grace period was deleted, or one was just
+                # quarantined: list the files again.
                 vanished = any(not p.exists() for paths in files.values() for p in paths)
-                if not vanished or attempt == _READ_ATTEMPTS - 1:
-                    raise
-                continue
+                if vanished and attempt < _READ_ATTEMPTS - 1:
+                    continue
+                # Only now, on the error path, look for the file DuckDB could not read.
+                corrupt = self._first_corrupt(ds, param, files, engine_message=str(error))
+                if corrupt is not None:
+                    raise CorruptPartitionError(corrupt) from error
+                raise
             return result.cast(schema)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _first_corrupt(
+        self,
+        ds: Dataset,
+        param: str | None,
+        files: dict[str, list[Path]],
+        *,
+        engine_message: str,
+    ) -> CorruptPartition | None:
+        """The first unreadable file of a failed read, in (symbol, time) order.
+
+        Footers first (tens of µs a file); then the file the engine's message names, then
+        every file, read in full: damage inside a page leaves the footer intact.
+        """
+        candidates = [(symbol, path) for symbol, paths in files.items() for path in paths]
+        named = [(symbol, path) for symbol, path in candidates if str(path) in engine_message]
+        for group, deep in ((candidates, False), (named, True), (candidates, True)):
+            for symbol, path in group:
+                reason = _damage(path, deep=deep)
+                if reason is not None:
+                    return self._corrupt_record(ds, symbol, param, path, reason)
+        return None
+
+    @staticmethod
+    def _corrupt_record(
+        ds: Dataset, symbol: str, param: str | None, version: Path, reason: str
+    ) -> CorruptPartition:
+        bucket = ds.bucket(param)
+        code = _label_code(version.parent.name.split("=", 1)[1], bucket)
+        start_ms, end_ms = _bucket_bounds_ms(code, bucket)
+        return CorruptPartition(
+            dataset=ds.name,
+            symbol=symbol,
+            param=param,
+            directory=version.parent,
+            version=version,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            reason=reason,
+        )
 
     def _files_by_symbol(
         self,
@@ -453,8 +558,12 @@ class Lake:
         head = [pl.lit(None, pl.String).alias("symbol")]
         if ds.param_name:
             head.append(pl.lit(param, pl.String).alias(ds.param_name))
+        for _ in range(_READ_ATTEMPTS):
+            files = self._files_by_symbol(ds, symbols, param, start_ms, end_ms)
+            if not self._vanished_or_damaged(ds, param, files):
+                break
         frames = []
-        for symbol, paths in self._files_by_symbol(ds, symbols, param, start_ms, end_ms).items():
+        for symbol, paths in files.items():
             frame = pl.scan_parquet([str(p) for p in paths], hive_partitioning=False)
             head[0] = pl.lit(symbol, pl.String).alias("symbol")
             frames.append(frame.select(*head, *ds.column_names))
@@ -470,29 +579,160 @@ class Lake:
             lazy = lazy.filter(pl.col(ds.time_column) < pl.lit(end_ms + 1).cast(time_type))
         return lazy
 
+    def _vanished_or_damaged(
+        self, ds: Dataset, param: str | None, files: dict[str, list[Path]]
+    ) -> bool:
+        """Check the shape of every file a lazy scan will open; raise for a damaged one.
+
+        A lazy scan fails only at ``collect()``, out of our hands: so scans pay this check
+        (two 4–8 byte reads a file) up front. Damage deep inside a file with an intact tail
+        still fails at collect; ``find_corrupt(deep=True)`` finds it. True when a version
+        vanished since it was listed (collected, quarantined): list again.
+        """
+        vanished = False
+        for symbol, paths in files.items():
+            for path in paths:
+                if has_parquet_tail(path):
+                    continue
+                reason = _damage(path, deep=False)
+                if reason is not None:
+                    raise CorruptPartitionError(
+                        self._corrupt_record(ds, symbol, param, path, reason)
+                    )
+                vanished = vanished or not path.exists()
+        return vanished
+
     def key_range(
         self, ds: Dataset | str, *, symbol: str, param: str | None = None
     ) -> tuple[int, int, int] | None:
-        """(rows, first key, last key) of a series with an integer or time key, from the footers."""
+        """(rows, first key, last key) of a series with an integer or time key, from the footers.
+
+        Raises :class:`CorruptPartitionError` for the first file whose footer is unreadable.
+        """
         ds = dataset(ds) if isinstance(ds, str) else ds
         key_type = ds.arrow_schema.field(ds.key).type
         if not (pa.types.is_integer(key_type) or pa.types.is_timestamp(key_type)):
             raise ValueError(f"{ds.name}: key_range needs an integer or time key, not {key_type}")
-        rows, first, last = 0, None, None
-        index = ds.column_names.index(ds.key)
-        for path in self.files(ds, symbol=symbol, param=param):
-            meta = pq.ParquetFile(path).metadata
-            rows += meta.num_rows
-            for group in range(meta.num_row_groups):
-                stats = meta.row_group(group).column(index).statistics
-                if stats is None or not stats.has_min_max:
-                    continue
-                lo, hi = _stat_int(stats.min), _stat_int(stats.max)
-                first = lo if first is None else min(first, lo)
-                last = hi if last is None else max(last, hi)
-        if rows == 0 or first is None or last is None:
-            return None
-        return rows, first, last
+        param = ds.check_param(param)
+        for attempt in range(_READ_ATTEMPTS):
+            footers = []
+            for path in self.files(ds, symbol=symbol, param=param):
+                try:
+                    footers.append(pq.read_metadata(path))
+                except _READ_ERRORS as error:
+                    if not _is_damage(error):
+                        raise
+                    reason = _damage(path, deep=False)
+                    if reason is not None:
+                        record = self._corrupt_record(ds, symbol, param, path, reason)
+                        raise CorruptPartitionError(record) from error
+                    if attempt == _READ_ATTEMPTS - 1:
+                        raise
+                    break  # gone since listed (collected, quarantined): list again
+            else:
+                return _key_range(footers, ds.column_names.index(ds.key))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ---- damaged partitions -------------------------------------------------------------
+
+    def find_corrupt(
+        self,
+        ds: Dataset | str,
+        *,
+        symbol: str | None = None,
+        param: str | None = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        deep: bool = False,
+    ) -> list[CorruptPartition]:
+        """Every partition whose current version is unreadable, by symbol, parameter and time.
+
+        ``symbol=None``: every symbol; ``param=None`` on a dataset with a parameter: every
+        value stored. Checks each footer (tens of µs a file); ``deep=True`` also decodes every
+        page (a full read of the series), which finds damage inside a file with a sound footer.
+        """
+        ds = dataset(ds) if isinstance(ds, str) else ds
+        found = []
+        for name in self.symbols(ds) if symbol is None else [symbol]:
+            for value in self._stored_params(ds, name, param):
+                for path in self.files(ds, symbol=name, param=value, start=start, end=end):
+                    reason = _damage(path, deep=deep)
+                    if reason is not None:
+                        found.append(self._corrupt_record(ds, name, value, path, reason))
+        return found
+
+    def _stored_params(self, ds: Dataset, symbol: str, param: str | None) -> list[str | None]:
+        if ds.param_name is None or param is not None:
+            return [ds.check_param(param)]
+        symbol_dir = self.root / ds.name / f"symbol={symbol}"
+        return [v for v in ds.param_values if (symbol_dir / f"{ds.param_name}={v}").is_dir()]
+
+    def quarantine(self, partition: CorruptPartition) -> Path:
+        """Move a damaged version aside, under the partition lock; the partition reads as empty.
+
+        The file goes to ``<partition>/quarantine/<version name>`` (no read glob, nor the
+        garbage collector, looks there: delete it by hand once examined) and ``data.parquet``
+        is removed if it still points to it; a newer version written meanwhile is left alone.
+        Idempotent. Returns the file's new path (which does not exist if the version was
+        missing to begin with). Refill the range with an upsert, e.g. a backfill with
+        ``--full-refresh`` over ``[partition.start_ms, partition.end_ms]``.
+        """
+        directory = partition.directory
+        if not directory.is_relative_to(self.root):
+            raise ValueError(f"{directory} is not a partition of the lake at {self.root}")
+        if not directory.is_dir():
+            return directory / QUARANTINE_DIR / partition.version.name
+        with PartitionLock(directory):
+            return quarantine_version(directory, partition.version)
+
+
+def _key_range(footers: list[pq.FileMetaData], index: int) -> tuple[int, int, int] | None:
+    """(rows, first, last) of the key column at ``index`` from row-group statistics."""
+    rows, first, last = 0, None, None
+    for meta in footers:
+        rows += meta.num_rows
+        for group in range(meta.num_row_groups):
+            stats = meta.row_group(group).column(index).statistics
+            if stats is None or not stats.has_min_max:
+                continue
+            lo, hi = _stat_int(stats.min), _stat_int(stats.max)
+            first = lo if first is None else min(first, lo)
+            last = hi if last is None else max(last, hi)
+    if rows == 0 or first is None or last is None:
+        return None
+    return rows, first, last
+
+
+def _is_damage(error: BaseException) -> bool:
+    """Whether a read error is about the file's bytes, not about access (permissions, limits)."""
+    if isinstance(error, OSError):
+        return error.errno in _DAMAGE_ERRNOS
+    return True
+
+
+def _damage(path: Path, *, deep: bool) -> str | None:
+    """What is wrong with a current version file, or None when it reads.
+
+    Reads the footer; ``deep`` also decodes every page, a batch at a time.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        # Collected or quarantined since the link was resolved, unless the link still points
+        # here: then it dangles.
+        return "version file missing" if current_file(path.parent) == path else None
+    if size == 0:
+        return "empty file (0 bytes)"
+    try:
+        with pq.ParquetFile(path) as parquet:
+            if deep:
+                for _ in parquet.iter_batches():
+                    pass
+    except _READ_ERRORS as error:
+        if not _is_damage(error):
+            raise
+        return f"not readable as Parquet ({' '.join(str(error).split())})"
+    return None
 
 
 def _stat_int(value: Any) -> int:

@@ -16,11 +16,14 @@ import pyarrow.parquet as pq
 __all__ = [
     "COMPRESSION",
     "DATA_FILE",
+    "QUARANTINE_DIR",
     "VERSION_GRACE_SECONDS",
     "PartitionLock",
     "collect_garbage",
     "commit",
     "current_file",
+    "has_parquet_tail",
+    "quarantine",
     "temp_files",
     "write_options",
 ]
@@ -33,6 +36,11 @@ TMP_SUFFIX = ".tmp"
 # ``data.parquet``, the symlink to the current version.
 VERSION_PREFIX = f".{DATA_FILE}.v"
 COMPRESSION = "zstd"
+# Damaged versions moved aside by ``quarantine``: a sub-directory of the partition, kept by the
+# garbage collector (it scans only the partition's own entries). The files keep their hidden
+# version names, so no ``*.parquet`` glob, hive discovery or ``Lake.files`` ever reads them.
+QUARANTINE_DIR = "quarantine"
+_PARQUET_MAGIC = b"PAR1"
 # How long a superseded version stays on disk: a reader that resolved the old link (a DuckDB
 # query, a polars LazyFrame not yet collected) must finish within this time.
 VERSION_GRACE_SECONDS = 300.0
@@ -139,3 +147,58 @@ def collect_garbage(directory: Path, *, keep: str, grace_seconds: float) -> None
                     os.unlink(entry.path)
             except FileNotFoundError:
                 pass
+
+
+def has_parquet_tail(path: Path) -> bool:
+    """Whether a file has the shape of a Parquet file: magic at both ends, a footer that fits.
+
+    Two small reads, no footer parsing: cheap enough for every file of every lazy scan. It
+    catches a zero-length file, a truncated one (a full disk) and garbage, not damage inside.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        size = os.fstat(fd).st_size
+        if size < 12:
+            return False
+        head = os.pread(fd, 4, 0)
+        tail = os.pread(fd, 8, size - 8)
+    finally:
+        os.close(fd)
+    footer_bytes = int.from_bytes(tail[:4], "little")
+    return head == _PARQUET_MAGIC and tail[4:] == _PARQUET_MAGIC and 0 < footer_bytes <= size - 12
+
+
+def quarantine(directory: Path, version: Path) -> Path:
+    """Move a damaged version to ``quarantine/`` and drop the link if it points to it.
+
+    The caller holds the partition lock. The link goes first, so a reader resolves either the
+    damaged version or nothing (an empty partition), never a dangling link; a reader that
+    resolved the link just before finds the file gone and lists again, like after a garbage
+    collection. Idempotent: a second call, or one after a crash between the two steps,
+    finishes the job. Returns where the file now is (for a version that was already missing,
+    where it would be: nothing was there to move).
+    """
+    destination = directory / QUARANTINE_DIR / version.name
+    link = directory / DATA_FILE
+    if version == link:
+        # A plain data.parquet written before versions existed: the link is the file itself.
+        destination = directory / QUARANTINE_DIR / f".{DATA_FILE}.unversioned"
+        if link.is_file() and not link.is_symlink():
+            _move(link, destination)
+        return destination
+    if current_file(directory) == version:
+        link.unlink()
+        _fsync_path(directory)
+    if os.path.lexists(version):
+        _move(version, destination)
+    return destination
+
+
+def _move(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(exist_ok=True)
+    os.replace(source, destination)
+    _fsync_path(destination.parent)
+    _fsync_path(source.parent)
