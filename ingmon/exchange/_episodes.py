@@ -309,7 +309,10 @@ def _draw_squeeze(
         )
     ]
     move = 0.0
-    if outcome != "decoy":
+    if outcome == "decoy":
+        # The crowding unwinds without a squeeze: the window is reserved but nothing is planted.
+        segments.append(Segment(start, end))
+    else:
         # Ignition: forced covering — a fast, jagged move on one-sided flow while open interest
         # falls (a wick and a retest before the new extreme).
         segments += _jagged(
@@ -398,7 +401,10 @@ def _draw_breakout(
         )
     ]
     move = 0.0
-    if outcome != "decoy":
+    if outcome == "decoy":
+        # The range fizzles: the window is reserved, the market just carries on.
+        segments.append(Segment(breakout, end))
+    else:
         # Breakout: range expansion with directional flow and new positions.
         segments.append(
             Segment(
@@ -536,7 +542,7 @@ def draw_day(model: SymbolModel, day: int, rates: EpisodeRates) -> DayDraw:
                 day_minute,
                 rates,
                 stratum(_KIND_ABSORPTION, index),
-            )  # fmt: skip
+            )
             for index in range(counts[2])
         ),
         key=lambda draw: draw.earliest_minute,
@@ -604,7 +610,14 @@ def place_absorption(
     if highest < lowest:
         return None
     if draw.outcome == "decoy" or not levels.kinds:
-        return _absorption_at(draw, lowest, draw.fallback_direction, None, rates, occupancy)
+        return _absorption_at(
+            draw,
+            lowest,
+            direction=draw.fallback_direction,
+            level=None,
+            rates=rates,
+            occupancy=occupancy,
+        )
     local = np.arange(lowest, highest + 1) - day_minute  # the close at minute m, pinned from m+1
     prices = np.asarray(levels.prices_ticks, dtype=np.float64)
     distance = np.abs(path_ticks[local][:, None] - prices[None, :])
@@ -616,15 +629,30 @@ def place_absorption(
         # Coming down onto a level, sellers are the aggressors and the level holds them: "up".
         direction = 1 if came_from > 0 else -1 if came_from < 0 else draw.fallback_direction
         level = (int(levels.prices_ticks[which]), levels.kinds[which])
-        placed = _absorption_at(draw, day_minute + minute + 1, direction, level, rates, occupancy)
+        placed = _absorption_at(
+            draw,
+            day_minute + minute + 1,
+            direction=direction,
+            level=level,
+            rates=rates,
+            occupancy=occupancy,
+        )
         if placed is not None:
             return placed
-    return _absorption_at(draw, lowest, draw.fallback_direction, None, rates, occupancy)
+    return _absorption_at(
+        draw,
+        lowest,
+        direction=draw.fallback_direction,
+        level=None,
+        rates=rates,
+        occupancy=occupancy,
+    )
 
 
 def _absorption_at(
     draw: AbsorptionDraw,
     start: int,
+    *,
     direction: int,
     level: tuple[int, str] | None,
     rates: EpisodeRates,

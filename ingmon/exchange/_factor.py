@@ -10,9 +10,10 @@ Volatility is exp(slow + medium + fast):
 On top, market-wide jump days: with probability JUMP_DAY_PROBABILITY a day carries one fast
 repricing (news, a cascade) of JUMP_SIGMAS daily σ (Student-t size, either sign) spread over
 30–120 minutes — the fat tail of daily returns (Cont 2001) that 90 days of regimes alone
-cannot show. The daily nodes are truncated moving averages of per-day innovations (so day d needs no earlier
-day's output), linearly interpolated across the day; the fast part is warmed up on the previous
-day's innovations, which makes it continuous at midnight to within phi**1440 ≈ 0.4 %.
+cannot show. The daily nodes are truncated moving averages of per-day innovations (so day d
+needs no earlier day's output), linearly interpolated across the day; the fast part is warmed
+up on the previous day's innovations, which makes it continuous at midnight to within
+phi**1440 ≈ 0.4 %.
 """
 
 from __future__ import annotations
@@ -105,9 +106,9 @@ def factor_day(seed: int, day: int) -> FactorDay:
     )
     warm_up, _ = _minute_draws(seed, day - 1)
     fast_innovations, shock = _minute_draws(seed, day)
-    fast = ar1(
-        np.concatenate((warm_up, fast_innovations)) * _FAST_INNOVATION, _FAST_PHI, 0.0
-    )[MINUTES_PER_DAY:]
+    fast = ar1(np.concatenate((warm_up, fast_innovations)) * _FAST_INNOVATION, _FAST_PHI, 0.0)[
+        MINUTES_PER_DAY:
+    ]
     log_vol = nodes + fast
     log_vol.setflags(write=False)
     return FactorDay(log_vol=log_vol, shock=shock, jump_sigmas=_jump(seed, day))
@@ -116,7 +117,7 @@ def factor_day(seed: int, day: int) -> FactorDay:
 def _jump(seed: int, day: int) -> FloatArray:
     """The day's market-wide jump (zeros on most days)."""
     rng = rng_for(seed, STREAM_FACTOR, 2, day)
-    happens, size, start_draw, length_draw = rng.random(4)
+    happens, start_draw, length_draw = rng.random(3)
     jump = np.zeros(MINUTES_PER_DAY)
     if happens < JUMP_DAY_PROBABILITY:
         length = _JUMP_MINUTES[0] + int(length_draw * (_JUMP_MINUTES[1] - _JUMP_MINUTES[0]))

@@ -49,8 +49,11 @@ def session_levels(close_ticks: IntArray, volume_steps: IntArray) -> Levels:
     high = int(close_ticks.max())
     width = max(1, -(-(high - low + 1) // PROFILE_ROWS))
     rows = (high - low) // width + 1
-    profile: Profile = np.bincount(
-        (close_ticks - low) // width, weights=volume_steps.astype(np.float64), minlength=rows
+    profile: Profile = np.asarray(
+        np.bincount(
+            (close_ticks - low) // width, weights=volume_steps.astype(np.float64), minlength=rows
+        ),
+        dtype=np.float64,
     )
     poc = int(profile.argmax())
     below, above = _value_area(profile, poc)

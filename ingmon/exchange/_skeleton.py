@@ -243,7 +243,16 @@ def build_day(
     jump = model.market_beta * model.sigma_per_day * factor.jump_sigmas
 
     def path() -> tuple[FloatArray, FloatArray]:
-        return _price_path(model, state, overrides, log_vol, shock, jump, season, live)
+        return _price_path(
+            model,
+            state,
+            overrides=overrides,
+            log_vol=log_vol,
+            shock=shock,
+            jump=jump,
+            season=season,
+            live=live,
+        )
 
     absorptions = _place_absorptions(
         model, day, state, draws=draw_day(model, day, rates), occupancy=occupancy,
@@ -253,13 +262,29 @@ def build_day(
 
     move = np.abs(shock) + np.abs(jump) / model.sigma_per_minute
     count, qty_mean, volume, underlying = _activity(
-        model, day, draws, overrides, log_vol, move, season, present
+        model,
+        day,
+        draws=draws,
+        overrides=overrides,
+        log_vol=log_vol,
+        move=move,
+        season=season,
+        present=present,
     )
     close_ticks = _traded_closes(log_ticks, count, state.close_ticks)
     flow = ar1(draws.z_flow * _FLOW_INNOVATION, _FLOW_PHI, state.flow)
     buy_prob = np.clip(0.5 + _FLOW_AMPLITUDE * np.tanh(_FLOW_SLOPE * shock) + flow, *_BUY_PROB_CLIP)
     buy_prob = np.where(np.isnan(overrides.buy_prob), buy_prob, overrides.buy_prob)
-    oi_log = _open_interest(model, state, draws, overrides, count, buy_prob, shock, live)
+    oi_log = _open_interest(
+        model,
+        state,
+        draws=draws,
+        overrides=overrides,
+        count=count,
+        buy_prob=buy_prob,
+        shock=shock,
+        live=live,
+    )
     oi_steps = np.maximum(1, np.rint(model.oi_base_steps * np.exp(oi_log))).astype(np.int64)
     trend, regime, premium = _premium(state, draws, overrides, log_ticks, buy_prob)
     funding_time_ms, funding_rate_e8, funding_mark_ticks = _settle_funding(
@@ -358,6 +383,7 @@ def _combined_shock(model: SymbolModel, draws: _Draws, factor: FactorDay) -> Flo
 def _price_path(
     model: SymbolModel,
     state: DayState,
+    *,
     overrides: _Overrides,
     log_vol: FloatArray,
     shock: FloatArray,
@@ -422,6 +448,7 @@ def _place_absorptions(
 def _activity(
     model: SymbolModel,
     day: int,
+    *,
     draws: _Draws,
     overrides: _Overrides,
     log_vol: FloatArray,
@@ -465,6 +492,7 @@ def _traded_closes(log_ticks: FloatArray, count: IntArray, previous_close: int) 
 def _open_interest(
     model: SymbolModel,
     state: DayState,
+    *,
     draws: _Draws,
     overrides: _Overrides,
     count: IntArray,
@@ -475,9 +503,7 @@ def _open_interest(
     """Log deviation of open interest from its base, at the end of each minute."""
     imbalance = np.abs(2.0 * buy_prob - 1.0)
     flow = (
-        overrides.oi_gain
-        * (count / model.trades_per_minute)
-        * (imbalance - _OI_NEUTRAL_IMBALANCE)
+        overrides.oi_gain * (count / model.trades_per_minute) * (imbalance - _OI_NEUTRAL_IMBALANCE)
     )
     liquidation = np.clip(np.abs(shock) - _OI_LIQUIDATION_SHOCK, 0.0, None)
     innovation = (

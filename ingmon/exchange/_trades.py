@@ -20,6 +20,8 @@ from ingmon.exchange._skeleton import DaySkeleton
 
 # A trade that lifts the price is more likely a taker buy (and vice versa).
 _TICK_RULE_WEIGHT = 0.2
+_LARGE_TRADE_MULTIPLE = 4.0  # a trade this many times its minute's mean size is a block
+_LARGE_TRADE_LEAN = 1.5
 _BUY_PROB_CLIP = (0.03, 0.97)
 
 # Rows of MinuteCandles.values and of aggregated candles.
@@ -92,16 +94,18 @@ def generate_trades(model: SymbolModel, skeleton: DaySkeleton) -> TradeBlock:
     # The bridge ends exactly on the close; pin it against floating-point residue.
     price_ticks[last_of_minute] = skeleton.close_ticks[nonempty]
 
-    previous_price = np.concatenate(([skeleton.state_in.close_ticks], price_ticks[:-1]))
-    buy_prob = np.clip(
-        np.repeat(skeleton.buy_prob, counts)
-        + _TICK_RULE_WEIGHT * np.sign(price_ticks - previous_price),
-        *_BUY_PROB_CLIP,
-    )
-    taker_buy = rng.random(total) < buy_prob
-
     # The same quantities the skeleton summed into each minute's volume.
-    qty_steps = trade_quantities(model, skeleton.day, np.repeat(skeleton.qty_mean_steps, counts))
+    qty_mean = np.repeat(skeleton.qty_mean_steps, counts)
+    qty_steps = trade_quantities(model, skeleton.day, qty_mean)
+
+    previous_price = np.concatenate(([skeleton.state_in.close_ticks], price_ticks[:-1]))
+    minute_buy_prob = np.repeat(skeleton.buy_prob, counts)
+    small_buy_prob = minute_buy_prob + _TICK_RULE_WEIGHT * np.sign(price_ticks - previous_price)
+    # Block trades carry the minute's intent more than the tape's tick: the flow's lean, amplified.
+    large_buy_prob = 0.5 + _LARGE_TRADE_LEAN * (minute_buy_prob - 0.5)
+    large = qty_steps > _LARGE_TRADE_MULTIPLE * qty_mean
+    buy_prob = np.clip(np.where(large, large_buy_prob, small_buy_prob), *_BUY_PROB_CLIP)
+    taker_buy = rng.random(total) < buy_prob
 
     extra = skeleton.underlying - counts
     extra_total = int(extra.sum())
