@@ -57,7 +57,7 @@ _PIN_ABSORB = math.exp(-1.0 / 3.0)  # absorptions: price held at the level
 # above it.
 _NEUTRAL_PREMIUM = 0.0004
 _CROWDED_SHORTS_PREMIUM = (-0.0007, -0.0002)
-_CROWDED_LONGS_PREMIUM = (0.0007, 0.0011)
+_CROWDED_LONGS_PREMIUM = (0.0006, 0.001)
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ _PREMIUM_PHI = math.exp(-1.0 / 60.0)
 PREMIUM_MEAN = 0.0004  # just inside the dead band: the rate is mostly the 0.01 % baseline
 _PREMIUM_FLOW = 0.0004
 _TREND_PHI = math.exp(-math.log(2.0) / 720.0)
-_PREMIUM_TREND = 0.01
+_PREMIUM_TREND = 0.008
 _PREMIUM_NOISE = 0.00015 * math.sqrt(1.0 - _PREMIUM_PHI**2)
 # Positioning regimes over days move the premium's level: funding sits below the baseline for a
 # while without any squeeze following (real funding has such stretches in every bear phase).
