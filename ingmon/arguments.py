@@ -8,20 +8,27 @@ and no domain module imports this one.
 from __future__ import annotations
 
 import argparse
+import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from ingmon.config import Settings, load_settings
-from ingmon.errors import UsageError
+from ingmon.errors import IngmonError, UsageError
 
 __all__ = [
     "EXIT_USAGE",
     "CommandParser",
     "add_data_dir",
     "checked",
+    "int_in",
     "iso_time",
+    "non_negative_float",
+    "non_negative_int",
     "positive_days",
+    "positive_float",
+    "positive_int",
     "settings_from",
     "symbol_list",
 ]
@@ -38,12 +45,13 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def checked(parse: Callable[[str], T]) -> Callable[[str], T]:
-    """An argparse ``type=`` from a parser: its ValueError becomes argparse's one-line error."""
+    """An argparse ``type=`` from a parser: its ValueError (or ingmon error) becomes argparse's
+    one-line usage error."""
 
     def convert(text: str) -> T:
         try:
             return parse(text)
-        except ValueError as error:
+        except (ValueError, IngmonError) as error:
             raise argparse.ArgumentTypeError(str(error)) from None
 
     convert.__name__ = parse.__name__.lstrip("_")
@@ -58,21 +66,81 @@ def iso_time(text: str) -> int:
     return parse_instant_ms(text)
 
 
+# A USDⓈ-M perpetual: base asset letters/digits, then the quote asset.
+_PERPETUAL = re.compile(r"^[A-Z0-9]{1,20}(USDT|USDC)$")
+
+
 @checked
 def symbol_list(text: str) -> list[str]:
-    """A symbol or a comma-separated list of symbols, upper-cased, without repeats."""
+    """A symbol or a comma-separated list of USDⓈ-M perpetual symbols (``BTCUSDT``), in any
+    case (upper-cased), repeats dropped."""
     symbols: list[str] = []
     for part in text.split(","):
         symbol = part.strip().upper()
         if not symbol:
             continue
-        if not symbol.isascii() or not symbol.isalnum():
-            raise ValueError(f"invalid symbol {symbol!r}: expected letters/digits like BTCUSDT")
+        if not _PERPETUAL.match(symbol):
+            raise ValueError(f"invalid symbol {symbol!r}: expected a perpetual like BTCUSDT")
         if symbol not in symbols:
             symbols.append(symbol)
     if not symbols:
         raise ValueError("empty symbol list")
     return symbols
+
+
+def _number(text: str, kind: type[int] | type[float], *, minimum: float, strict: bool) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    if value < minimum or (strict and value == minimum):
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        raise ValueError(f"{text} must be {bound}")
+    return value
+
+
+@checked
+def positive_int(text: str) -> int:
+    """An integer > 0."""
+    value: int = _number(text, int, minimum=0, strict=True)
+    return value
+
+
+@checked
+def non_negative_int(text: str) -> int:
+    """An integer >= 0."""
+    value: int = _number(text, int, minimum=0, strict=False)
+    return value
+
+
+@checked
+def positive_float(text: str) -> float:
+    """A number > 0."""
+    value: float = _number(text, float, minimum=0, strict=True)
+    return value
+
+
+@checked
+def non_negative_float(text: str) -> float:
+    """A number >= 0."""
+    value: float = _number(text, float, minimum=0, strict=False)
+    return value
+
+
+def int_in(low: int, high: int, *, name: str) -> Callable[[str], int]:
+    """An integer type within ``low..high`` (a port, a compression level, …)."""
+
+    @checked
+    def in_range(text: str) -> int:
+        value: int = _number(text, int, minimum=low, strict=False)
+        if value > high:
+            raise ValueError(f"{name} {text} is out of range {low}..{high}")
+        return value
+
+    in_range.__name__ = name.replace(" ", "_")
+    return in_range
 
 
 @checked

@@ -10,7 +10,14 @@ import duckdb
 import pyarrow as pa
 
 from ingmon.config import Settings
-from ingmon.integrity import Problem, RepairContext, SeriesHealth, assess_series, range_problem
+from ingmon.integrity import (
+    Problem,
+    RepairContext,
+    SeriesHealth,
+    Verdict,
+    assess_series,
+    refetch_command,
+)
 from ingmon.lake import Lake
 from ingmon.schema import AGG_TRADES, CANDLES, MARKET_SERIES, interval_ms
 from ingmon.times import DAY_MS, iso_ms, now_ms
@@ -101,54 +108,91 @@ class SymbolCheck:
 
 @dataclass
 class CheckReport:
-    """The integrity report of some symbols (schema ``ingmon.check/v1``)."""
+    """The integrity report of some symbols (schema ``ingmon.check/v1``).
+
+    ``verdict``: ``error`` when any problem is an error, ``warn`` when only freshness warnings
+    were found, ``ok`` otherwise; ``ingmon check`` exits 1 on ``error`` and 0 otherwise (as
+    dbt's source freshness does), so a warning is logged but does not fail a cron job.
+    """
 
     lake: str
     start_ms: int | None
     end_ms: int
+    skipped: tuple[str, ...] = ()
     symbols: dict[str, SymbolCheck] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
     @property
+    def verdict(self) -> Verdict:
+        severities = {problem.severity for problem in self.problems}
+        return "error" if "error" in severities else "warn" if "warn" in severities else "ok"
+
+    @property
     def status(self) -> str:
-        return "ok" if not self.problems else "problems"
+        """The v1 field: ``ok`` unless the verdict is ``error``."""
+        return "problems" if self.verdict == "error" else "ok"
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if self.verdict == "error" else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": CHECK_SCHEMA,
             "lake": self.lake,
             "window": [iso_ms(self.start_ms), iso_ms(self.end_ms)],
+            "skipped": list(self.skipped),
             "symbols": {symbol: check.to_dict() for symbol, check in self.symbols.items()},
             "problems": [problem.to_dict() for problem in self.problems],
             "status": self.status,
+            "verdict": self.verdict,
         }
 
 
-def _mismatch_problem(
+def _mismatch_problems(
     mismatches: list[dict[str, Any]], *, symbol: str, interval: str, context: RepairContext
-) -> Problem:
-    first, last = mismatches[0]["open_time_ms"], mismatches[-1]["open_time_ms"]
-    problem = range_problem(
-        MARKET_SERIES[CANDLES.name],
-        symbol=symbol,
-        param=interval,
-        kind="candle_trade_mismatch",
-        message=f"{len(mismatches)} candles differ from the sum of their trades",
-        start_ms=first,
-        end_ms=last + interval_ms(interval) - 1,
-        context=context,
-    )
-    return Problem(
-        problem.dataset,
-        problem.symbol,
-        problem.kind,
-        problem.message,
-        param=problem.param,
-        repair=f"{problem.repair} --full-refresh",
-        details={"count": len(mismatches), "first": iso_ms(first), "last": iso_ms(last)},
-        start_ms=problem.start_ms,
-        end_ms=problem.end_ms,
-    )
+) -> list[Problem]:
+    """One problem per dataset at fault: candles holding more than their stored trades are
+    missing trades (refetch the trades); the others are candles that are wrong."""
+    short = [
+        m
+        for m in mismatches
+        if m["trade_count"] < m["candle_trade_count"] or m["trade_volume"] < m["candle_volume"]
+    ]
+    wrong = [m for m in mismatches if m not in short]
+    problems = []
+    for dataset, found, why in (
+        ("agg_trades", short, "hold more than their stored trades: trades are missing"),
+        ("candles", wrong, "differ from the sum of their trades: the candles are wrong"),
+    ):
+        if not found:
+            continue
+        first, last = found[0]["open_time_ms"], found[-1]["open_time_ms"]
+        end = last + interval_ms(interval) - 1
+        series = MARKET_SERIES[dataset]
+        param = interval if dataset == CANDLES.name else None
+        problems.append(
+            Problem(
+                dataset,
+                symbol,
+                "candle_trade_mismatch",
+                f"{len(found)} {interval} candles {why}",
+                param=param,
+                repair=refetch_command(
+                    series=series,
+                    symbol=symbol,
+                    param=param,
+                    start_ms=first,
+                    end_ms=end,
+                    context=context,
+                    full_refresh=True,
+                ),
+                details={"count": len(found), "first": iso_ms(first), "last": iso_ms(last)},
+                start_ms=first,
+                end_ms=end,
+            )
+        )
+    return problems
 
 
 def _compare_candles_with_trades(
@@ -159,14 +203,14 @@ def _compare_candles_with_trades(
         symbols=symbol,
         param=interval,
         start=start_ms,
-        end=end_ms,
+        end=end_ms - 1,
         columns=["open_time", "volume", "taker_buy_volume", "trade_count"],
     )
     trades = lake.read(
         AGG_TRADES,
         symbols=symbol,
         start=start_ms,
-        end=end_ms,
+        end=end_ms - 1,
         columns=["transact_time", "quantity", "is_buyer_maker", "first_trade_id", "last_trade_id"],
     )
     return candle_trade_mismatches(candles, trades, interval=interval)
@@ -180,14 +224,22 @@ def run_check(
     end_ms: int | None = None,
     interval: str = "1m",
     oi_period: str = "5m",
+    skip: Sequence[str] = (),
+    context: RepairContext | None = None,
 ) -> CheckReport:
-    """The integrity report of ``symbols``; its ``problems`` are empty when all is well."""
+    """The integrity report of ``symbols`` over ``[end − window_days, end)`` (default end: now;
+    no window: everything stored before the end), judged at ``end``.
+
+    Datasets in ``skip`` are left out on purpose and not judged. ``context`` is what the
+    printed repair commands carry (default: this lake's data root and exchange URLs).
+    """
     lake = Lake(settings.lake_dir)
     end = end_ms if end_ms is not None else now_ms()
     start = end - int(window_days * DAY_MS) if window_days else None
-    context = RepairContext(base_url=settings.binance_base_url)
+    context = context or RepairContext.of(settings)
     params = {CANDLES.name: interval, "open_interest": oi_period}
-    report = CheckReport(lake=str(lake.root), start_ms=start, end_ms=end)
+    kept = {name: series for name, series in MARKET_SERIES.items() if name not in skip}
+    report = CheckReport(lake=str(lake.root), start_ms=start, end_ms=end, skipped=tuple(skip))
     for symbol in symbols:
         healths = {
             name: assess_series(
@@ -203,16 +255,17 @@ def run_check(
                 tolerance_ratio=settings.cadence_tolerance_ratio,
                 context=context,
             )
-            for name, series in MARKET_SERIES.items()
+            for name, series in kept.items()
         }
         for health in healths.values():
             report.problems.extend(health.problems)
-        mismatches = _compare_candles_with_trades(
-            lake, symbol=symbol, interval=interval, start_ms=start, end_ms=end
-        )
-        if mismatches:
-            report.problems.append(
-                _mismatch_problem(mismatches, symbol=symbol, interval=interval, context=context)
+        mismatches = []
+        if CANDLES.name in kept and AGG_TRADES.name in kept:
+            mismatches = _compare_candles_with_trades(
+                lake, symbol=symbol, interval=interval, start_ms=start, end_ms=end
+            )
+            report.problems.extend(
+                _mismatch_problems(mismatches, symbol=symbol, interval=interval, context=context)
             )
         report.symbols[symbol] = SymbolCheck(healths, mismatches)
     return report

@@ -61,8 +61,10 @@ class Coverage:
     latest_ms: int | None
     step_ms: int | None
     gaps: list[Gap] = field(default_factory=list)
-    # Rows whose key another row of the series also holds (0 in a healthy lake).
+    # Rows whose key another row of the series also holds (0 in a healthy lake), and the
+    # time range of every row involved.
     duplicates: int = 0
+    duplicate_span_ms: tuple[int, int] | None = None
 
     @property
     def missing(self) -> int:
@@ -181,7 +183,7 @@ def series_coverage(
         ids = table["agg_trade_id"].to_numpy()
         times = table["transact_time"].cast("int64").to_numpy()
         result = Coverage(ds.name, symbol, None, int(ids.size), None, None, None)
-        result.duplicates = _repeated(ids)
+        result.duplicates, result.duplicate_span_ms = _repeated(ids, times)
         if ids.size:
             result.earliest_ms, result.latest_ms = int(times.min()), int(times.max())
         for index in np.flatnonzero(np.diff(ids) > 1):
@@ -220,7 +222,7 @@ def series_coverage(
         step = interval_ms(param)
         steps = np.full(times.size, step, dtype=np.int64)
     result = Coverage(ds.name, symbol, param, int(times.size), None, None, step)
-    result.duplicates = _repeated(times)
+    result.duplicates, result.duplicate_span_ms = _repeated(times, times)
     if times.size == 0:
         result.gaps = _empty_window_gaps(step, start_ms, end_ms)
         return result
@@ -233,9 +235,19 @@ def series_coverage(
     return result
 
 
-def _repeated(sorted_keys: np.ndarray[Any, Any]) -> int:
-    """Rows repeating the key of the row before them (the lake reads sorted by key)."""
-    return int(np.count_nonzero(np.diff(sorted_keys) == 0)) if sorted_keys.size > 1 else 0
+def _repeated(
+    sorted_keys: np.ndarray[Any, Any], times_ms: np.ndarray[Any, Any]
+) -> tuple[int, tuple[int, int] | None]:
+    """Rows repeating the key of the row before them (the lake reads sorted by key), and the
+    time range of all rows holding a repeated key."""
+    if sorted_keys.size < 2:
+        return 0, None
+    repeats = np.flatnonzero(np.diff(sorted_keys) == 0)
+    if repeats.size == 0:
+        return 0, None
+    involved = np.isin(sorted_keys, sorted_keys[repeats + 1])
+    span = times_ms[involved]
+    return int(repeats.size), (int(span.min()), int(span.max()))
 
 
 def _series_of(lake: Lake, ds: Dataset, symbol: str) -> list[str | None]:

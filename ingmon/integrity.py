@@ -13,17 +13,18 @@ API are all built on its ``SeriesHealth``; they differ only in what they *expect
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pyarrow as pa
 
-from ingmon.config import Threshold
+from ingmon.config import Settings, Threshold
 from ingmon.coverage import Coverage, Gap, series_coverage
 from ingmon.lake import Lake
 from ingmon.schema import EXCHANGE_GAPS, MARKET_SERIES, MarketSeries
-from ingmon.times import iso_ms
+from ingmon.times import DAY_MS, iso_ms
 
 __all__ = [
     "Expectation",
@@ -100,6 +101,21 @@ class RepairContext:
     archive_url: str | None = None
     data_dir: str | None = None
 
+    @classmethod
+    def of(
+        cls, settings: Settings, *, base_url: str | None = None, archive_url: str | None = None
+    ) -> RepairContext:
+        """The context of a lake: its data root (absolute, so the command works from any
+        directory) and the exchange URLs when they are not Binance's defaults."""
+        defaults = Settings.model_fields
+        base = base_url or settings.binance_base_url
+        archive = archive_url or settings.binance_archive_url
+        return cls(
+            base_url=None if base == defaults["binance_base_url"].default else base,
+            archive_url=None if archive == defaults["binance_archive_url"].default else archive,
+            data_dir=str(settings.data_dir.resolve()),
+        )
+
 
 def refetch_command(
     *,
@@ -111,7 +127,8 @@ def refetch_command(
     context: RepairContext,
     full_refresh: bool = False,
 ) -> str:
-    """The backfill command that refetches exactly ``[start_ms, end_ms]`` of one series."""
+    """The backfill command that refetches exactly ``[start_ms, end_ms]`` (inclusive) of one
+    series; it prints the window half-open, ``--end`` being the first millisecond after it."""
     skips = [other.skip_flag for other in MARKET_SERIES.values() if other is not series]
     parts = [
         "ingmon backfill",
@@ -123,7 +140,7 @@ def refetch_command(
     if series.param_flag is not None and param != series.default_param:
         parts.append(f"{series.param_flag} {param}")
     for flag, value in (
-        ("--data-dir", context.data_dir),
+        ("--data-dir", shlex.quote(context.data_dir) if context.data_dir else None),
         ("--base-url", context.base_url),
         ("--archive-url", context.archive_url),
     ):
@@ -142,7 +159,8 @@ class Problem:
     """Something wrong with one series: what, where (a range when known) and the repair.
 
     ``first_missing``/``last_missing`` are epoch ms, or aggregate ids for an ``id_gap``;
-    ``details`` carries the kind's own fields (a count, an age, …) into the JSON.
+    ``details`` carries the kind's own fields (a count, an age, …) into the JSON. ``repair`` is
+    the command that fixes it, or None with the reason in ``message`` ("nothing to do: …").
     """
 
     dataset: str
@@ -150,6 +168,7 @@ class Problem:
     kind: str
     message: str
     param: str | None = None
+    severity: Verdict = "error"
     first_missing: int | None = None
     last_missing: int | None = None
     missing: int | None = None
@@ -177,6 +196,7 @@ class Problem:
             "symbol": self.symbol,
             "param": self.param,
             "kind": self.kind,
+            "severity": self.severity,
             "message": self.message,
         }
         if self.first_missing is not None and self.last_missing is not None:
@@ -238,7 +258,7 @@ class SeriesHealth:
     symbol: str
     param: str | None
     window_start_ms: int | None
-    window_end_ms: int | None
+    window_end_ms: int  # exclusive: the window is [start, end)
     rows: int
     first_event_ms: int | None
     last_event_ms: int | None
@@ -333,12 +353,111 @@ def _for_step(thresholds: Threshold, series: MarketSeries, step_ms: int | None) 
 
 
 def _age_seconds(coverage: Coverage, series: MarketSeries, now_ms: int) -> float | None:
-    """Age of the newest data at ``now_ms``: a candle is data up to its close, a snapshot or
-    settlement at its own time."""
-    if coverage.latest_ms is None or series.cadence == "ids":
+    """Age of the newest data at ``now_ms``: a candle is data up to its close; a snapshot, a
+    settlement or a trade at its own time."""
+    if coverage.latest_ms is None:
         return None
-    covered_to = coverage.latest_ms + (coverage.step_ms or 0 if series.final_after_step else 0)
-    return round((now_ms - covered_to) / 1000, 1)
+    step = coverage.step_ms or 0 if series.final_after_step else 0
+    return round((now_ms - (coverage.latest_ms + step)) / 1000, 1)
+
+
+def _stale_problem(
+    coverage: Coverage,
+    series: MarketSeries,
+    *,
+    age: float,
+    verdict: Verdict,
+    now_ms: int,
+    context: RepairContext,
+) -> Problem:
+    assert coverage.latest_ms is not None
+    # Resume from the newest stored row: the command refetches exactly the missing tail.
+    start = coverage.latest_ms + (coverage.step_ms or 0 if series.cadence != "ids" else 0)
+    start = min(start, now_ms - 1)
+    problem = range_problem(
+        series,
+        symbol=coverage.symbol,
+        param=coverage.param,
+        kind="stale",
+        message=f"newest data is {age:g} s old",
+        start_ms=start,
+        end_ms=now_ms - 1,
+        context=context,
+    )
+    return Problem(
+        problem.dataset,
+        problem.symbol,
+        "stale",
+        problem.message,
+        param=problem.param,
+        severity=verdict,
+        repair=problem.repair,
+        details={"latest": iso_ms(coverage.latest_ms), "age_seconds": age},
+        start_ms=start,
+        end_ms=now_ms - 1,
+    )
+
+
+def _empty_problem(
+    series: MarketSeries,
+    *,
+    symbol: str,
+    param: str | None,
+    start_ms: int | None,
+    end_ms: int,
+    context: RepairContext,
+) -> Problem:
+    """Nothing stored: backfill the window (or, without one, the last day to start with)."""
+    first = start_ms if start_ms is not None else end_ms - DAY_MS
+    problem = range_problem(
+        series,
+        symbol=symbol,
+        param=param,
+        kind="empty",
+        message="nothing stored"
+        + ("" if start_ms is not None else "; the command backfills the last day to start with"),
+        start_ms=first,
+        end_ms=end_ms - 1,
+        context=context,
+    )
+    return Problem(
+        problem.dataset,
+        symbol,
+        "empty",
+        problem.message,
+        param=param,
+        repair=problem.repair,
+        start_ms=first,
+        end_ms=end_ms - 1,
+    )
+
+
+def _duplicates_problem(
+    coverage: Coverage, series: MarketSeries, *, context: RepairContext
+) -> Problem:
+    """Rows sharing a key: a full refresh of the range holding them keeps one row per key."""
+    assert coverage.duplicate_span_ms is not None
+    first, last = coverage.duplicate_span_ms
+    command = refetch_command(
+        series=series,
+        symbol=coverage.symbol,
+        param=coverage.param,
+        start_ms=first,
+        end_ms=last,
+        context=context,
+        full_refresh=True,
+    )
+    return Problem(
+        series.name,
+        coverage.symbol,
+        "duplicates",
+        f"{coverage.duplicates} rows share a key with another row",
+        param=coverage.param,
+        repair=command,
+        details={"count": coverage.duplicates},
+        start_ms=first,
+        end_ms=last,
+    )
 
 
 def assess_series(
@@ -348,14 +467,15 @@ def assess_series(
     symbol: str,
     param: str | None,
     start_ms: int | None,
-    end_ms: int | None,
+    end_ms: int,
     now_ms: int,
     expect: Expectation,
     thresholds: Threshold | None = None,
     tolerance_ratio: float = 0.1,
     context: RepairContext | None = None,
 ) -> SeriesHealth:
-    """The health of one series over ``[start_ms, end_ms]`` (None: open-ended) at ``now_ms``.
+    """The health of one series over the half-open window ``[start_ms, end_ms)`` at ``now_ms``
+    (``start_ms`` None: from the first stored row).
 
     Gaps come from ``series_coverage`` (candles and OI on their grid, funding by its interval,
     trades by id continuity); those entirely inside known exchange gaps are ``exchange_gaps``.
@@ -363,13 +483,14 @@ def assess_series(
     """
     series = MARKET_SERIES[series] if isinstance(series, str) else series
     context = context or RepairContext()
+    last_ms = end_ms - 1
     coverage = series_coverage(
         lake,
         series.dataset,
         symbol=symbol,
         param=param,
         start=start_ms,
-        end=None if series.cadence == "ids" and expect == "live" else end_ms,
+        end=last_ms,
         tolerance_ratio=tolerance_ratio,
     )
     exchange = known_exchange_gaps(lake, series, symbol, param)
@@ -383,44 +504,28 @@ def assess_series(
         for gap in unexplained
     ]
     age = _age_seconds(coverage, series, now_ms) if expect == "live" else None
-    verdict = None
+    verdict: Verdict | None = None
     if age is not None and thresholds is not None:
         verdict = freshness_verdict(age, _for_step(thresholds, series, coverage.step_ms))
     if expect == "live" and coverage.rows == 0:
-        problems.append(Problem(series.name, symbol, "empty", "nothing stored", param=param))
-    if verdict == "error" and coverage.latest_ms is not None and age is not None:
-        step = coverage.step_ms or 0
         problems.append(
-            Problem(
-                series.name,
-                symbol,
-                "stale",
-                f"newest data is {age:g} s old",
+            _empty_problem(
+                series,
+                symbol=symbol,
                 param=param,
-                repair=refetch_command(
-                    series=series,
-                    symbol=symbol,
-                    param=param,
-                    start_ms=coverage.latest_ms + step,
-                    end_ms=now_ms,
-                    context=context,
-                ),
-                details={"latest": iso_ms(coverage.latest_ms), "age_seconds": age},
-                start_ms=coverage.latest_ms + step,
-                end_ms=now_ms,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                context=context,
+            )
+        )
+    if verdict in ("warn", "error") and age is not None:
+        problems.append(
+            _stale_problem(
+                coverage, series, age=age, verdict=verdict, now_ms=now_ms, context=context
             )
         )
     if coverage.duplicates:
-        problems.append(
-            Problem(
-                series.name,
-                symbol,
-                "duplicates",
-                f"{coverage.duplicates} rows share a key with another row",
-                param=param,
-                details={"count": coverage.duplicates},
-            )
-        )
+        problems.append(_duplicates_problem(coverage, series, context=context))
     return SeriesHealth(
         dataset=series.name,
         symbol=symbol,

@@ -192,3 +192,35 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run_main(["--help"], capsys)
     assert status == 0
     assert "coverage" in out
+
+
+@pytest.mark.parametrize("command", ["coverage", "check", "export"])
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_a_bad_data_root_is_one_line_and_exit_2(
+    command: str, kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Read commands refuse a data root that does not exist or is a file; nothing is created."""
+    root = tmp_path / "nowhere"
+    if kind == "file":
+        root.write_text("not a directory")
+    args = [command, "--data-dir", str(root)]
+    if command == "check":
+        args += ["--symbol", "BTCUSDT"]
+    status, out, err = run_main(args, capsys)
+    assert (status, out) == (2, "")
+    assert err.count("\n") == 1
+    assert f"--data-dir '{root}'" in err
+    assert ("does not exist" if kind == "missing" else "is not a directory") in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if kind == "missing" else ["nowhere"])
+
+
+def test_backfill_into_a_file_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A backfill whose data root is a file stops before contacting any exchange."""
+    root = tmp_path / "a-file"
+    root.write_text("x")
+    args = ["backfill", "--symbol", "BTCUSDT", "--window-days", "1", "--data-dir", str(root)]
+    status, out, err = run_main([*args, "--base-url", "http://127.0.0.1:9"], capsys)
+    assert (status, out) == (2, "")
+    assert err.count("\n") == 1 and "is not a directory" in err

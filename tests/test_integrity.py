@@ -60,13 +60,13 @@ def runs(slots: list[int]) -> list[tuple[int, int]]:
 def test_window_health_equals_a_slot_walk(
     missing: set[int], maintenance: set[int], head_ms: int, tail_ms: int
 ) -> None:
-    """Every missing run of the window is a gap, unless all of it is a known exchange gap."""
+    """Every missing run of [start, end) is a gap, unless all of it is a known exchange gap."""
     stored = [JAN_2026_MS + i * MINUTE_MS for i in range(SLOTS) if i not in missing]
     exchange = [
         (JAN_2026_MS + a * MINUTE_MS, JAN_2026_MS + b * MINUTE_MS) for a, b in runs(maintenance)
     ]
     start = JAN_2026_MS - head_ms
-    end = JAN_2026_MS + (SLOTS - 1) * MINUTE_MS + tail_ms
+    end = JAN_2026_MS + (SLOTS - 1) * MINUTE_MS + tail_ms + 1  # half-open: [start, end)
     with tempfile.TemporaryDirectory() as root:
         lake = Lake(Path(root))
         if stored:
@@ -87,7 +87,7 @@ def test_window_health_equals_a_slot_walk(
             now_ms=end,
             expect="window",
         )
-    walked = walk_gaps(stored, MINUTE_MS, start, end)
+    walked = walk_gaps(stored, MINUTE_MS, start, end - 1)
     explained = [g for g in walked if not subtract([(g[1], g[2])], exchange)]
     unexplained = [g for g in walked if g not in explained]
 
@@ -104,7 +104,7 @@ def test_window_health_equals_a_slot_walk(
 
 
 def test_live_health_judges_the_tail_as_freshness() -> None:
-    """Live: a late tail is an age, ok/warn/error by the thresholds (stale at error), not a gap."""
+    """Live: a late tail is an age, not a gap: ok/warn/error by the thresholds, stale beyond."""
     stored = [JAN_2026_MS + i * MINUTE_MS for i in range(60)]
     last_close = stored[-1] + MINUTE_MS  # the last candle holds data up to its close
     thresholds = Threshold(warn_seconds=90, error_seconds=180)
@@ -128,9 +128,16 @@ def test_live_health_judges_the_tail_as_freshness() -> None:
             )
             assert health.gaps == ()
             assert health.age_seconds == age_seconds
-            verdicts[age_seconds] = (health.freshness, [p.kind for p in health.problems])
+            verdicts[age_seconds] = (
+                health.freshness,
+                [(p.kind, p.severity) for p in health.problems],
+            )
         stale = health.problems[0]
-    assert verdicts == {30: ("ok", []), 120: ("warn", []), 600: ("error", ["stale"])}
+    assert verdicts == {
+        30: ("ok", []),
+        120: ("warn", [("stale", "warn")]),
+        600: ("error", [("stale", "error")]),
+    }
     argv = shlex.split(stale.repair or "")
     assert argv[argv.index("--start") + 1] == iso_ms(last_close)
     assert argv[argv.index("--base-url") + 1] == "http://127.0.0.1:1"
@@ -177,7 +184,7 @@ def test_trades_id_gaps_and_duplicates(tmp_path: Path) -> None:
         symbol=SYMBOL,
         param=None,
         start_ms=None,
-        end_ms=None,
+        end_ms=times[-1] + 1,
         now_ms=times[-1],
         expect="live",
     )

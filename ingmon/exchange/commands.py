@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 import sys
-from collections.abc import Callable
 from typing import Any
 
-from ingmon.errors import ConfigError
+from ingmon.arguments import (
+    checked,
+    int_in,
+    iso_time,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    symbol_list,
+)
 
 __all__ = ["register"]
-
-_SYMBOL = re.compile(r"^[A-Z0-9]{1,16}(USDT|USDC)$")
 
 _EPILOG_HEAD = """\
 examples:
@@ -47,27 +52,45 @@ def register(subparsers: Any) -> None:
         epilog=_EPILOG_HEAD + FAULT_SYNTAX,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _market_flags(serve)
+    _clock_flags(serve)
+    _limits_flags(serve)
+    _rest_flags(serve)
+    _archive_flags(serve)
+    _faults_flags(serve)
+    serve.set_defaults(handler=_cmd_serve)
+    _register_facts(commands)
+
+
+def _market_flags(serve: argparse.ArgumentParser) -> None:
+    """Where it listens and which market it serves."""
     market = serve.add_argument_group("market")
     market.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     market.add_argument(
-        "--port", type=_port, default=9100, help="TCP port, 0 = any free one (default 9100)"
+        "--port",
+        type=int_in(0, 65_535, name="port"),
+        default=9100,
+        help="TCP port, 0 = any free one (default 9100)",
     )
     market.add_argument(
         "--symbols",
-        type=_symbols,
+        type=symbol_list,
         default=["BTCUSDT", "ETHUSDT", "SOLUSDT"],
         metavar="SYM,SYM,...",
         help="perpetual symbols (default BTCUSDT,ETHUSDT,SOLUSDT)",
     )
     market.add_argument(
-        "--days", type=_positive_int, default=30, help="days of history before now (default 30)"
+        "--days", type=positive_int, default=30, help="days of history before now (default 30)"
     )
     market.add_argument("--seed", type=int, default=7, help="market seed (default 7)")
 
+
+def _clock_flags(serve: argparse.ArgumentParser) -> None:
+    """Real or frozen time."""
     clock = serve.add_argument_group("clock")
     clock.add_argument(
         "--frozen-at",
-        type=_instant,
+        type=iso_time,
         metavar="ISO|MS",
         help="freeze the market clock at this instant (default: real time)",
     )
@@ -79,6 +102,9 @@ def register(subparsers: Any) -> None:
         help="shift the real-time clock by S seconds (ignored with --frozen-at)",
     )
 
+
+def _limits_flags(serve: argparse.ArgumentParser) -> None:
+    """Binance's weight windows, 429/418 escalation."""
     limits = serve.add_argument_group("rate limits (windows run on real time)")
     limits.add_argument(
         "--no-limits",
@@ -87,36 +113,39 @@ def register(subparsers: Any) -> None:
     )
     limits.add_argument(
         "--limit-scale",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="F",
         help="multiply window lengths and ban durations by F (e.g. 0.1: 6 s weight window)",
     )
     limits.add_argument(
-        "--weight-limit", type=_positive_int, default=2400, metavar="N", help="weight per window"
+        "--weight-limit", type=positive_int, default=2400, metavar="N", help="weight per window"
     )
     limits.add_argument(
         "--weight-window-seconds",
-        type=_positive_int,
+        type=positive_int,
         default=60,
         metavar="S",
         help="weight window before scaling (default 60 → X-MBX-USED-WEIGHT-1M)",
     )
     limits.add_argument(
         "--ban-after",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=5,
         metavar="N",
         help="requests tolerated after a 429 before a 418 ban (default 5)",
     )
     limits.add_argument(
         "--ban-seconds",
-        type=_positive_float,
+        type=positive_float,
         default=120.0,
         metavar="S",
         help="first ban length before scaling, doubling per repeat (default 120)",
     )
 
+
+def _rest_flags(serve: argparse.ArgumentParser) -> None:
+    """REST details that differ between Binance's docs and its behaviour."""
     rest = serve.add_argument_group("REST behaviour")
     rest.add_argument(
         "--limit-policy",
@@ -126,7 +155,7 @@ def register(subparsers: Any) -> None:
     )
     rest.add_argument(
         "--agg-trades-retention-hours",
-        type=_positive_float,
+        type=positive_float,
         default=365 * 24.0,
         metavar="H",
         help="REST aggTrades history depth; older requests get recent trades (default 8760 = 1y)",
@@ -145,30 +174,33 @@ def register(subparsers: Any) -> None:
     )
     rest.add_argument(
         "--funding-jitter-ms",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="fundingTime lands 0..N ms after the hour (deterministic; default 0)",
     )
 
+
+def _archive_flags(serve: argparse.ArgumentParser) -> None:
+    """The data.binance.vision layout."""
     archive = serve.add_argument_group("archive (data.binance.vision)")
     archive.add_argument(
         "--archive-delay-hours",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=6.0,
         metavar="H",
         help="a day/month is published H hours after it ends (default 6)",
     )
     archive.add_argument(
         "--archive-header-from",
-        type=_instant,
+        type=iso_time,
         metavar="ISO|MS",
         help="klines/aggTrades files from this date on have a header row "
         "(default: the middle of the history)",
     )
     archive.add_argument(
         "--archive-compress-level",
-        type=_compress_level,
+        type=int_in(0, 9, name="compress level"),
         default=1,
         metavar="0-9",
         help="deflate level of the zips (default 1; 0 stores them, fastest)",
@@ -179,6 +211,9 @@ def register(subparsers: Any) -> None:
         help="keep monthly aggTrades rows sorted (default: blocks shuffled, as on Binance)",
     )
 
+
+def _faults_flags(serve: argparse.ArgumentParser) -> None:
+    """Injected faults."""
     faults = serve.add_argument_group("faults (syntax below)")
     faults.add_argument(
         "--fault",
@@ -198,20 +233,18 @@ def register(subparsers: Any) -> None:
     )
     faults.add_argument(
         "--fault-timeout-delay",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=None,
         metavar="S",
         help="how long a 'timeout' response is held back (default 5)",
     )
     faults.add_argument(
         "--fault-retry-after",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="S",
         help="Retry-After of injected 429/418 (default 1)",
     )
-    serve.set_defaults(handler=_cmd_serve)
-    _register_facts(commands)
 
 
 _FACTS_DEFAULT_NOW = "2024-06-01T00:00:00Z"
@@ -232,7 +265,7 @@ def _register_facts(commands: Any) -> None:
     )
     facts.add_argument(
         "--symbols",
-        type=_symbols,
+        type=symbol_list,
         default=["BTCUSDT", "ETHUSDT"],
         metavar="SYM,SYM,...",
         help="symbols; the first is the correlation reference (default BTCUSDT,ETHUSDT)",
@@ -243,7 +276,7 @@ def _register_facts(commands: Any) -> None:
     facts.add_argument("--seed", type=int, default=7, help="market seed (default 7)")
     facts.add_argument(
         "--now",
-        type=_instant,
+        type=iso_time,
         default=_FACTS_DEFAULT_NOW,
         metavar="ISO|MS",
         help=f"market clock: the window ends at this day's start (default {_FACTS_DEFAULT_NOW}, "
@@ -255,11 +288,7 @@ def _register_facts(commands: Any) -> None:
     facts.set_defaults(handler=_cmd_facts)
 
 
-def _facts_days(text: str) -> int:
-    value: int = _positive_int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 2")
-    return value
+_facts_days = int_in(2, 100_000, name="days")
 
 
 def _cmd_facts(args: argparse.Namespace) -> int:
@@ -353,89 +382,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Turn a parser's ValueError/ConfigError into argparse's one-line usage error."""
-
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except (ValueError, ConfigError) as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    convert.__name__ = parse.__name__.lstrip("_")
-    return convert
-
-
-def _number(text: str, kind: type[int] | type[float], *, minimum: float, strict: bool) -> Any:
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
-    if value < minimum or (strict and value == minimum):
-        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise ValueError(f"{text} must be {bound}")
-    return value
-
-
-@_checked
-def _positive_int(text: str) -> int:
-    value: int = _number(text, int, minimum=0, strict=True)
-    return value
-
-
-@_checked
-def _non_negative_int(text: str) -> int:
-    value: int = _number(text, int, minimum=0, strict=False)
-    return value
-
-
-@_checked
-def _positive_float(text: str) -> float:
-    value: float = _number(text, float, minimum=0, strict=True)
-    return value
-
-
-@_checked
-def _non_negative_float(text: str) -> float:
-    value: float = _number(text, float, minimum=0, strict=False)
-    return value
-
-
-@_checked
-def _port(text: str) -> int:
-    value: int = _number(text, int, minimum=0, strict=False)
-    if value > 65_535:
-        raise ValueError(f"port {text} is out of range 0..65535")
-    return value
-
-
-@_checked
-def _compress_level(text: str) -> int:
-    value: int = _number(text, int, minimum=0, strict=False)
-    if value > 9:
-        raise ValueError(f"compress level {text} is out of range 0..9")
-    return value
-
-
-@_checked
-def _symbols(text: str) -> list[str]:
-    symbols = [symbol.strip() for symbol in text.split(",")]
-    for symbol in symbols:
-        if not _SYMBOL.match(symbol):
-            raise ValueError(f"bad symbol {symbol!r}: expected uppercase like BTCUSDT")
-    if len(set(symbols)) != len(symbols):
-        raise ValueError(f"duplicate symbol in {text!r}")
-    return symbols
-
-
-@_checked
-def _instant(text: str) -> int:
-    from ingmon.exchange.clock import parse_instant_ms  # noqa: PLC0415
-
-    return parse_instant_ms(text)
-
-
-@_checked
+@checked
 def _fault(text: str) -> Any:
     from ingmon.exchange.faults import parse_fault_spec  # noqa: PLC0415
 

@@ -194,12 +194,39 @@ def test_duplicate_keys_across_partitions_are_counted(
 def test_stale_data_is_reported_against_the_freshness_threshold(
     filled: tuple[ExchangeServer, Settings],
 ) -> None:
-    """Checked an hour after the last backfill, candles and OI are stale; funding is not yet."""
+    """Checked an hour after the last backfill, candles, trades and OI are stale (errors);
+    funding, settled every 8 h, is not yet."""
     report = run_check(
         filled[1], symbols=[SYMBOL], window_days=2, end_ms=NOW_MS + 3_600_000
     ).to_dict()
-    stale = {p["dataset"] for p in report["problems"] if p["kind"] == "stale"}
-    assert stale == {"candles", "open_interest"}
+    stale = {(p["dataset"], p["severity"]) for p in report["problems"] if p["kind"] == "stale"}
+    assert stale == {("candles", "error"), ("agg_trades", "error"), ("open_interest", "error")}
+    assert report["verdict"] == "error"
+    assert report["symbols"][SYMBOL]["funding"]["freshness"] == "ok"
+
+
+def test_a_warning_is_not_an_error_and_skipped_datasets_are_not_judged(
+    filled: tuple[ExchangeServer, Settings],
+) -> None:
+    """100 s after the backfill the last closed candle is 137 s old: a warning (90 < 137 <
+    180), verdict warn, exit status 0; trades (60 s error threshold) are skipped on purpose."""
+    settings = filled[1]
+    later = NOW_MS + 100_000
+    last_close = NOW_MS // MINUTE_MS * MINUTE_MS
+    report = run_check(
+        settings, symbols=[SYMBOL], window_days=1, end_ms=later, skip=("agg_trades",)
+    )
+    document = report.to_dict()
+    candles = document["symbols"][SYMBOL]["candles"]
+    assert candles["age_seconds"] == round((later - last_close) / 1000, 1)
+    assert candles["freshness"] == "warn"
+    assert "agg_trades" not in document["symbols"][SYMBOL]
+    assert [(p["dataset"], p["kind"], p["severity"]) for p in document["problems"]] == [
+        ("candles", "stale", "warn")
+    ]
+    assert (document["verdict"], document["status"], report.exit_status) == ("warn", "ok", 0)
+    everything = run_check(settings, symbols=[SYMBOL], window_days=1, end_ms=later)
+    assert everything.verdict == "error" and everything.exit_status == 1
 
 
 def test_check_cli_exit_codes(filled: tuple[ExchangeServer, Settings]) -> None:
