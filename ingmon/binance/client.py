@@ -19,9 +19,14 @@ import orjson
 from ingmon.binance.limits import (
     DATA_ROUTES,
     FUNDING_ROUTES,
+    NEVER,
+    WAIT_REPORT_SECONDS,
+    Aborted,
     Budget,
     RateLimits,
+    WaitCallback,
     parse_used_weight,
+    pause,
     route_cost,
 )
 from ingmon.binance.pages import (
@@ -48,6 +53,10 @@ __all__ = [
 
 _BANNED_UNTIL = re.compile(r"banned until (\d+)")
 SECOND_MS = 1000
+# What each budget's waits are announced as (``on_wait``).
+_WEIGHT_WINDOW = "the rate-limit window"
+_DATA_COUNTER = "the 5-minute open-interest request counter"
+_FUNDING_COUNTER = "the 5-minute funding request counter"
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,12 @@ class BinanceClient:
     ``X-MBX-USED-WEIGHT-*`` count) and the separate 5-minute counters; 429 is honoured via
     ``Retry-After``; 418 stops with :class:`BannedError`; 5xx, 408, timeouts, transport errors
     and malformed bodies are retried with exponential backoff and jitter.
+
+    Setting ``stop`` (an Event the caller owns; the default can never be set) ends every wait
+    at once and makes further requests raise :class:`~ingmon.binance.limits.Aborted`; a request
+    already on the wire is finished. ``on_wait(reason, seconds)`` is told of every wait of a
+    second or more (a full weight window, a 5-minute counter, Retry-After, a retry backoff).
+    ``sleep`` replaces those waits in tests; it cannot be interrupted.
     """
 
     def __init__(
@@ -106,7 +121,9 @@ class BinanceClient:
         limits: RateLimits | None = None,
         max_connections: int = 16,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        stop: threading.Event = NEVER,
+        on_wait: WaitCallback | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.archive_url = (archive_url or base_url).rstrip("/")
@@ -118,6 +135,8 @@ class BinanceClient:
         # the client starts at Binance's published limits and then follows what the exchange says.
         self.weight_cap = None if limits is None else limits.weight_per_window
         self._sleep = sleep
+        self.stop = stop
+        self.on_wait = on_wait
         self._random = random.Random()
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout_seconds),
@@ -128,15 +147,19 @@ class BinanceClient:
             headers={"User-Agent": "ingmon/0.1 (+backfill)"},
         )
         self.weight_budget = Budget(
-            limit=self.limits.weight_per_window, window_seconds=self.limits.window_seconds
+            limit=self.limits.weight_per_window,
+            window_seconds=self.limits.window_seconds,
+            reason=_WEIGHT_WINDOW,
         )
         self.data_budget = Budget(
             limit=self.limits.data_requests_per_window,
             window_seconds=self.limits.five_minute_seconds,
+            reason=_DATA_COUNTER,
         )
         self.funding_budget = Budget(
             limit=self.limits.funding_requests_per_window,
             window_seconds=self.limits.five_minute_seconds,
+            reason=_FUNDING_COUNTER,
         )
         self._stats_lock = threading.Lock()
         self.stats: dict[str, RouteStats] = defaultdict(RouteStats)
@@ -156,12 +179,18 @@ class BinanceClient:
             funding_requests_per_window=self.limits.funding_requests_per_window,
             five_minute_seconds=300.0 * scale,
         )
-        self.weight_budget = Budget(limit=limit, window_seconds=window_seconds)
+        self.weight_budget = Budget(
+            limit=limit, window_seconds=window_seconds, reason=_WEIGHT_WINDOW
+        )
         self.data_budget = Budget(
-            limit=self.limits.data_requests_per_window, window_seconds=300.0 * scale
+            limit=self.limits.data_requests_per_window,
+            window_seconds=300.0 * scale,
+            reason=_DATA_COUNTER,
         )
         self.funding_budget = Budget(
-            limit=self.limits.funding_requests_per_window, window_seconds=300.0 * scale
+            limit=self.limits.funding_requests_per_window,
+            window_seconds=300.0 * scale,
+            reason=_FUNDING_COUNTER,
         )
         now = time.time()
         for budget, used in zip(
@@ -190,6 +219,26 @@ class BinanceClient:
         base = min(self.backoff_cap_seconds, self.backoff_base_seconds * 2.0**attempt)
         return float(base * self._random.uniform(0.5, 1.5))
 
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Aborted
+
+    def _wait(self, seconds: float, reason: str) -> None:
+        """Wait ``seconds`` (announced when long), ending early with Aborted on ``stop``."""
+        if self.on_wait is not None and seconds >= WAIT_REPORT_SECONDS:
+            self.on_wait(reason, seconds)
+        if self._sleep is None:
+            pause(seconds, stop=self.stop)
+        else:
+            self._sleep(seconds)
+            self._check_stop()
+
+    def _acquire(self, route: str, weight: int) -> None:
+        """Reserve the request's weight and counters, waiting (interruptibly) for room."""
+        self.weight_budget.acquire(weight, stop=self.stop, on_wait=self.on_wait)
+        for budget, cost in self._budgets(route):
+            budget.acquire(cost, stop=self.stop, on_wait=self.on_wait)
+
     def _budgets(self, route: str) -> list[tuple[Budget, int]]:
         if route in DATA_ROUTES:
             return [(self.data_budget, 1)]
@@ -211,9 +260,9 @@ class BinanceClient:
         attempt = 0
         url = f"{self.base_url}{path}"
         while True:
-            self.weight_budget.acquire(weight)
-            for budget, cost in self._budgets(route):
-                budget.acquire(cost)
+            # Checked before every attempt, retries included: a stopped run sends nothing new.
+            self._check_stop()
+            self._acquire(route, weight)
             sent_at = time.time()
             self._count(route, requests=1, weight=weight)
             problem: str
@@ -254,7 +303,7 @@ class BinanceClient:
                     f"{route}: {problem} (gave up after {attempt + 1} attempts)"
                 )
             self._count(route, retries=1)
-            self._sleep(self._backoff(attempt))
+            self._wait(self._backoff(attempt), "a retry backoff")
             retries_left -= 1
             attempt += 1
 
@@ -279,7 +328,7 @@ class BinanceClient:
                 if attempt == self.max_retries:
                     break
                 self._count(route, retries=1)
-                self._sleep(self._backoff(attempt))
+                self._wait(self._backoff(attempt), "a retry backoff")
         raise ExchangeUnavailableError(f"{route}: malformed responses after every retry")
 
     # ---- metadata -----------------------------------------------------------------------
@@ -414,6 +463,7 @@ class BinanceClient:
         """GET a data.binance.vision file (``/data/futures/um/…``); None when it is not there."""
         url = f"{self.archive_url}{path}"
         for attempt in range(self.max_retries + 1):
+            self._check_stop()
             started = time.time()
             self._count("archive", requests=1)
             try:
@@ -434,7 +484,7 @@ class BinanceClient:
             if attempt == self.max_retries:
                 raise ExchangeUnavailableError(f"archive {path}: {problem} after every retry")
             self._count("archive", retries=1)
-            self._sleep(self._backoff(attempt))
+            self._wait(self._backoff(attempt), "a retry backoff")
         return None
 
 

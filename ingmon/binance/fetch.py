@@ -2,7 +2,9 @@
 
 Nothing here writes: a ``Fetcher`` yields ``Chunk``s (a page plus how far the task's range is
 now known complete) and the runner hands them to the lake writer. Every loop checks ``stop``
-between requests, so a run stops within one request of being asked to.
+between requests, and the client's waits (rate-limit windows, backoffs) end when it is set, so
+a run stops within one request of being asked to. ``Aborted`` (raised then) lives with the
+budgets, the lowest layer that raises it; it is re-exported here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pyarrow as pa
 
 from ingmon.binance.archive import download, parse_csv
 from ingmon.binance.client import BinanceClient
+from ingmon.binance.limits import Aborted
 from ingmon.binance.pages import Page
 from ingmon.binance.plan import Task, Window
 from ingmon.errors import DataIntegrityError, ExchangeError
@@ -24,10 +27,6 @@ from ingmon.schema import interval_ms
 from ingmon.times import HOUR_MS, iso_ms
 
 __all__ = ["Aborted", "Chunk", "Fetcher"]
-
-
-class Aborted(Exception):
-    """The run was told to stop (a ban elsewhere, an interrupt): send nothing more."""
 
 
 @dataclass

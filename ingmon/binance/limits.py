@@ -9,10 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
+    "NEVER",
+    "WAIT_REPORT_SECONDS",
+    "Aborted",
     "Budget",
     "RateLimits",
+    "WaitCallback",
     "klines_weight",
     "parse_used_weight",
+    "pause",
     "route_cost",
 ]
 
@@ -22,6 +27,34 @@ FUNDING_ROUTES = ("fundingRate", "fundingInfo")
 
 _USED_WEIGHT = re.compile(r"(?i)^x-mbx-used-weight-(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+# Waits at least this long are announced (``on_wait``): shorter ones are the normal pacing.
+WAIT_REPORT_SECONDS = 1.0
+
+# Told of a wait about to start: (what it waits for, seconds), e.g. ("the rate-limit window", 42).
+WaitCallback = Callable[[str, float], None]
+
+
+class Aborted(Exception):
+    """The run was told to stop (a ban elsewhere, an interrupt): send nothing more."""
+
+
+class _Never(threading.Event):
+    """A stop event nobody can set: the default for clients and budgets used outside a run."""
+
+    def set(self) -> None:
+        raise RuntimeError("NEVER is the stop event of no run; give the run its own Event")
+
+
+NEVER: threading.Event = _Never()
+
+
+def pause(seconds: float, *, stop: threading.Event) -> None:
+    """Sleep ``seconds`` unless ``stop`` is set first; Aborted when it is (at once if already)."""
+    # Waiting on the event instead of time.sleep is what makes an interrupt prompt: a thread
+    # parked on a 45 s rate-limit window wakes the moment the run is told to stop.
+    if stop.wait(seconds):
+        raise Aborted
 
 
 def klines_weight(limit: int) -> int:
@@ -83,6 +116,11 @@ class Budget:
     counters are. ``acquire`` blocks until the cost fits; ``observe`` adopts the server's own
     count (other processes on the same IP spend the same budget); ``block_until`` honours a
     ``Retry-After``.
+
+    Waits end early with :class:`Aborted` when the caller's ``stop`` event is set, and a wait of
+    ``WAIT_REPORT_SECONDS`` or more is announced to ``on_wait`` once (not once per thread).
+    ``reason`` names the window in that announcement. ``sleep`` replaces the wait in tests
+    that drive ``clock`` by hand; it cannot be interrupted.
     """
 
     # Sleep a little past a window boundary so the server has surely rolled over too.
@@ -94,16 +132,20 @@ class Budget:
         limit: int,
         window_seconds: float,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        reason: str = "the rate-limit window",
     ) -> None:
         self.limit = limit
         self.window_seconds = window_seconds
+        self.reason = reason
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._window = -1
         self._used = 0
         self._blocked_until = 0.0
+        # The latest wake-up already announced: threads waiting for the same one stay quiet.
+        self._announced_wake = 0.0
         self.waited_seconds = 0.0
 
     def _roll(self, now: float) -> None:
@@ -112,8 +154,18 @@ class Budget:
             self._window = window
             self._used = 0
 
-    def acquire(self, cost: int) -> None:
-        """Reserve ``cost`` in the current window, sleeping until a window has room."""
+    def acquire(
+        self,
+        cost: int,
+        *,
+        stop: threading.Event = NEVER,
+        on_wait: WaitCallback | None = None,
+    ) -> None:
+        """Reserve ``cost`` in the current window, sleeping until a window has room.
+
+        Aborted when ``stop`` is set before or during a wait; ``on_wait(reason, seconds)`` is
+        told of a long wait before it starts.
+        """
         if cost <= 0:
             return
         while True:
@@ -129,12 +181,22 @@ class Budget:
                     return
                 # A Retry-After block ends on its own; only a full window waits for the next.
                 if now < self._blocked_until:
-                    wake = self._blocked_until
+                    wake, reason = self._blocked_until, "Retry-After (HTTP 429)"
                 else:
-                    wake = window_end + self.BOUNDARY_MARGIN_SECONDS
-            pause = max(wake - self._clock(), 0.001)
-            self.waited_seconds += pause
-            self._sleep(pause)
+                    wake, reason = window_end + self.BOUNDARY_MARGIN_SECONDS, self.reason
+                announce = wake > self._announced_wake
+                if announce:
+                    self._announced_wake = wake
+            seconds = max(wake - self._clock(), 0.001)
+            if announce and on_wait is not None and seconds >= WAIT_REPORT_SECONDS:
+                on_wait(reason, seconds)
+            self.waited_seconds += seconds
+            if self._sleep is None:
+                pause(seconds, stop=stop)
+            else:
+                self._sleep(seconds)
+                if stop.is_set():
+                    raise Aborted
 
     def spent(self) -> int:
         """What is reserved in the current window (0 once it has rolled over)."""

@@ -36,12 +36,36 @@ class Reporter:
         """One structured log event (dropped in text mode unless it is a warning or error)."""
         with self._lock:
             if self.mode == "json":
-                record = {"ts": _now_iso(), "level": level, "event": event, **fields}
-                self.stream.write(orjson.dumps(record, default=str).decode() + "\n")
+                self.stream.write(self.json_line(event, level=level, **fields))
                 self.stream.flush()
             elif level in ("warning", "error"):
                 detail = " ".join(f"{k}={v}" for k, v in fields.items())
                 tqdm.write(f"{level}: {event} {detail}", file=self.stream)
+
+    def notice(self, event: str, message: str, *, level: str = "info", **fields: Any) -> None:
+        """An event the operator should see as it happens, whatever its level: a JSON line
+        with ``message``, or on a TTY ``message`` itself as a line above the bars."""
+        with self._lock:
+            if self.mode == "json":
+                self.stream.write(self.json_line(event, level=level, message=message, **fields))
+                self.stream.flush()
+            else:
+                tqdm.write(message, file=self.stream)
+
+    def wait(self, reason: str, seconds: float) -> None:
+        """A thread is about to wait ``seconds`` for ``reason`` ("the rate-limit window")."""
+        self.notice(
+            "wait",
+            f"waiting {seconds:.0f} s for {reason}",
+            reason=reason,
+            seconds=round(seconds, 1),
+        )
+
+    def json_line(self, event: str, *, level: str = "info", **fields: Any) -> str:
+        """The JSON line of an event, newline included (not written: for callers that must
+        write it themselves, e.g. a signal handler that cannot take the lock)."""
+        record = {"ts": _now_iso(), "level": level, "event": event, **fields}
+        return orjson.dumps(record, default=str).decode() + "\n"
 
     def start_dataset(self, dataset: str, *, total: int, unit: str) -> None:
         """Open the progress bar of one dataset (text mode) with its expected item count."""

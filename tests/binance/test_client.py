@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from ingmon.binance.client import BinanceClient
-from ingmon.binance.limits import RateLimits
+from ingmon.binance.limits import Aborted, RateLimits
 from ingmon.errors import BannedError, ExchangeError, ExchangeUnavailableError
 from ingmon.exchange import (
     ExchangeServer,
@@ -717,3 +717,63 @@ def test_faulty_rows_never_reach_the_page(
     extra = page.received - len(want)
     assert extra == (1 if kind == "duplicates" else 2)
     assert page.rejected + page.duplicates == extra
+
+
+# ---- stopping and announcing waits -------------------------------------------------------------
+
+
+def test_a_retry_after_wait_is_announced_with_its_reason_and_seconds(
+    market: Market, start_exchange: StartExchange, binance_client: MakeClient
+) -> None:
+    """A 429's Retry-After of 2 s is told to ``on_wait`` before the client waits, once."""
+    server = start_exchange(market, faults=faults("klines=429", retry_after_seconds=2))
+    waits: list[tuple[str, float]] = []
+    client = binance_client(server, on_wait=lambda reason, seconds: waits.append((reason, seconds)))
+    one_hour_of_klines(client)
+    assert len(waits) == 1
+    reason, seconds = waits[0]
+    assert reason == "Retry-After (HTTP 429)"
+    assert 1.0 < seconds <= 2.0
+
+
+@pytest.mark.timeout(20)
+def test_stop_ends_a_long_retry_after_wait_at_once(
+    market: Market, start_exchange: StartExchange, binance_client: MakeClient
+) -> None:
+    """Waiting out a 60 s Retry-After, the client raises Aborted as soon as ``stop`` is set and
+    sends nothing more."""
+    server = start_exchange(market, faults=faults("klines=429", retry_after_seconds=60))
+    stop = threading.Event()
+    waiting = threading.Event()
+    client = binance_client(server, stop=stop, on_wait=lambda reason, seconds: waiting.set())
+    outcome: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            one_hour_of_klines(client)
+        except BaseException as error:
+            outcome.append(error)
+
+    worker = threading.Thread(target=fetch)
+    worker.start()
+    assert waiting.wait(10), "the client never started waiting"
+    stopped_at = time.perf_counter()
+    stop.set()
+    worker.join(5)
+    assert not worker.is_alive()
+    assert time.perf_counter() - stopped_at < 0.5
+    assert len(outcome) == 1 and isinstance(outcome[0], Aborted)
+    assert server.stats.requests_for("klines") == 1
+
+
+def test_a_stopped_client_sends_nothing(
+    market: Market, start_exchange: StartExchange, binance_client: MakeClient
+) -> None:
+    """With ``stop`` already set, a request raises Aborted before anything is sent."""
+    server = start_exchange(market)
+    stop = threading.Event()
+    stop.set()
+    client = binance_client(server, stop=stop)
+    with pytest.raises(Aborted):
+        one_hour_of_klines(client)
+    assert server.stats.requests_for("klines") == 0

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
-from ingmon.binance.limits import Budget, klines_weight, parse_used_weight, route_cost
+from ingmon.binance.limits import (
+    WAIT_REPORT_SECONDS,
+    Aborted,
+    Budget,
+    klines_weight,
+    parse_used_weight,
+    route_cost,
+)
 
 
 class FakeTime:
@@ -124,3 +132,92 @@ def test_budget_does_not_send_in_the_last_moments_of_a_window() -> None:
     budget.acquire(1)
     assert fake.now == pytest.approx(60 + Budget.BOUNDARY_MARGIN_SECONDS)
     assert budget.spent() == 1
+
+
+def test_a_budget_waiting_for_its_window_wakes_at_once_when_stopped() -> None:
+    """A thread parked on a full window (50 s left by the injected clock) raises Aborted within a
+    fraction of a second of ``stop`` being set, not when the window turns."""
+    fake = FakeTime(start=1000 * 60 + 10.0)  # 10 s into a minute window; never moves
+    budget = Budget(limit=1, window_seconds=60, clock=fake.clock)
+    budget.acquire(1)
+    stop = threading.Event()
+    waits: list[float] = []
+    waiting = threading.Event()
+
+    def announce(reason: str, seconds: float) -> None:
+        waits.append(seconds)
+        waiting.set()
+
+    outcome: list[BaseException] = []
+
+    def acquire() -> None:
+        try:
+            budget.acquire(1, stop=stop, on_wait=announce)
+        except BaseException as error:
+            outcome.append(error)
+
+    worker = threading.Thread(target=acquire)
+    worker.start()
+    assert waiting.wait(5), "the budget never started waiting"
+    stopped_at = time.perf_counter()
+    stop.set()
+    worker.join(5)
+    assert not worker.is_alive()
+    assert time.perf_counter() - stopped_at < 0.25
+    assert len(outcome) == 1 and isinstance(outcome[0], Aborted)
+    assert waits == [pytest.approx(50.0 + Budget.BOUNDARY_MARGIN_SECONDS)]
+    assert budget.spent() == 1  # the aborted cost was never reserved
+
+
+def test_a_stopped_budget_raises_instead_of_waiting() -> None:
+    """With ``stop`` already set, a cost that does not fit raises Aborted without waiting."""
+    fake = FakeTime(start=10.0)
+    budget = Budget(limit=1, window_seconds=60, clock=fake.clock)
+    budget.acquire(1)
+    stop = threading.Event()
+    stop.set()
+    started = time.perf_counter()
+    with pytest.raises(Aborted):
+        budget.acquire(1, stop=stop)
+    assert time.perf_counter() - started < 0.1
+
+
+def test_a_long_wait_is_announced_once_however_many_threads_wait() -> None:
+    """Four threads waiting for the same window turn announce it once, with its reason."""
+    fake = FakeTime(start=10.0)  # 50 s before the turn; never moves
+    budget = Budget(limit=1, window_seconds=60, clock=fake.clock)
+    budget.acquire(1)
+    stop = threading.Event()
+    waits: list[tuple[str, float]] = []
+    aborted: list[bool] = []
+
+    def acquire() -> None:
+        try:
+            budget.acquire(1, stop=stop, on_wait=lambda reason, s: waits.append((reason, s)))
+        except Aborted:
+            aborted.append(True)
+
+    workers = [threading.Thread(target=acquire) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    # Every thread adds its wait to waited_seconds just before it parks on the stop event.
+    deadline = time.monotonic() + 10
+    while budget.waited_seconds < 4 * 50 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    stop.set()
+    for worker in workers:
+        worker.join(5)
+    assert len(aborted) == 4
+    assert [reason for reason, _ in waits] == ["the rate-limit window"]
+    assert waits[0][1] == pytest.approx(50.0 + Budget.BOUNDARY_MARGIN_SECONDS)
+
+
+def test_a_short_wait_is_not_announced() -> None:
+    """A wait under WAIT_REPORT_SECONDS (0.55 s to the next turn) is normal pacing: no news."""
+    fake = FakeTime(start=59.5)
+    budget = Budget(limit=1, window_seconds=60, clock=fake.clock, sleep=fake.sleep)
+    budget.acquire(1)
+    waits: list[float] = []
+    budget.acquire(1, on_wait=lambda reason, seconds: waits.append(seconds))
+    assert fake.sleeps == [pytest.approx(0.5 + Budget.BOUNDARY_MARGIN_SECONDS)]
+    assert WAIT_REPORT_SECONDS > 0.5 and waits == []
