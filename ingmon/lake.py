@@ -417,15 +417,17 @@ class Lake:
                     ds, files, param=param, names=names, start_ms=start_ms, end_ms=end_ms
                 )
             except duckdb.Error as error:
-                # A version read later than its grace period was deleted, or one was just
-                # quarantined: list the files again.
-                vanished = any(not p.exists() for paths in files.values() for p in paths)
-                if vanished and attempt < _READ_ATTEMPTS - 1:
+                # A version read later than its grace period was deleted, or one was
+                # quarantined meanwhile (maybe while we looked): list the files again.
+                retry = attempt < _READ_ATTEMPTS - 1
+                if retry and _any_vanished(files):
                     continue
                 # Only now, on the error path, look for the file DuckDB could not read.
                 corrupt = self._first_corrupt(ds, param, files, engine_message=str(error))
                 if corrupt is not None:
                     raise CorruptPartitionError(corrupt) from error
+                if retry and _any_vanished(files):
+                    continue
                 raise
             return result.cast(schema)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -450,6 +452,8 @@ class Lake:
                 reason = _damage(path, deep=deep)
                 if reason is not None:
                     return self._corrupt_record(ds, symbol, param, path, reason)
+            if _any_vanished(files):
+                return None  # the caller lists again rather than read every file in full
         return None
 
     @staticmethod
@@ -701,6 +705,10 @@ def _key_range(footers: list[pq.FileMetaData], index: int) -> tuple[int, int, in
     if rows == 0 or first is None or last is None:
         return None
     return rows, first, last
+
+
+def _any_vanished(files: dict[str, list[Path]]) -> bool:
+    return any(not path.exists() for paths in files.values() for path in paths)
 
 
 def _is_damage(error: BaseException) -> bool:
