@@ -231,7 +231,13 @@ class Lake:
     - ``.data.parquet.v<generation>-<id>``: immutable, complete Parquet files. A writer adds a
       new one and moves the link; superseded ones are deleted ``version_grace_seconds`` later;
     - ``.lock``: the writers' ``flock``; ``*.tmp``: a write in progress, or the remains of a
-      killed writer (removed by the next writer; never read).
+      killed writer (removed by the next writer; never read);
+    - ``quarantine/``: damaged versions moved aside by :meth:`quarantine` (or by an upsert that
+      found one), never read, never collected: evidence for the operator.
+
+    **Damage**: a read that meets an unreadable version raises :class:`CorruptPartitionError`
+    naming it; :meth:`find_corrupt` lists them all; :meth:`quarantine`, or an upsert over the
+    partition, clears one.
 
     The key of a row determines its time (true of every dataset), so a key lives in one
     partition; an upsert only touches the partitions of its rows.
