@@ -67,10 +67,10 @@ class EpisodeRates:
 
     squeeze_per_day: float = 0.8
     breakout_per_day: float = 0.85
-    absorption_per_day: float = 0.75
+    absorption_per_day: float = 1.25  # candidates: those that never meet a level are dropped
     decoy_share: float = 0.2  # of each kind: the precursor only, no payoff planted
     follow_through: float = 0.6  # of the non-decoys; the rest fail
-    level_search_minutes: int = 360  # how long an absorption waits for price to reach a level
+    level_search_minutes: int = 480  # how long an absorption waits for price to reach a level
 
     def __post_init__(self) -> None:
         if min(self.squeeze_per_day, self.breakout_per_day, self.absorption_per_day) < 0:
@@ -140,7 +140,7 @@ class AbsorptionDraw:
     absorb_minutes: int
     aftermath_minutes: int
     move_log: float  # follow-through size (failures and decoys scale from it)
-    fallback_direction: int  # when no level is found, or price sits exactly on it
+    fallback_direction: int  # the side of the level it waits for (decoys: the side they fake)
     legs: tuple[float, float, float, float]  # jagged-path shape draws
     oi_log: float
 
@@ -601,7 +601,7 @@ def place_absorption(
     rates: EpisodeRates,
 ) -> PlannedEpisode | None:
     """Put an absorption where the day's price path first meets a level of the previous session
-    inside the draw's search window (or at its earliest minute if it never does); decoys are
+    inside the draw's search window (no absorption if it never does); decoys are
     heavy one-sided flow that moves price normally, anywhere."""
     length = draw.absorb_minutes + (0 if draw.outcome == "decoy" else draw.aftermath_minutes)
     day_end = day_minute + MINUTES_PER_DAY
@@ -621,13 +621,17 @@ def place_absorption(
     local = np.arange(lowest, highest + 1) - day_minute  # the close at minute m, pinned from m+1
     prices = np.asarray(levels.prices_ticks, dtype=np.float64)
     distance = np.abs(path_ticks[local][:, None] - prices[None, :])
-    near = distance.min(axis=1) <= max(2.0, levels.bin_ticks / 2.0)
+    near = distance.min(axis=1) <= max(2.0, levels.bin_ticks / 3.0)
+    direction = draw.fallback_direction
     for index in np.flatnonzero(near).tolist():
         minute = int(local[index])
         which = int(distance[index].argmin())
         came_from = path_ticks[max(0, minute - 15)] - prices[which]
         # Coming down onto a level, sellers are the aggressors and the level holds them: "up".
-        direction = 1 if came_from > 0 else -1 if came_from < 0 else draw.fallback_direction
+        # The draw's (stratified) direction picks which approach it waits for, so a trending
+        # market does not tilt the up/down balance.
+        if came_from * direction <= 0:
+            continue
         level = (int(levels.prices_ticks[which]), levels.kinds[which])
         placed = _absorption_at(
             draw,
@@ -639,14 +643,7 @@ def place_absorption(
         )
         if placed is not None:
             return placed
-    return _absorption_at(
-        draw,
-        lowest,
-        direction=draw.fallback_direction,
-        level=None,
-        rates=rates,
-        occupancy=occupancy,
-    )
+    return None  # price never came to a level: no absorption (they happen at levels)
 
 
 def _absorption_at(

@@ -79,8 +79,25 @@ _UNDERLYING_PER_AGG = 1.3  # extra exchange trades per aggregate trade, on avera
 _OI_PHI = math.exp(-math.log(2.0) / (4.0 * MINUTES_PER_DAY))
 _OI_FLOW = 0.0006
 _OI_NEUTRAL_IMBALANCE = 0.26  # E|2·buy_prob − 1| of ordinary minutes
-_OI_LIQUIDATION = 0.002
+_OI_LIQUIDATION = 0.004
 _OI_LIQUIDATION_SHOCK = 2.2
+
+
+def _mean_liquidation_excess() -> float:
+    """E[(|shock| − _OI_LIQUIDATION_SHOCK)+] for a unit-variance Student-t(5) shock (numeric)."""
+    scale = math.sqrt((_STUDENT_DF - 2.0) / _STUDENT_DF)
+    grid = np.linspace(_OI_LIQUIDATION_SHOCK, 60.0, 200_001)
+    t = grid / scale
+    norm = math.gamma((_STUDENT_DF + 1) / 2) / (
+        math.sqrt(_STUDENT_DF * math.pi) * math.gamma(_STUDENT_DF / 2)
+    )
+    density = norm * (1.0 + t * t / _STUDENT_DF) ** (-(_STUDENT_DF + 1) / 2) / scale
+    return float(2.0 * np.trapezoid((grid - _OI_LIQUIDATION_SHOCK) * density, grid))
+
+
+# New positions open at the rate liquidations close them on average, so tail moves leave dents
+# in open interest, not a lower level.
+_OI_OPENING = _OI_LIQUIDATION * _mean_liquidation_excess()
 _OI_NOISE = 0.0004
 
 # Premium of the perpetual over the index: AR(1) with a one-hour memory around a small positive
@@ -509,6 +526,7 @@ def _open_interest(
     innovation = (
         _OI_FLOW * flow
         - _OI_LIQUIDATION * liquidation
+        + _OI_OPENING
         + _OI_NOISE * draws.z_oi
         + overrides.oi_force
     )

@@ -18,7 +18,7 @@ from ingmon.exchange._model import (
 )
 
 KeyT = TypeVar("KeyT")
-OI_DAYS_OF_VOLUME = 0.62
+OI_DAYS_OF_VOLUME = 0.45  # base level; flow and episodes lift the served OI ÷ volume to ≈ 0.6
 MAX_TRADE_MEAN_MULTIPLE = 5000  # far in the power-law tail: it trims the mean by ~1.5 %
 # Correlation of each demo contract's return shocks with the market factor: BTC–ETH 1h return
 # correlation ≈ 0.8 once each symbol's own planted episodes are added, as on Binance 2023–2025.
