@@ -16,7 +16,7 @@ from ingmon.binance.reporting import Reporter
 from ingmon.binance.request import DATASET_ORDER, BackfillRequest
 from ingmon.binance.runner import Runner, Totals, execute
 from ingmon.config import Settings
-from ingmon.errors import ExchangeUnavailableError, UsageError
+from ingmon.errors import BannedError, ExchangeUnavailableError, UsageError
 from ingmon.ingest import IngestWriter
 from ingmon.integrity import Problem, RepairContext, SeriesHealth, assess_series
 from ingmon.lake import Lake
@@ -31,6 +31,8 @@ _TOTALS = (
     "fetched",
     "inserted",
     "replaced",
+    "unchanged",
+    "deleted",
     "duplicates",
     "rejected",
     "requests",
@@ -62,12 +64,15 @@ class DatasetReport:
             "fetched": totals.fetched,
             "inserted": totals.inserted,
             "replaced": totals.replaced,
+            "unchanged": totals.unchanged,
+            "deleted": totals.deleted,
             "duplicates": totals.duplicates,
             "rejected": totals.rejected,
             "batches": totals.batches,
             "requests": route.requests,
             "weight_used": route.weight,
-            "retries": route.retries,
+            # Every request sent again: after a 5xx/timeout/malformed body, and after a 429.
+            "retries": route.retries + route.http_429,
             "http_429": route.http_429,
             "http_418": route.http_418,
             "malformed_responses": route.malformed,
@@ -111,11 +116,16 @@ class BackfillSummary:
     banned_until_ms: int | None = None
     # Weight spent outside the datasets' routes (time, exchangeInfo).
     overhead_weight: int = 0
+    # Told to stop (``stop``: SIGINT/SIGTERM in the CLI) before every task was done.
+    interrupted: bool = False
 
     @property
     def status(self) -> str:
+        """banned, interrupted (stopped with work left: rerun to resume), complete or incomplete."""
         if self.banned_until_ms is not None:
             return "banned"
+        if self.interrupted:
+            return "interrupted"
         return "complete" if not self.problems else "incomplete"
 
     @property
@@ -128,6 +138,9 @@ class BackfillSummary:
         datasets = {name: report.to_dict(elapsed) for name, report in self.datasets.items()}
         totals: dict[str, Any] = {k: sum(d[k] for d in datasets.values()) for k in _TOTALS}
         totals["weight_used"] += self.overhead_weight
+        archive = self.routes.get("archive")
+        if archive is not None:  # archive downloads are shared by the datasets
+            totals["retries"] += archive.retries + archive.http_429
         totals["records_per_second"] = _rate(totals["fetched"], elapsed)
         summary: dict[str, Any] = {
             "schema": SUMMARY_SCHEMA,
@@ -176,6 +189,7 @@ def _resolve_windows(
             f"unknown symbol {', '.join(unknown)} (not in exchangeInfo of {client.base_url})",
             field="symbols",
         )
+    # The window is half-open, [start, end): --end (or the exchange's "now") is not included.
     end = min(request.end_ms if request.end_ms is not None else server_now_ms, server_now_ms)
     if request.window_days is not None:
         start = end - int(request.window_days * DAY_MS)
@@ -195,7 +209,7 @@ def _resolve_windows(
         symbol_start = max(start, listed)
         if symbol_start > start:
             notes.append(f"{symbol} listed at {iso_ms(listed)}: window starts there")
-        windows[symbol] = Window(symbol_start, end, server_now_ms, listing_ms=listed)
+        windows[symbol] = Window(symbol_start, end - 1, server_now_ms, listing_ms=listed)
     return windows, notes
 
 
@@ -235,7 +249,9 @@ def run_backfill(
     """Run one backfill and return its summary.
 
     Raises UsageError for bad input or an unreachable exchange before anything is written.
-    Setting ``stop`` makes the run finish the requests in flight and return early.
+    Setting ``stop`` makes the run finish the requests in flight (no more are sent, every wait
+    ends at once, queued tasks are cancelled) and return a summary with status
+    ``interrupted``; Aborted when it is set before the plan is made (nothing is written then).
     """
     request.validate()
     started_at = datetime.now(UTC)
@@ -243,6 +259,11 @@ def run_backfill(
     own_client = client is None
     client = client or _open_client(settings, limits)
     reporter = reporter or Reporter(mode=settings.log_format)
+    stop = stop or threading.Event()
+    # The client's waits (rate-limit windows, Retry-After, backoffs) end on this run's stop and
+    # are shown as progress; a caller's client gets its own settings back afterwards.
+    bound = client.stop, client.on_wait
+    client.stop, client.on_wait = stop, reporter.wait
     lake = Lake(settings.lake_dir)
     try:
         try:
@@ -258,15 +279,18 @@ def run_backfill(
                 client,
                 windows=windows,
                 klines_page_limit=request.klines_page_limit,
-                stop=stop or threading.Event(),
+                stop=stop,
                 on_fetch=lambda name, seconds: runner.count(name, fetch_seconds=seconds),
             ),
             writer=IngestWriter(lake),
             reporter=reporter,
-            context=RepairContext(base_url=client.base_url),
+            context=RepairContext.of(
+                settings, base_url=client.base_url, archive_url=client.archive_url
+            ),
             datasets=request.datasets,
             funding_hours=funding_hours,
         )
+        _quarantine_damaged(lake, request, windows, reporter)
         plan = _plan(lake, request, windows, funding_hours)
         for series in request.series:
             runner.totals[series.name].expected = sum(
@@ -284,6 +308,15 @@ def run_backfill(
         )
         runner.unavailable(plan.unavailable)
         execute(runner, plan.tasks, request.concurrency)
+        if runner.interrupted:
+            reporter.notice(
+                "interrupted",
+                "interrupted before the window was complete: what was committed stays; "
+                "run the same command again to resume",
+                level="warning",
+                run_id=runner.run_id,
+                unfinished_tasks=runner.unfinished_tasks,
+            )
         return _summarize(
             runner,
             request=request,
@@ -297,8 +330,35 @@ def run_backfill(
         )
     finally:
         reporter.close()
+        client.stop, client.on_wait = bound
         if own_client:
             client.close()
+
+
+def _quarantine_damaged(
+    lake: Lake, request: BackfillRequest, windows: dict[str, Window], reporter: Reporter
+) -> None:
+    """Move unreadable partition files of the window aside (``quarantine/``): their range then
+    reads as missing and is refetched by this run, resume or full refresh alike."""
+    for series in request.series:
+        for symbol, window in windows.items():
+            for part in lake.find_corrupt(
+                series.dataset,
+                symbol=symbol,
+                param=request.param(series.name),
+                start=window.start_ms,
+                end=window.end_ms,
+            ):
+                moved = lake.quarantine(part)
+                reporter.event(
+                    "quarantined",
+                    level="warning",
+                    dataset=part.dataset,
+                    symbol=symbol,
+                    file=str(part.version),
+                    moved_to=str(moved),
+                    reason=part.reason,
+                )
 
 
 def _plan(
@@ -345,11 +405,23 @@ def _series_health(
         symbol=symbol,
         param=param,
         start_ms=window.first_ms(series),
-        end_ms=end,
+        end_ms=end + 1,
         now_ms=window.server_now_ms,
         expect="window",
         tolerance_ratio=settings.cadence_tolerance_ratio,
         context=context,
+    )
+
+
+def _ban_problem(ban: BannedError, request: BackfillRequest) -> Problem:
+    until = iso_ms(ban.banned_until_ms)
+    return Problem(
+        "*",
+        ",".join(request.symbols),
+        "banned",
+        f"nothing to do before {until}: the exchange banned this IP ({ban}); then rerun the "
+        "same command, which resumes where this run stopped",
+        details={"banned_until": until},
     )
 
 
@@ -381,7 +453,7 @@ def _summarize(
             )
             for symbol in request.symbols
         }
-        if runner.ban is None:
+        if runner.ban is None and not runner.stop.is_set():
             for health in healths.values():
                 # A gap inside a range a task already reported is that task's problem.
                 problems.extend(
@@ -392,6 +464,8 @@ def _summarize(
         datasets[series.name] = DatasetReport(
             param, runner.totals[series.name], client.stats[series.route], healths
         )
+    if runner.ban is not None:
+        problems.append(_ban_problem(runner.ban, request))
     return BackfillSummary(
         run_id=runner.run_id,
         request=request,
@@ -407,4 +481,5 @@ def _summarize(
         ban_message=str(runner.ban) if runner.ban else None,
         banned_until_ms=runner.ban.banned_until_ms if runner.ban else None,
         overhead_weight=client.stats["time"].weight + client.stats["exchangeInfo"].weight,
+        interrupted=runner.interrupted,
     )

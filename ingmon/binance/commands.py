@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
-from typing import Any
+import threading
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from ingmon.arguments import add_data_dir, iso_time, positive_days, settings_from, symbol_list
 from ingmon.schema import INTERVAL_MS, MARKET_SERIES, OI_PERIODS
+
+if TYPE_CHECKING:
+    from ingmon.binance.reporting import Reporter
 
 __all__ = ["register"]
 
@@ -32,12 +39,15 @@ def _settings(args: argparse.Namespace, *, reads_only: bool = False) -> Any:
 
 
 def _print_json(document: Any) -> None:
-    json.dump(document, sys.stdout, indent=2)
+    """Indented for a person at a terminal; one line otherwise, so that a cron job appending
+    to a file writes JSON lines (one document per run)."""
+    json.dump(document, sys.stdout, indent=2 if sys.stdout.isatty() else None)
     sys.stdout.write("\n")
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
     from ingmon.binance.backfill import BackfillRequest, run_backfill  # noqa: PLC0415
+    from ingmon.binance.limits import Aborted  # noqa: PLC0415
     from ingmon.binance.reporting import Reporter  # noqa: PLC0415
 
     settings = _settings(args)
@@ -54,17 +64,112 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         source=args.source,
         concurrency=args.concurrency,
     )
-    summary = run_backfill(
-        request, settings=settings, reporter=Reporter(mode=args.log_format or settings.log_format)
-    )
+    reporter = Reporter(mode=args.log_format or settings.log_format)
+    with _Interrupts(reporter) as interrupts:
+        try:
+            summary = run_backfill(
+                request, settings=settings, reporter=reporter, stop=interrupts.stop
+            )
+        except Aborted:
+            reporter.notice(
+                "interrupted",
+                "interrupted before the backfill was planned: nothing was written",
+                level="warning",
+            )
+            return interrupts.exit_status()
     _print_json(summary.to_dict())
+    # 128 + the signal, as a shell reports a process it stopped; a run that completed all the
+    # same (the signal came after its last task) keeps its own status.
+    if summary.status == "interrupted":
+        return interrupts.exit_status()
     return summary.exit_status
+
+
+_INTERRUPT_ANNOUNCEMENTS = {
+    signal.SIGINT: "interrupt received: finishing requests in flight, ctrl-c again to exit now",
+    signal.SIGTERM: "SIGTERM received: finishing requests in flight, send it again to exit now",
+}
+
+
+class _Interrupts:
+    """SIGINT and SIGTERM during a backfill (a context manager; the previous handlers return
+    on exit): the first sets ``stop`` and is announced, a second exits at once.
+
+    The handler runs on the main thread between two bytecodes, perhaps while it holds the
+    reporter's lock or is inside a write to stderr, so it only sets events; the announcement
+    is written by a thread of its own.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.stop = threading.Event()
+        self.received: int | None = None
+        self._reporter = reporter
+        self._previous: dict[int, Any] = {}
+        self._noticed = threading.Event()
+        self._finished = False
+        self._announcer = threading.Thread(
+            target=self._announce, name="backfill-interrupts", daemon=True
+        )
+
+    def __enter__(self) -> _Interrupts:
+        # signal.signal works on the main thread only (main() called from a thread: no handlers).
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                # An ignored SIGINT (a background job of a script) stays ignored.
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
+        self._announcer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._finished = True
+        self._noticed.set()
+        self._announcer.join()
+
+    def exit_status(self) -> int:
+        """128 + the number of the signal received (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + (self.received if self.received is not None else signal.SIGINT)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            # Exit now, without the summary. os._exit skips all cleanup, so a worker may be
+            # half-way through writing a partition: the lake stays consistent because a new
+            # version becomes visible only by an atomic rename of the partition's link, after
+            # the file is complete and synced; the *.tmp left behind is removed by the next
+            # writer, and a resume refetches what was not committed.
+            message = "second interrupt: exiting now, without a summary"
+            if self._reporter.mode == "json":
+                line = self._reporter.json_line("exit_now", level="warning", message=message)
+            else:
+                line = message + "\n"
+            os.write(2, line.encode())
+            os._exit(128 + signum)
+        self.received = signum
+        self.stop.set()
+        self._noticed.set()
+
+    def _announce(self) -> None:
+        self._noticed.wait()
+        if self._finished or self.received is None:
+            return
+        signum = signal.Signals(self.received)
+        self._reporter.notice(
+            "interrupt",
+            _INTERRUPT_ANNOUNCEMENTS[signum],
+            level="warning",
+            signal=signum.name,
+        )
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from ingmon.check import run_check  # noqa: PLC0415
 
     settings = _settings(args, reads_only=True)
+    kept = _kept_datasets(args)
     report = run_check(
         settings,
         symbols=_symbols(args),
@@ -72,9 +177,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
         end_ms=args.end,
         interval=args.interval,
         oi_period=args.oi_period,
+        skip=tuple(name for name in MARKET_SERIES if name not in kept),
     )
     _print_json(report.to_dict())
-    return EXIT_PROBLEMS if report.problems else 0
+    return report.exit_status
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -99,6 +205,33 @@ def _kept_datasets(args: argparse.Namespace) -> tuple[str, ...]:
         name
         for name, series in MARKET_SERIES.items()
         if not getattr(args, _skip_dest(series.skip_flag))
+    )
+
+
+def _skip_flags(parser: argparse.ArgumentParser, *, verb: str) -> None:
+    """``--skip-candles`` … one per market dataset: leave it out on purpose."""
+    group = parser.add_argument_group("datasets")
+    for series in MARKET_SERIES.values():
+        group.add_argument(
+            series.skip_flag,
+            action="store_true",
+            help=f"do not {verb} {series.name.replace('_', ' ')}",
+        )
+
+
+def _url_flags(parser: argparse.ArgumentParser, *, purpose: str) -> None:
+    """--base-url and --archive-url: the exchange the data is (or was) fetched from."""
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help=f"REST base URL {purpose} "
+        "(default $INGMON_BINANCE_BASE_URL or https://fapi.binance.com)",
+    )
+    parser.add_argument(
+        "--archive-url",
+        metavar="URL",
+        help=f"archive base URL {purpose} "
+        "(default $INGMON_BINANCE_ARCHIVE_URL or https://data.binance.vision)",
     )
 
 
@@ -156,14 +289,17 @@ def register(subparsers: Any) -> None:
         "--window-days",
         type=positive_days,
         metavar="N",
-        help="the last N days up to now (or --end)",
+        help="the window [now - N days, now) (or up to --end)",
     )
-    when.add_argument("--start", type=iso_time, metavar="ISO", help="window start, ISO-8601 UTC")
+    when.add_argument(
+        "--start", type=iso_time, metavar="ISO", help="window start, inclusive, ISO-8601 UTC"
+    )
     when.add_argument(
         "--end",
         type=iso_time,
         metavar="ISO",
-        help="window end, ISO-8601 UTC (default: now, by the exchange's clock)",
+        help="window end, exclusive: --end 2026-11-01 stops before the 00:00 candle of that day "
+        "(default: now, by the exchange's clock)",
     )
     mode = backfill.add_mutually_exclusive_group()
     mode.add_argument(
@@ -179,24 +315,10 @@ def register(subparsers: Any) -> None:
         help="refetch the whole window and replace what is stored inside it",
     )
     backfill.set_defaults(full_refresh=False)
-    skip = backfill.add_argument_group("datasets")
-    for series in MARKET_SERIES.values():
-        skip.add_argument(
-            series.skip_flag,
-            action="store_true",
-            help=f"do not fetch {series.name.replace('_', ' ')}",
-        )
+    _skip_flags(backfill, verb="fetch")
     _series_flags(backfill)
     _data_flags(backfill, output_alias=True)
-    backfill.add_argument(
-        "--base-url",
-        help="REST base URL (default $INGMON_BINANCE_BASE_URL or https://fapi.binance.com)",
-    )
-    backfill.add_argument(
-        "--archive-url",
-        help="archive base URL (default "
-        "$INGMON_BINANCE_ARCHIVE_URL or https://data.binance.vision)",
-    )
+    _url_flags(backfill, purpose="fetched from")
     backfill.add_argument(
         "--source",
         default="auto",
@@ -221,13 +343,16 @@ def register(subparsers: Any) -> None:
 
     check = subparsers.add_parser(
         "check",
-        help="integrity check of the stored data (JSON; exit 1 on problems)",
+        help="integrity check of the stored data (JSON; exit 1 on errors)",
         description=(
-            "Check the lake for each symbol: counts, earliest/latest against the window, gaps "
-            "(candles by interval, open interest by period, funding by the symbol's interval, "
-            "trades by aggregate-id continuity), duplicates, and candle-vs-trade consistency. "
-            "Prints JSON; exit 1 when problems are found, each naming its range and the command "
-            "that refetches it."
+            "Check the lake for each symbol over the window [end - N days, end): counts, "
+            "earliest/latest, gaps (candles by interval, open interest by period, funding by "
+            "the symbol's interval, trades by aggregate-id continuity), known exchange gaps, "
+            "duplicates, freshness against INGMON_<DATASET>_FRESHNESS_WARN/ERROR_SECONDS, and "
+            "candle-vs-trade consistency. Prints JSON with a verdict: ok, warn (only freshness "
+            "warnings) or error. Exit 0 for ok and warn, 1 for error, 2 for bad input. Every "
+            "problem names its range and the exact command that repairs this lake (its data "
+            "root, interval/period and exchange URLs)."
         ),
     )
     _symbol_flag(check, required=True)
@@ -235,14 +360,18 @@ def register(subparsers: Any) -> None:
         "--window-days",
         type=positive_days,
         metavar="N",
-        help="expect data over the last N days before --end (default: what is stored)",
+        help="expect data over [end - N days, end) (default: everything stored before end)",
     )
     check.add_argument(
-        "--end", type=iso_time, metavar="ISO", help="end of the expected window (default: now)"
+        "--end",
+        type=iso_time,
+        metavar="ISO",
+        help="end of the window, exclusive, and the time freshness is judged at (default: now)",
     )
     _series_flags(check)
+    _skip_flags(check, verb="check")
     _data_flags(check, output_alias=True)
-    check.add_argument("--base-url", help=argparse.SUPPRESS)
+    _url_flags(check, purpose="printed in repair commands")
     check.set_defaults(handler=_cmd_check)
 
     export = subparsers.add_parser(

@@ -30,6 +30,8 @@ from ingmon.times import iso_ms
 __all__ = ["Runner", "Totals", "execute"]
 
 _FLUSH_SECONDS = 10.0
+# How often execute looks at the stop event while tasks run.
+_STOP_POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -39,6 +41,8 @@ class Totals:
     fetched: int = 0
     inserted: int = 0
     replaced: int = 0
+    unchanged: int = 0
+    deleted: int = 0
     duplicates: int = 0
     rejected: int = 0
     batches: int = 0
@@ -64,10 +68,13 @@ class Runner:
     problems: list[Problem] = field(default_factory=list)
     gaps_recorded: int = 0
     ban: BannedError | None = None
+    # Tasks that did not run to their end: cancelled before they started, or Aborted.
+    unfinished_tasks: int = 0
 
     def __post_init__(self) -> None:
         self.totals = {name: Totals() for name in self.datasets}
         self._lock = threading.Lock()
+        self._halted = False
 
     @property
     def run_id(self) -> str:
@@ -76,6 +83,16 @@ class Runner:
     @property
     def stop(self) -> threading.Event:
         return self.fetcher.stop
+
+    def halt(self) -> None:
+        """Stop the run from inside (a ban, an unwritable lake), which is not an interrupt."""
+        self._halted = True
+        self.stop.set()
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped from outside (the caller set ``stop``: SIGINT, SIGTERM) with work left."""
+        return self.stop.is_set() and not self._halted and self.unfinished_tasks > 0
 
     # ---- reporting ----------------------------------------------------------------------
 
@@ -147,8 +164,18 @@ class Runner:
                 self._store(task, "rest", chunks)
         except BannedError as error:
             self.ban = error
-            self.stop.set()
+            self.halt()
+            self.reporter.event(
+                "banned",
+                level="error",
+                banned_until=iso_ms(error.banned_until_ms),
+                message=str(error),
+            )
             raise
+        except OSError as error:
+            # The lake cannot be written (read-only, disk full, …): nothing else will work.
+            self.halt()
+            self._task_problem(task, "write_failed", f"cannot write the lake: {error}")
         except (ExchangeError, DataIntegrityError) as error:
             self._task_problem(task, "fetch_failed", str(error))
 
@@ -185,6 +212,8 @@ class Runner:
         self.writer.record_exchange_gaps(
             task.series, symbol=task.symbol, param=task.param, gaps=gaps
         )
+        # Slots the exchange has no data for are done: the progress bar ends at 100 %.
+        self.reporter.advance(task.dataset, sum((end - start) // step + 1 for start, end in gaps))
         with self._lock:
             self.gaps_recorded += len(gaps)
 
@@ -251,6 +280,8 @@ class Runner:
             fetched=table.num_rows,
             inserted=result.inserted,
             replaced=result.replaced,
+            unchanged=result.unchanged,
+            deleted=result.deleted,
             duplicates=duplicates,
             rejected=sum(p.rejected for p in pages),
             batches=1,
@@ -334,13 +365,25 @@ def execute(runner: Runner, tasks: Sequence[Task], concurrency: int) -> None:
             (counted if own_counter(task) else weighted).submit(runner.run_task, task)
             for task in ordered
         ]
-        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        # wait(FIRST_EXCEPTION) alone wakes only when a task raises, and a stop set while the
+        # running tasks sit in a request would leave the queue to drain: look at the stop
+        # event a few times a second and cancel what has not started the moment it is set.
+        pending: set[Future[None]] = set(futures)
+        while pending and not runner.stop.is_set():
+            done, pending = wait(pending, timeout=_STOP_POLL_SECONDS, return_when=FIRST_EXCEPTION)
+            if any(not f.cancelled() and f.exception() is not None for f in done):
+                break
         if runner.stop.is_set():
             for future in pending:
                 future.cancel()
+        # Leaving the pools waits for the running tasks: a stopped one ends within its request
+        # (its waits are interruptible) and never inside a lake write.
         for future in futures:
             if future.cancelled():
+                runner.unfinished_tasks += 1
                 continue
             error = future.exception()
-            if error is not None and not isinstance(error, (Aborted, BannedError)):
+            if isinstance(error, Aborted):
+                runner.unfinished_tasks += 1
+            elif error is not None and not isinstance(error, BannedError):
                 raise error
