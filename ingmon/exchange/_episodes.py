@@ -683,7 +683,7 @@ def _absorption_at(
                 vol_mult=0.45,
                 count_mult=3.0,
                 qty_mult=1.5,
-                buy_prob=0.5 + 0.3 * aggressor,
+                buy_prob=0.5 + 0.25 * aggressor,
                 oi_log=draw.oi_log,
                 oi_flow_gain=0.0,
                 pin_phi=_PIN_ABSORB,

@@ -16,7 +16,7 @@ from ingmon.exchange._model import STREAM_SIZES, FloatArray, IntArray, SymbolMod
 # SIZE_TAIL_ALPHA starting TAIL_START× above the body's mean. Real BTC/ETH trade sizes have a
 # tail index ≈ 1.3–2 (Gabaix et al. 2003, 2006) and the top 1 % of trades carry 30–50 % of the
 # notional (issue 8): here the top 1 % are the upper third of the tail, ≈ 37 % of the notional.
-SIZE_TAIL_ALPHA = 1.5
+SIZE_TAIL_ALPHA = 1.6
 TAIL_SHARE = 0.03
 TAIL_START = 12.0
 _BODY_ALPHA = 2.5
@@ -30,7 +30,6 @@ _TAIL_MIN = _BODY_MEAN * TAIL_START
 # large trades and of the body's above-average ones.
 ROUND_LOT_SHARE = 0.4
 BODY_ROUND_LOT_SHARE = 0.2
-_MANTISSAS = np.arange(1.0, 11.0)
 
 
 def trade_quantities(model: SymbolModel, day: int, qty_mean_steps: FloatArray) -> IntArray:
@@ -38,21 +37,22 @@ def trade_quantities(model: SymbolModel, day: int, qty_mean_steps: FloatArray) -
     mean size (its minute's mean, repeated per trade)."""
     total = int(qty_mean_steps.size)
     rng = rng_for(model.seed, model.key, STREAM_SIZES, day)
-    body = (rng.pareto(_BODY_ALPHA, total) + 1.0) * _BODY_MIN
-    tail = (rng.pareto(SIZE_TAIL_ALPHA, total) + 1.0) * _TAIL_MIN
     kind_draw = rng.random(total)
     large = kind_draw < TAIL_SHARE
-    unit = np.where(large, tail, body)
+    # Inverse-CDF Pareto draws: x_min · u^(−1/α); the tail only for the large trades.
+    unit = rng.random(total) ** (-1.0 / _BODY_ALPHA) * _BODY_MIN
+    unit[large] = rng.random(int(large.sum())) ** (-1.0 / SIZE_TAIL_ALPHA) * _TAIL_MIN
     qty = np.clip(np.rint(qty_mean_steps * unit), 1, model.max_qty_steps)
-    snap_draw = rng.random(total)
+    # kind_draw, rescaled within each kind, is a fresh uniform for the round-lot decision.
     snap = np.where(
-        large, snap_draw < ROUND_LOT_SHARE, (unit > 1.0) & (snap_draw < BODY_ROUND_LOT_SHARE)
+        large,
+        kind_draw < TAIL_SHARE * ROUND_LOT_SHARE,
+        (unit > 1.0) & (kind_draw - TAIL_SHARE < (1.0 - TAIL_SHARE) * BODY_ROUND_LOT_SHARE),
     ) & (qty >= 10)
     if snap.any():
         big = qty[snap]
         magnitude = 10.0 ** np.floor(np.log10(big))
-        mantissa = big / magnitude
-        nearest = _MANTISSAS[np.abs(mantissa[:, None] - _MANTISSAS[None, :]).argmin(axis=1)]
-        qty[snap] = np.clip(nearest * magnitude, 1, model.max_qty_steps)
+        # The nearest one-significant-digit quantity: 1–10 × 10**k.
+        qty[snap] = np.clip(np.rint(big / magnitude) * magnitude, 1, model.max_qty_steps)
     quantities: IntArray = qty.astype(np.int64)
     return quantities

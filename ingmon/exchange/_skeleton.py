@@ -70,7 +70,7 @@ _REVERSION_MINUTES = 60.0 * MINUTES_PER_DAY  # weak pull back to the listing pri
 _FLOW_AMPLITUDE = 0.22
 _FLOW_SLOPE = 0.8
 _FLOW_PHI = math.exp(-math.log(2.0) / 10.0)
-_FLOW_INNOVATION = 0.12 * math.sqrt(1.0 - _FLOW_PHI**2)
+_FLOW_INNOVATION = 0.14 * math.sqrt(1.0 - _FLOW_PHI**2)
 _BUY_PROB_CLIP = (0.05, 0.95)
 _UNDERLYING_PER_AGG = 1.3  # extra exchange trades per aggregate trade, on average
 
