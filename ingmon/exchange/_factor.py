@@ -8,7 +8,7 @@ Volatility is exp(slow + medium + fast):
 - medium: news days (AR(1) on daily nodes, half-life _MEDIUM_HALF_LIFE_DAYS);
 - fast: intraday clustering (AR(1) per minute, half-life _FAST_HALF_LIFE_MINUTES).
 On top, market-wide jump days: with probability JUMP_DAY_PROBABILITY a day carries one fast
-repricing (news, a cascade) of JUMP_SIGMAS daily σ (Student-t size, either sign) spread over
+repricing (news, a cascade) of JUMP_SIGMAS daily σ (normal size, either sign) spread over
 30–120 minutes — the fat tail of daily returns (Cont 2001) that 90 days of regimes alone
 cannot show. The daily nodes are truncated moving averages of per-day innovations (so day d
 needs no earlier day's output), linearly interpolated across the day; the fast part is warmed
@@ -35,8 +35,8 @@ _MEMORY_DAYS = 200  # slow weight after this many days: 2**-16
 _FAST_HALF_LIFE_MINUTES = 180.0
 _FAST_SD = 0.30
 _STUDENT_DF = 5.0
-JUMP_DAY_PROBABILITY = 0.1
-JUMP_SIGMAS = 4.0
+JUMP_DAY_PROBABILITY = 0.12
+JUMP_SIGMAS = 3.5
 _JUMP_MINUTES = (30, 121)
 
 _SLOW_PHI = math.exp(-math.log(2.0) / _SLOW_HALF_LIFE_DAYS)
@@ -122,8 +122,8 @@ def _jump(seed: int, day: int) -> FloatArray:
     if happens < JUMP_DAY_PROBABILITY:
         length = _JUMP_MINUTES[0] + int(length_draw * (_JUMP_MINUTES[1] - _JUMP_MINUTES[0]))
         start = int(start_draw * (MINUTES_PER_DAY - length))
-        # Student-t(4) sizes scaled to unit variance: most jumps are moderate, a few are crashes.
-        magnitude = JUMP_SIGMAS * float(rng.standard_t(4.0)) / math.sqrt(2.0)
+        # Normal sizes: heavy enough for fat daily tails, never one hour that swamps 90 days.
+        magnitude = JUMP_SIGMAS * float(rng.standard_normal())
         jump[start : start + length] = magnitude / length
     jump.setflags(write=False)
     return jump
