@@ -84,7 +84,8 @@ def test_every_kind_comes_in_both_directions_with_failures_and_decoys(
     ninety_days: Market,
 ) -> None:
     """Each kind has up and down episodes and all three outcomes, at least 30 real ones (not
-    decoys) per symbol in 90 days; maintenance windows carry no direction or outcome."""
+    decoys) per symbol in 90 days, most but not all following through; maintenance windows carry
+    no direction or outcome."""
     for symbol in ("BTCUSDT", "ETHUSDT"):
         episodes = planted(ninety_days, symbol)
         for kind in ("compression_breakout", "absorption", "squeeze"):
@@ -93,7 +94,8 @@ def test_every_kind_comes_in_both_directions_with_failures_and_decoys(
             outcomes = Counter(episode.outcome for episode in mine)
             assert set(outcomes) == {"follow_through", "failed", "decoy"}, (symbol, kind)
             assert outcomes["follow_through"] + outcomes["failed"] >= 30, (symbol, kind)
-            assert outcomes["follow_through"] > outcomes["failed"], (symbol, kind)
+            real = outcomes["follow_through"] + outcomes["failed"]
+            assert 0.4 <= outcomes["follow_through"] / real <= 0.8, (symbol, kind)
             for episode in mine:
                 assert episode.start_ms <= episode.trigger_ms <= episode.end_ms  # type: ignore[operator]
         for episode in ninety_days.episodes(symbol, 0, NOW_MS):
