@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -248,8 +248,109 @@ def build_day(
         present[outage[0] : outage[1]] = False
     season = season_profile(day)
     draws = _draw(model, day)
-    factor = factor_day(model.seed, day)
+    walk = _walk(model, day, state, live=live, season=season, draws=draws, rates=rates)
+    move = np.abs(walk.shock) + np.abs(walk.jump) / model.sigma_per_minute
+    count, qty_mean, volume, underlying = _activity(
+        model,
+        day,
+        draws=draws,
+        overrides=walk.overrides,
+        log_vol=walk.log_vol,
+        move=move,
+        season=season,
+        present=present,
+    )
+    close_ticks = _traded_closes(walk.log_ticks, count, state.close_ticks)
+    flow, buy_prob = _taker_buy_prob(state, draws, walk)
+    oi_log = _open_interest(
+        model,
+        state,
+        draws=draws,
+        overrides=walk.overrides,
+        count=count,
+        buy_prob=buy_prob,
+        shock=walk.shock,
+        live=live,
+    )
+    trend, regime, premium = _premium(state, draws, walk.overrides, walk.log_ticks, buy_prob)
+    funding_time_ms, funding_rate_e8, funding_mark_ticks = _settle_funding(
+        model, day, live, premium, close_ticks
+    )
+    state_out = replace(
+        state,
+        log_ticks=float(walk.log_ticks[-1]),
+        vol_fast=float(walk.idio_fast[-1]),
+        vol_slow=float(walk.idio_slow[-1]),
+        oi_log=float(oi_log[-1]),
+        premium=float(premium[-1]),
+        trend_log_ticks=float(trend[-1]),
+        premium_regime=float(regime[-1]),
+        flow=float(flow[-1]),
+        close_ticks=int(close_ticks[-1]),
+        next_agg_id=state.next_agg_id + int(count.sum()),
+        next_trade_id=state.next_trade_id + int(underlying.sum()),
+        levels=session_levels(close_ticks[present], volume[present]),
+        carried=_still_running((*state.carried, *walk.planted), (day + 1) * MINUTES_PER_DAY),
+    )
+    return DaySkeleton(
+        day=day,
+        state_in=state,
+        state_out=state_out,
+        present=present,
+        count=count,
+        underlying=underlying,
+        close_ticks=close_ticks,
+        sigma_ticks=walk.sigma * np.exp(walk.log_ticks),
+        buy_prob=buy_prob,
+        qty_mean_steps=qty_mean,
+        volume_steps=volume,
+        oi_steps=np.maximum(1, np.rint(model.oi_base_steps * np.exp(oi_log))).astype(np.int64),
+        premium=premium,
+        funding_time_ms=funding_time_ms,
+        funding_rate_e8=funding_rate_e8,
+        funding_mark_ticks=funding_mark_ticks,
+        episodes=tuple(sorted(walk.planted, key=lambda episode: episode.start_minute)),
+    )
 
+
+def _still_running(
+    episodes: tuple[PlannedEpisode, ...], day_end_minute: int
+) -> tuple[PlannedEpisode, ...]:
+    """Episodes with segments after the day's end (the next day applies the rest)."""
+    return tuple(
+        episode
+        for episode in episodes
+        if max(segment.end_minute for segment in episode.segments) > day_end_minute
+    )
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """The day's price path with its episodes resolved."""
+
+    overrides: _Overrides
+    planted: tuple[PlannedEpisode, ...]  # episodes planned on this day
+    log_ticks: FloatArray
+    sigma: FloatArray
+    log_vol: FloatArray
+    idio_fast: FloatArray
+    idio_slow: FloatArray
+    shock: FloatArray
+    jump: FloatArray
+
+
+def _walk(
+    model: SymbolModel,
+    day: int,
+    state: DayState,
+    *,
+    live: BoolArray,
+    season: FloatArray,
+    draws: _Draws,
+    rates: EpisodeRates,
+) -> _Walk:
+    """Schedule the day's episodes, walk the price, then place absorptions on that walk."""
+    factor = factor_day(model.seed, day)
     overrides = _Overrides()
     occupancy, scheduled = _schedule(model, day, state, live, rates)
     for episode in (*state.carried, *scheduled):
@@ -276,78 +377,27 @@ def build_day(
         overrides=overrides, path=path, live=live, rates=rates,
     )  # fmt: skip
     log_ticks, sigma = path()
-
-    move = np.abs(shock) + np.abs(jump) / model.sigma_per_minute
-    count, qty_mean, volume, underlying = _activity(
-        model,
-        day,
-        draws=draws,
+    return _Walk(
         overrides=overrides,
+        planted=(*scheduled, *absorptions),
+        log_ticks=log_ticks,
+        sigma=sigma,
         log_vol=log_vol,
-        move=move,
-        season=season,
-        present=present,
-    )
-    close_ticks = _traded_closes(log_ticks, count, state.close_ticks)
-    flow = ar1(draws.z_flow * _FLOW_INNOVATION, _FLOW_PHI, state.flow)
-    buy_prob = np.clip(0.5 + _FLOW_AMPLITUDE * np.tanh(_FLOW_SLOPE * shock) + flow, *_BUY_PROB_CLIP)
-    buy_prob = np.where(np.isnan(overrides.buy_prob), buy_prob, overrides.buy_prob)
-    oi_log = _open_interest(
-        model,
-        state,
-        draws=draws,
-        overrides=overrides,
-        count=count,
-        buy_prob=buy_prob,
+        idio_fast=idio_fast,
+        idio_slow=idio_slow,
         shock=shock,
-        live=live,
-    )
-    oi_steps = np.maximum(1, np.rint(model.oi_base_steps * np.exp(oi_log))).astype(np.int64)
-    trend, regime, premium = _premium(state, draws, overrides, log_ticks, buy_prob)
-    funding_time_ms, funding_rate_e8, funding_mark_ticks = _settle_funding(
-        model, day, live, premium, close_ticks
+        jump=jump,
     )
 
-    planted = (*scheduled, *absorptions)
-    day_end = (day + 1) * MINUTES_PER_DAY
-    state_out = DayState(
-        log_ticks=float(log_ticks[-1]),
-        vol_fast=float(idio_fast[-1]),
-        vol_slow=float(idio_slow[-1]),
-        oi_log=float(oi_log[-1]),
-        premium=float(premium[-1]),
-        trend_log_ticks=float(trend[-1]),
-        premium_regime=float(regime[-1]),
-        flow=float(flow[-1]),
-        close_ticks=int(close_ticks[-1]),
-        next_agg_id=state.next_agg_id + int(count.sum()),
-        next_trade_id=state.next_trade_id + int(underlying.sum()),
-        levels=session_levels(close_ticks[present], volume[present]),
-        carried=tuple(
-            episode
-            for episode in (*state.carried, *planted)
-            if max(segment.end_minute for segment in episode.segments) > day_end
-        ),
+
+def _taker_buy_prob(state: DayState, draws: _Draws, walk: _Walk) -> tuple[FloatArray, FloatArray]:
+    """(persistent flow, taker-buy probability) per minute; episodes override the latter."""
+    flow = ar1(draws.z_flow * _FLOW_INNOVATION, _FLOW_PHI, state.flow)
+    buy_prob = np.clip(
+        0.5 + _FLOW_AMPLITUDE * np.tanh(_FLOW_SLOPE * walk.shock) + flow, *_BUY_PROB_CLIP
     )
-    return DaySkeleton(
-        day=day,
-        state_in=state,
-        state_out=state_out,
-        present=present,
-        count=count,
-        underlying=underlying,
-        close_ticks=close_ticks,
-        sigma_ticks=sigma * np.exp(log_ticks),
-        buy_prob=buy_prob,
-        qty_mean_steps=qty_mean,
-        volume_steps=volume,
-        oi_steps=oi_steps,
-        premium=premium,
-        funding_time_ms=funding_time_ms,
-        funding_rate_e8=funding_rate_e8,
-        funding_mark_ticks=funding_mark_ticks,
-        episodes=tuple(sorted(planted, key=lambda episode: episode.start_minute)),
-    )
+    overridden = walk.overrides.buy_prob
+    return flow, np.where(np.isnan(overridden), buy_prob, overridden)
 
 
 def _draw(model: SymbolModel, day: int) -> _Draws:
