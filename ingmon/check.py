@@ -260,7 +260,8 @@ def run_check(
         for health in healths.values():
             report.problems.extend(health.problems)
         mismatches = []
-        if CANDLES.name in kept and AGG_TRADES.name in kept:
+        readable = not any(health.corrupt_files for health in healths.values())
+        if CANDLES.name in kept and AGG_TRADES.name in kept and readable:
             mismatches = _compare_candles_with_trades(
                 lake, symbol=symbol, interval=interval, start_ms=start, end_ms=end
             )

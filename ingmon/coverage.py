@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ingmon.config import Settings
-from ingmon.errors import UsageError
+from ingmon.errors import CorruptPartitionError, UsageError
 from ingmon.lake import Lake
 from ingmon.schema import AGG_TRADES, FUNDING, MARKET_SERIES, Dataset, dataset, interval_ms
 from ingmon.times import HOUR_MS, TimeLike, iso_ms, to_ms
@@ -65,6 +65,8 @@ class Coverage:
     # time range of every row involved.
     duplicates: int = 0
     duplicate_span_ms: tuple[int, int] | None = None
+    # Damaged partitions that kept the series from being read (one line each).
+    corrupt: list[str] = field(default_factory=list)
 
     @property
     def missing(self) -> int:
@@ -82,6 +84,7 @@ class Coverage:
             "step_ms": self.step_ms,
             "missing": self.missing,
             "duplicates": self.duplicates,
+            "corrupt": self.corrupt,
             "gaps": [gap.to_dict(keyed_by_time=keyed_by_time) for gap in self.gaps],
         }
 
@@ -290,12 +293,24 @@ def coverage_report(
         ds = dataset(name)
         for symbol in symbols or lake.symbols(ds):
             for param in _series_of(lake, ds, symbol):
-                cov = series_coverage(
-                    lake,
-                    ds,
-                    symbol=symbol,
-                    param=param,
-                    tolerance_ratio=settings.cadence_tolerance_ratio,
-                )
+                damaged = lake.find_corrupt(ds, symbol=symbol, param=param)
+                try:
+                    cov = (
+                        None
+                        if damaged
+                        else series_coverage(
+                            lake,
+                            ds,
+                            symbol=symbol,
+                            param=param,
+                            tolerance_ratio=settings.cadence_tolerance_ratio,
+                        )
+                    )
+                except CorruptPartitionError as error:
+                    damaged, cov = [error.partition], None
+                if cov is None:
+                    # Unreadable: say which files, count nothing (`ingmon check` has the repair).
+                    cov = Coverage(ds.name, symbol, param, 0, None, None, None)
+                    cov.corrupt = [part.message for part in damaged]
                 series.append(cov)
     return CoverageReport(str(lake.root), series)

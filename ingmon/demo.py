@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 from ingmon.binance.reporting import Reporter
 from ingmon.config import Settings
 from ingmon.errors import UsageError
-from ingmon.times import DAY_MS, iso_ms
+from ingmon.times import DAY_MS, iso_ms, now_ms
 
 __all__ = ["DEMO_MARKER", "DEMO_SYMBOLS", "run_demo"]
 
@@ -99,7 +98,7 @@ def _prepare_root(
     if marker is not None:
         listing_ms: int = marker["listing_ms"]
         return listing_ms
-    listing_ms = (int(time.time() * 1000) // DAY_MS - days) * DAY_MS
+    listing_ms = (now_ms() // DAY_MS - days) * DAY_MS
     root.mkdir(parents=True, exist_ok=True)
     _write_marker(
         marker_path,
@@ -110,7 +109,7 @@ def _prepare_root(
             "symbols": list(symbols),
             "listing_ms": listing_ms,
             "listed_at": iso_ms(listing_ms),
-            "created_at": iso_ms(int(time.time() * 1000)),
+            "created_at": iso_ms(now_ms()),
         },
     )
     return listing_ms
@@ -159,14 +158,14 @@ def run_demo(
 
     symbols = tuple(symbols)
     listing_ms = _prepare_root(settings, seed=seed, days=days, symbols=symbols, fresh=fresh)
-    now_ms = int(time.time() * 1000)
-    market_days = now_ms // DAY_MS - listing_ms // DAY_MS
+    started_ms = now_ms()
+    market_days = started_ms // DAY_MS - listing_ms // DAY_MS
     if market_days < days:
         _say(
             f"this demo market starts {iso_ms(listing_ms)}: backfilling {market_days} days, "
             f"not {days} (add --fresh for a longer history)"
         )
-    market = Market.demo(symbols=symbols, days=market_days, seed=seed, now_ms=now_ms)
+    market = Market.demo(symbols=symbols, days=market_days, seed=seed, now_ms=started_ms)
     # Loopback needs no pacing: with limits off the exchange advertises an unlimited weight,
     # which the client follows on default settings (docs/operations.md, "Local exchange").
     unlimited = Limits(enabled=False)
@@ -188,7 +187,7 @@ def run_demo(
         print(_dataset_line(name, stats), file=sys.stderr)
     for problem in summary["problems"]:
         _say(f"problem: {json.dumps(problem)}")
-    check = run_check(settings, symbols=symbols, end_ms=int(time.time() * 1000)).to_dict()
+    check = run_check(settings, symbols=symbols, end_ms=now_ms()).to_dict()
     # The exchange stops with the backfill, so the newest rows age while the check runs: a
     # freshness warning is expected here, and only an error verdict fails the demo.
     verdict = check.get("verdict", "error" if check["problems"] else "ok")

@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from ingmon.config import Settings
+from ingmon.errors import CorruptPartitionError
 from ingmon.lake import Lake
 from ingmon.schema import AGG_TRADES, CANDLES, FUNDING, OPEN_INTEREST, Dataset
 from ingmon.times import DAY_MS, now_ms
@@ -58,6 +59,19 @@ def _write_atomic(frame: pl.DataFrame, target: Path, fmt: str) -> None:
         raise
 
 
+def _collect(
+    lake: Lake, scan: pl.LazyFrame, dataset: Dataset, *, symbol: str, param: str | None
+) -> pl.DataFrame:
+    """Run the scan; damage inside a file (past a sound footer) is named like any other."""
+    try:
+        return scan.collect()
+    except pl.exceptions.ComputeError:
+        damaged = lake.find_corrupt(dataset, symbol=symbol, param=param, deep=True)
+        if damaged:
+            raise CorruptPartitionError(damaged[0]) from None
+        raise
+
+
 def export_snapshots(
     settings: Settings,
     *,
@@ -98,7 +112,7 @@ def export_snapshots(
                 # inclusive: the window is half-open, [start, end).
                 scan = scan.filter(pl.col(dataset.time_column).dt.epoch("ms") < window_end_ms)
             frame = (
-                scan.collect()
+                _collect(lake, scan, dataset, symbol=symbol, param=param)
                 .select(dataset.column_names)
                 .with_columns(
                     pl.col(c.name).dt.epoch("ms")

@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from ingmon.config import Settings, Threshold
 from ingmon.coverage import Coverage, Gap, series_coverage
-from ingmon.lake import Lake
+from ingmon.errors import CorruptPartitionError
+from ingmon.lake import CorruptPartition, Lake
 from ingmon.schema import EXCHANGE_GAPS, MARKET_SERIES, MarketSeries
 from ingmon.times import DAY_MS, iso_ms
 
@@ -271,6 +272,8 @@ class SeriesHealth:
     age_seconds: float | None
     freshness: Verdict | None
     problems: tuple[Problem, ...]
+    # Version files that cannot be read; while there are any, nothing else is judged.
+    corrupt_files: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -283,6 +286,7 @@ class SeriesHealth:
             "duplicates": self.duplicates,
             "age_seconds": self.age_seconds,
             "freshness": self.freshness,
+            "corrupt_files": list(self.corrupt_files),
         }
 
 
@@ -460,6 +464,63 @@ def _duplicates_problem(
     )
 
 
+def _unreadable(
+    damaged: Sequence[CorruptPartition],
+    series: MarketSeries,
+    *,
+    symbol: str,
+    param: str | None,
+    start_ms: int | None,
+    end_ms: int,
+    now_ms: int,
+    context: RepairContext,
+) -> SeriesHealth:
+    """A series with damaged partitions: nothing else is judged until they are rewritten."""
+    problems = []
+    for part in damaged:
+        last = min(part.end_ms, now_ms - 1)
+        problems.append(
+            Problem(
+                series.name,
+                symbol,
+                "corrupt_partition",
+                f"{part.message}; the command rewrites the partition (a backfill moves the "
+                f"damaged file to {part.directory / 'quarantine'} first)",
+                param=param,
+                repair=refetch_command(
+                    series=series,
+                    symbol=symbol,
+                    param=param,
+                    start_ms=part.start_ms,
+                    end_ms=last,
+                    context=context,
+                    full_refresh=True,
+                ),
+                details={"file": str(part.version), "reason": part.reason},
+                start_ms=part.start_ms,
+                end_ms=last,
+            )
+        )
+    return SeriesHealth(
+        dataset=series.name,
+        symbol=symbol,
+        param=param,
+        window_start_ms=start_ms,
+        window_end_ms=end_ms,
+        rows=0,
+        first_event_ms=None,
+        last_event_ms=None,
+        step_ms=None,
+        gaps=(),
+        exchange_gaps=(),
+        duplicates=0,
+        age_seconds=None,
+        freshness=None,
+        problems=tuple(problems),
+        corrupt_files=tuple(str(part.version) for part in damaged),
+    )
+
+
 def assess_series(
     lake: Lake,
     series: MarketSeries | str,
@@ -484,15 +545,36 @@ def assess_series(
     series = MARKET_SERIES[series] if isinstance(series, str) else series
     context = context or RepairContext()
     last_ms = end_ms - 1
-    coverage = series_coverage(
-        lake,
-        series.dataset,
-        symbol=symbol,
-        param=param,
-        start=start_ms,
-        end=last_ms,
-        tolerance_ratio=tolerance_ratio,
+    damaged = lake.find_corrupt(
+        series.dataset, symbol=symbol, param=param, start=start_ms, end=last_ms
     )
+    try:
+        coverage = (
+            None
+            if damaged
+            else series_coverage(
+                lake,
+                series.dataset,
+                symbol=symbol,
+                param=param,
+                start=start_ms,
+                end=last_ms,
+                tolerance_ratio=tolerance_ratio,
+            )
+        )
+    except CorruptPartitionError as error:  # damage past a sound footer: found by the read
+        damaged, coverage = [error.partition], None
+    if coverage is None:
+        return _unreadable(
+            damaged,
+            series,
+            symbol=symbol,
+            param=param,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            now_ms=now_ms,
+            context=context,
+        )
     exchange = known_exchange_gaps(lake, series, symbol, param)
     explained = tuple(g for g in coverage.gaps if _explained(g, series, exchange))
     unexplained = tuple(g for g in coverage.gaps if g not in explained)

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ingmon.errors import CorruptPartitionError
 from ingmon.lake import Lake
 from ingmon.schema import AGG_TRADES, CANDLES, FUNDING, INGEST_LOG, Dataset
 from ingmon.times import to_ms
@@ -589,7 +590,7 @@ def test_reads_never_open_partitions_outside_the_window(tmp_path: Path) -> None:
     window = {"start": "2026-01-02", "end": "2026-01-03T23:59:59.999Z"}
     assert lake.read(AGG_TRADES, symbols=SYMBOL, **window).num_rows == 48
     assert lake.scan(AGG_TRADES, symbols=SYMBOL, **window).collect().height == 48
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(CorruptPartitionError):
         lake.read(AGG_TRADES, symbols=SYMBOL)  # the corrupt day is read when asked for
 
 

@@ -49,7 +49,11 @@ ARCHIVE_DELAY_MS = DAY_MS
 
 @dataclass(frozen=True)
 class Window:
-    """The backfill window of one symbol, already clipped to its listing and to server time."""
+    """The backfill window of one symbol, already clipped to its listing and to server time.
+
+    Both ends are inclusive here (``end_ms`` is the last millisecond of the user's half-open
+    window): every range the planner handles is an inclusive ``(first, last)`` pair.
+    """
 
     start_ms: int
     end_ms: int

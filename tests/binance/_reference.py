@@ -8,6 +8,9 @@ either side of the wire shows up as a difference.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -188,3 +191,20 @@ def table_rows(table: pa.Table) -> list[dict[str, Any]]:
     return [
         dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
     ]
+
+
+def run_verbatim(command: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """Run a printed command exactly as a user would paste it into a shell: from ``workdir``,
+    with no INGMON_* setting, ``ingmon`` found on PATH next to this Python."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGMON_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        ["/bin/sh", "-c", command],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

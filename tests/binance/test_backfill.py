@@ -400,7 +400,7 @@ def test_a_ban_stops_the_run_cleanly(market: Market, tmp_path: Path) -> None:
     faults = FaultSchedule(rules=[FaultRule(route="aggTrades", sequence=["ok", "ok", "418"])])
     with exchange(market, NOW_MS, faults=faults) as server:
         settings = settings_for(tmp_path, server)
-        summary, _ = _run(
+        summary, events = _run(
             settings,
             BackfillRequest(
                 symbols=("SOLUSDT",),
@@ -415,6 +415,11 @@ def test_a_ban_stops_the_run_cleanly(market: Market, tmp_path: Path) -> None:
     assert summary["status"] == "banned" and summary["exit_status"] == 1
     assert summary["banned_until"] and "418" in summary["ban_message"]
     assert after_ban == 3
+    # A cron log shows it: an error event on stderr and a problem saying when to rerun.
+    [banned] = [e for e in events if e["event"] == "banned"]
+    assert banned["level"] == "error" and banned["banned_until"] == summary["banned_until"]
+    [problem] = [p for p in summary["problems"] if p["kind"] == "banned"]
+    assert summary["banned_until"] in problem["message"] and "refetch_command" not in problem
 
 
 def test_retry_after_is_honoured_and_never_earns_a_ban(market: Market, tmp_path: Path) -> None:
