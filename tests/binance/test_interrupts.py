@@ -290,6 +290,29 @@ def test_a_second_sigint_exits_at_once_while_the_first_waits_for_a_request(
     _resume_equals_reference(fast, tmp_path, reference)
 
 
+def test_a_sigint_before_the_plan_is_one_line_and_exit_130(market: Market, tmp_path: Path) -> None:
+    """SIGINT while the run's first request (server time) is held by the exchange: once it is
+    answered nothing more is sent, one ``interrupted`` line, no summary, exit 130, no lake."""
+    faults = FaultSchedule.parse(["time=timeout"], timeout_delay_seconds=3)
+    log = tmp_path / "stderr.log"
+    with exchange(market, NOW_MS, faults=faults) as holding:
+        process = _start(_command(holding, tmp_path), env=_env(), log=log)
+        try:
+            _await(process, lambda: bool(holding.stats.faults), "before its first request")
+            _, stdout = _signal_and_wait(process, signal.SIGINT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        assert holding.stats.requests_for("exchangeInfo") == 0
+    assert process.returncode == 130, log.read_text()[-2000:]
+    assert stdout == ""
+    events = _events(log)
+    assert [e["event"] for e in events] == ["interrupt", "interrupted"], events
+    assert "nothing was written" in events[-1]["message"]
+    assert not (tmp_path / "lake").exists()
+
+
 def test_a_stop_during_a_window_wait_returns_at_once_with_the_wait_shown(
     market: Market, tmp_path: Path
 ) -> None:
