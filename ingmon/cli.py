@@ -154,6 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IngmonError as error:
         print(f"ingmon {args.command}: error: {in_flags(error)}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as error:
+        # The machine said no (read-only file system, disk full, permissions): one line.
+        where = f": {error.filename}" if error.filename else ""
+        print(f"ingmon {args.command}: error: {error.strerror or error}{where}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"ingmon {args.command}: interrupted", file=sys.stderr)
         return 130

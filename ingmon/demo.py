@@ -24,11 +24,19 @@ from ingmon.config import Settings
 from ingmon.errors import UsageError
 from ingmon.times import DAY_MS, iso_ms, now_ms
 
-__all__ = ["DEMO_MARKER", "DEMO_SYMBOLS", "run_demo"]
+__all__ = ["DEMO_MARKER", "DEMO_SYMBOLS", "SIMULATED_FRESHNESS", "run_demo"]
 
 DEMO_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 DEMO_MARKER = "ingmon-demo.json"
 _MARKER_SCHEMA = "ingmon.demo/v1"
+
+# The simulated market trades ~20x less often than Binance (docs/simulator.md): a symbol can go
+# a minute without a trade, so Binance's trade-freshness thresholds (15 s / 60 s) would call a
+# healthy demo lake stale. Applied unless INGMON_AGG_TRADES_FRESHNESS_* are set.
+SIMULATED_FRESHNESS = {
+    "agg_trades_freshness_warn_seconds": 120.0,
+    "agg_trades_freshness_error_seconds": 300.0,
+}
 
 
 def _say(message: str) -> None:
@@ -173,10 +181,12 @@ def run_demo(
         _say(
             f"local exchange on {server.base_url} ({', '.join(symbols)}, {days} days, seed {seed})"
         )
+        own = {k: v for k, v in SIMULATED_FRESHNESS.items() if k not in settings.model_fields_set}
         settings = settings.model_copy(
             update={
                 "binance_base_url": server.base_url,
                 "binance_archive_url": server.base_url,
+                **own,
             }
         )
         request = BackfillRequest(symbols=symbols, window_days=min(days, market_days))

@@ -21,7 +21,7 @@ from ingmon.ingest import IngestWriter
 from ingmon.integrity import Problem, RepairContext, SeriesHealth, assess_series
 from ingmon.lake import Lake
 from ingmon.schema import MarketSeries, interval_ms
-from ingmon.times import DAY_MS, HOUR_MS, iso_ms
+from ingmon.times import DAY_MS, HOUR_MS, iso_ms, to_ms
 
 __all__ = ["DATASET_ORDER", "SUMMARY_SCHEMA", "BackfillRequest", "BackfillSummary", "run_backfill"]
 
@@ -167,8 +167,8 @@ class BackfillSummary:
         return summary
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _iso(moment: datetime) -> str | None:
+    return iso_ms(to_ms(moment))
 
 
 # ---- the run -----------------------------------------------------------------------------------

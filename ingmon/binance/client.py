@@ -10,7 +10,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -43,6 +42,7 @@ from ingmon.errors import (
     ExchangeUnavailableError,
     RateLimitedError,
 )
+from ingmon.times import iso_ms, now_ms
 
 __all__ = [
     "BinanceClient",
@@ -512,11 +512,9 @@ def _banned(response: httpx.Response) -> BannedError:
     code, message = _error_body(response)
     retry_after = _retry_after(response)
     match = _BANNED_UNTIL.search(message)
-    until_ms = int(match.group(1)) if match else int((time.time() + retry_after) * 1000)
-    until = datetime.fromtimestamp(until_ms / 1000, UTC)
+    until_ms = int(match.group(1)) if match else now_ms() + round(retry_after * 1000)
     return BannedError(
-        f"IP banned by the exchange until {until:%Y-%m-%dT%H:%M:%SZ} (HTTP 418, code {code}): "
-        f"{message}",
+        f"IP banned by the exchange until {iso_ms(until_ms)} (HTTP 418, code {code}): {message}",
         retry_after_seconds=retry_after,
         banned_until_ms=until_ms,
     )

@@ -108,6 +108,9 @@ class Unavailable:
     start_ms: int
     end_ms: int
     reason: str
+    # Whether the same command can get it later (a day the archive has not published yet),
+    # rather than never from these sources (older than REST's retention, no archive at all).
+    later: bool = False
 
 
 @dataclass
@@ -203,7 +206,7 @@ class _ArchiveSplitter:
         ):
             self._from_archive((a, b), "daily", fallback=self.source == "auto")
         elif self.source == "archive":
-            self._unavailable((a, b), "the archive has not published this day yet")
+            self._unavailable((a, b), "the archive has not published this day yet", later=True)
         elif self._rest_from is None:
             self._rest_from = a
         return 1
@@ -241,9 +244,11 @@ class _ArchiveSplitter:
             )
         self._rest_from = None
 
-    def _unavailable(self, piece: Range, reason: str) -> None:
+    def _unavailable(self, piece: Range, reason: str, *, later: bool) -> None:
         self.plan.unavailable.append(
-            Unavailable(self.series, self.symbol, self.param, piece[0], piece[1], reason)
+            Unavailable(
+                self.series, self.symbol, self.param, piece[0], piece[1], reason, later=later
+            )
         )
 
 

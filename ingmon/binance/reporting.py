@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import sys
 import threading
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
 from tqdm import tqdm
 
+from ingmon.times import iso_now
+
 __all__ = ["Reporter"]
 
 
 def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_now()
 
 
 class Reporter:
@@ -54,12 +55,8 @@ class Reporter:
 
     def wait(self, reason: str, seconds: float) -> None:
         """A thread is about to wait ``seconds`` for ``reason`` ("the rate-limit window")."""
-        self.notice(
-            "wait",
-            f"waiting {seconds:.0f} s for {reason}",
-            reason=reason,
-            seconds=round(seconds, 1),
-        )
+        shown = round(seconds, 1)  # the message says the number the event carries
+        self.notice("wait", f"waiting {shown:.0f} s for {reason}", reason=reason, seconds=shown)
 
     def json_line(self, event: str, *, level: str = "info", **fields: Any) -> str:
         """The JSON line of an event, newline included (not written: for callers that must

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -111,20 +111,22 @@ class Runner:
         )
 
     def unavailable(self, items: Iterable[Unavailable]) -> None:
-        """Ranges no source has: each one a problem with the command to retry it."""
+        """Ranges no source has: each one a problem, with the command to retry it when the
+        source will have it later, or saying there is nothing to do."""
         for item in items:
-            self.problem(
-                range_problem(
-                    item.series,
-                    symbol=item.symbol,
-                    param=item.param,
-                    kind="unavailable",
-                    message=item.reason,
-                    start_ms=item.start_ms,
-                    end_ms=item.end_ms,
-                    context=self.context,
-                )
+            found = range_problem(
+                item.series,
+                symbol=item.symbol,
+                param=item.param,
+                kind="unavailable",
+                message=item.reason
+                if item.later
+                else f"nothing to do: {item.reason} (not fetchable from these sources)",
+                start_ms=item.start_ms,
+                end_ms=item.end_ms,
+                context=self.context,
             )
+            self.problem(found if item.later else replace(found, repair=None))
 
     def _task_problem(self, task: Task, kind: str, message: str) -> None:
         self.problem(

@@ -23,6 +23,7 @@ import pyarrow as pa
 from ingmon.binance.client import BinanceClient
 from ingmon.binance.limits import RateLimits
 from ingmon.config import Settings, load_settings
+from ingmon.demo import SIMULATED_FRESHNESS
 from ingmon.exchange import ExchangeServer, FrozenClock, Limits, Market
 from ingmon.lake import Lake
 
@@ -151,6 +152,7 @@ def settings_for(data_dir: Path, server: ExchangeServer, **overrides: Any) -> Se
         "binance_base_url": server.base_url,
         "binance_archive_url": server.base_url,
         "binance_weight_limit_per_minute": UNLIMITED,
+        **SIMULATED_FRESHNESS,  # thresholds for the simulator's sparser tape
     }
     options.update(overrides)
     return load_settings(env_file=None, **options)

@@ -225,7 +225,14 @@ def test_a_warning_is_not_an_error_and_skipped_datasets_are_not_judged(
         ("candles", "stale", "warn")
     ]
     assert (document["verdict"], document["status"], report.exit_status) == ("warn", "ok", 0)
-    everything = run_check(settings, symbols=[SYMBOL], window_days=1, end_ms=later)
+    # Judged at Binance's own trade thresholds (15 s / 60 s), 100 s old trades are an error.
+    binance = settings.model_copy(
+        update={
+            "agg_trades_freshness_warn_seconds": 15.0,
+            "agg_trades_freshness_error_seconds": 60.0,
+        }
+    )
+    everything = run_check(binance, symbols=[SYMBOL], window_days=1, end_ms=later)
     assert everything.verdict == "error" and everything.exit_status == 1
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 from ingmon.binance.backfill import BackfillRequest, run_backfill
 from ingmon.binance.reporting import Reporter
 from ingmon.config import Settings, load_settings
+from ingmon.demo import SIMULATED_FRESHNESS
 from ingmon.exchange import ExchangeServer, Market
 from ingmon.lake import Lake
 
@@ -49,6 +51,7 @@ def filled(market: Market, tmp_path: Path) -> Iterator[tuple[ExchangeServer, Set
             data_dir=tmp_path / "data",
             binance_base_url=server.base_url,
             binance_archive_url=server.base_url,
+            **SIMULATED_FRESHNESS,
         )
         summary = run_backfill(
             BackfillRequest(symbols=(SYMBOL,), window_days=2),
@@ -71,8 +74,11 @@ def _damage(settings: Settings) -> list[Path]:
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGMON_")}
+    env.update({f"INGMON_{k.upper()}": str(v) for k, v in SIMULATED_FRESHNESS.items()})
     return subprocess.run(
         [sys.executable, "-m", "ingmon", *args, "--data-dir", str(settings.data_dir)],
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,

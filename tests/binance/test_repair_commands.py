@@ -19,6 +19,7 @@ from ingmon.binance.backfill import BackfillRequest, run_backfill
 from ingmon.binance.reporting import Reporter
 from ingmon.check import run_check
 from ingmon.config import Settings, load_settings
+from ingmon.demo import SIMULATED_FRESHNESS
 from ingmon.exchange import ExchangeServer, Market
 from ingmon.lake import Lake
 
@@ -45,6 +46,7 @@ def lake_and_exchange(market: Market, tmp_path: Path) -> Iterator[tuple[Exchange
             data_dir=tmp_path / "not-the-default",
             binance_base_url=server.base_url,
             binance_archive_url=server.base_url,
+            **SIMULATED_FRESHNESS,
         )
         for interval, period in SERIES:
             summary = run_backfill(
