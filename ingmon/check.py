@@ -10,15 +10,9 @@ import duckdb
 import pyarrow as pa
 
 from ingmon.config import Settings
-from ingmon.integrity import (
-    Problem,
-    RepairContext,
-    SeriesHealth,
-    Verdict,
-    assess_series,
-    refetch_command,
-)
+from ingmon.integrity import SeriesHealth, Verdict, assess_series
 from ingmon.lake import Lake
+from ingmon.problems import Problem, RepairContext, refetch_command
 from ingmon.schema import AGG_TRADES, CANDLES, MARKET_SERIES, interval_ms
 from ingmon.times import DAY_MS, iso_ms, now_ms
 

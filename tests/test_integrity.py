@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from test_coverage import JAN_2026_MS, MINUTE_MS, SYMBOL, candle_rows, walk_gaps
 
 from ingmon.config import Threshold
-from ingmon.integrity import RepairContext, assess_series, freshness_verdict, subtract
+from ingmon.integrity import assess_series, freshness_verdict, subtract
 from ingmon.lake import Lake
+from ingmon.problems import RepairContext
 from ingmon.schema import AGG_TRADES, EXCHANGE_GAPS, MARKET_SERIES
 from ingmon.times import iso_ms
 

@@ -18,8 +18,9 @@ from ingmon.binance.runner import Runner, Totals, execute
 from ingmon.config import Settings
 from ingmon.errors import BannedError, ExchangeUnavailableError, UsageError
 from ingmon.ingest import IngestWriter
-from ingmon.integrity import Problem, RepairContext, SeriesHealth, assess_series
+from ingmon.integrity import SeriesHealth, assess_series
 from ingmon.lake import Lake
+from ingmon.problems import Problem, RepairContext
 from ingmon.schema import MarketSeries, interval_ms
 from ingmon.times import DAY_MS, HOUR_MS, iso_ms, to_ms
 

@@ -271,6 +271,13 @@ def _series_flags(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add ``backfill``, ``check`` and ``export`` to the ``ingmon`` parser."""
+    _register_backfill(subparsers)
+    _register_check(subparsers)
+    _register_export(subparsers)
+
+
+def _register_backfill(subparsers: Any) -> None:
+    """``ingmon backfill``: fetch into the lake."""
     backfill = subparsers.add_parser(
         "backfill",
         help="backfill 1m candles, aggregated trades, open interest and funding into the lake",
@@ -278,9 +285,12 @@ def register(subparsers: Any) -> None:
             "Backfill Binance USD-M history into the lake: REST pages and data.binance.vision "
             "archives, paced to the exchange's weight limits, resumable and idempotent. Logs one "
             "line per batch on stderr (JSON lines unless stderr is a TTY, where progress bars are "
-            "shown) and prints a JSON summary (schema ingmon.backfill.summary/v1) on stdout. "
+            "shown) and prints a JSON summary (schema ingmon.backfill.summary/v1) on stdout, "
+            "one line unless stdout is a TTY. The window is half-open, [start, end). "
             "Exit 0 when the window is complete apart from exchange maintenance gaps, 1 when "
-            "something could not be fetched, 2 on bad input or an unreachable exchange."
+            "something could not be fetched or written (or the IP was banned), 2 on bad input or "
+            "an unreachable exchange, 130/143 when stopped by SIGINT/SIGTERM (the summary then "
+            "says interrupted; a second Ctrl-C exits at once; rerun to resume)."
         ),
     )
     _symbol_flag(backfill, required=True)
@@ -341,6 +351,9 @@ def register(subparsers: Any) -> None:
     )
     backfill.set_defaults(handler=_cmd_backfill)
 
+
+def _register_check(subparsers: Any) -> None:
+    """``ingmon check``: judge the lake."""
     check = subparsers.add_parser(
         "check",
         help="integrity check of the stored data (JSON; exit 1 on errors)",
@@ -374,6 +387,9 @@ def register(subparsers: Any) -> None:
     _url_flags(check, purpose="printed in repair commands")
     check.set_defaults(handler=_cmd_check)
 
+
+def _register_export(subparsers: Any) -> None:
+    """``ingmon export``: the runbook's snapshot files."""
     export = subparsers.add_parser(
         "export",
         help="write the runbook snapshot files (jsonl/csv) under <data root>/binance/",

@@ -23,7 +23,7 @@ from ingmon.binance.plan import Task, Unavailable, rest_tasks
 from ingmon.binance.reporting import Reporter
 from ingmon.errors import BannedError, DataIntegrityError, ExchangeError
 from ingmon.ingest import Batch, IngestWriter, missing_slots
-from ingmon.integrity import Problem, RepairContext, range_problem
+from ingmon.problems import Problem, RepairContext, range_problem
 from ingmon.schema import interval_ms
 from ingmon.times import iso_ms
 

@@ -6,7 +6,7 @@ from ingmon.exchange.archive import ArchiveOptions, archive_path
 from ingmon.exchange.clock import Clock, FrozenClock, RealClock, parse_instant_ms
 from ingmon.exchange.faults import FAULT_SYNTAX, FaultRule, FaultSchedule, parse_fault_spec
 from ingmon.exchange.limits import Limits
-from ingmon.exchange.market import Market, SymbolSpec
+from ingmon.exchange.market import Episode, EpisodeRates, Market, SymbolSpec
 from ingmon.exchange.routes import RestOptions
 from ingmon.exchange.server import ExchangeServer, FaultEvent, ServerStats
 
@@ -14,6 +14,8 @@ __all__ = [
     "FAULT_SYNTAX",
     "ArchiveOptions",
     "Clock",
+    "Episode",
+    "EpisodeRates",
     "ExchangeServer",
     "FaultEvent",
     "FaultRule",
