@@ -219,6 +219,15 @@ def test_full_refresh_replaces_tampered_rows(market: Market, tmp_path: Path) -> 
         )
         tampered = table.slice(100, 1).set_column(5, "volume", pa.array([123456.0]))
         lake.upsert("candles", tampered, symbol="SOLUSDT", param="1m")
+        # A row the exchange does not have: a candle stamped half a minute off the grid.
+        stray = table.slice(200, 1)
+        off_grid = stray["open_time"].cast(pa.int64())[0].as_py() + 30_000
+        stray = stray.set_column(
+            0,
+            "open_time",
+            pa.array([off_grid], pa.int64()).cast(stray.schema.field("open_time").type),
+        )
+        lake.upsert("candles", stray, symbol="SOLUSDT", param="1m")
         resumed, _ = _run(settings, request)
         assert resumed["datasets"]["candles"]["replaced"] == 0
         refreshed, _ = _run(
@@ -227,7 +236,9 @@ def test_full_refresh_replaces_tampered_rows(market: Market, tmp_path: Path) -> 
                 symbols=("SOLUSDT",), window_days=1, datasets=("candles",), full_refresh=True
             ),
         )
-    assert refreshed["datasets"]["candles"]["replaced"] == 1
+    candles = refreshed["datasets"]["candles"]
+    assert (candles["replaced"], candles["deleted"]) == (1, 1)
+    assert candles["unchanged"] == candles["fetched"] - 1  # every other row came back identical
     assert refreshed["mode"] == "full-refresh"
     assert stored(lake, "candles", "SOLUSDT", "1m") == expected_candles(
         market, "SOLUSDT", NOW_MS - DAY_MS, NOW_MS, NOW_MS
