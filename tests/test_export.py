@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -10,10 +9,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from binance._reference import DAY_MS, exchange, settings_for
+from binance._reference import DAY_MS, backfill_complete, exchange, settings_for
 
-from ingmon.binance.backfill import BackfillRequest, run_backfill
-from ingmon.binance.reporting import Reporter
+from ingmon.binance.backfill import BackfillRequest
 from ingmon.cli import main
 from ingmon.config import Settings
 from ingmon.exchange import Market
@@ -44,12 +42,7 @@ def filled(market: Market, tmp_path: Path) -> Settings:
     """A lake with two complete days of every dataset."""
     with exchange(market, NOW_MS) as server:
         settings = settings_for(tmp_path, server)
-        summary = run_backfill(
-            BackfillRequest(symbols=(SYMBOL,), window_days=2),
-            settings=settings,
-            reporter=Reporter(mode="json", stream=io.StringIO()),
-        )
-        assert summary.status == "complete"
+        backfill_complete(settings, BackfillRequest(symbols=(SYMBOL,), window_days=2))
     return settings
 
 

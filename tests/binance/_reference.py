@@ -8,6 +8,7 @@ either side of the wire shows up as a difference.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -20,12 +21,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ingmon.binance.backfill import BackfillRequest, BackfillSummary, run_backfill
 from ingmon.binance.client import BinanceClient
 from ingmon.binance.limits import RateLimits
+from ingmon.binance.reporting import Reporter
 from ingmon.config import Settings, load_settings
 from ingmon.demo import SIMULATED_FRESHNESS
 from ingmon.exchange import ExchangeServer, FrozenClock, Limits, Market
 from ingmon.lake import Lake
+from ingmon.schema import INGEST_LOG
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
@@ -210,3 +214,36 @@ def run_verbatim(command: str, workdir: Path) -> subprocess.CompletedProcess[str
         timeout=300,
         check=False,
     )
+
+
+# The default series of every market dataset (as a backfill without --interval/--oi-period).
+DEFAULT_SERIES = (
+    ("candles", "1m"),
+    ("agg_trades", None),
+    ("open_interest", "5m"),
+    ("funding", None),
+)
+
+
+def lake_rows(data_dir: Path, symbols: str) -> dict[str, pa.Table]:
+    """Every default series of ``symbols`` (comma-separated) under ``data_dir``, by name."""
+    lake = Lake(data_dir / "lake")
+    return {
+        f"{name}/{symbol}": lake.read(name, symbols=symbol, param=param)
+        for name, param in DEFAULT_SERIES
+        for symbol in symbols.split(",")
+    }
+
+
+def committed_batches(data_dir: Path) -> int:
+    """Batches committed under ``data_dir`` so far: the rows of the lake's ingest_log."""
+    return int(Lake(data_dir / "lake").read(INGEST_LOG, columns=["batch_id"]).num_rows)
+
+
+def backfill_complete(settings: Settings, request: BackfillRequest) -> BackfillSummary:
+    """Run a backfill quietly and insist it completed: the setup of a test, not its subject."""
+    summary = run_backfill(
+        request, settings=settings, reporter=Reporter(mode="json", stream=io.StringIO())
+    )
+    assert summary.status == "complete", summary.to_dict()["problems"]
+    return summary

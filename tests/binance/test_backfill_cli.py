@@ -16,19 +16,11 @@ import pyarrow as pa
 import pytest
 
 from ingmon.exchange import ExchangeServer, Market
-from ingmon.lake import Lake
-from ingmon.schema import INGEST_LOG
 
-from ._reference import UNLIMITED, exchange
+from ._reference import UNLIMITED, committed_batches, exchange, lake_rows
 
 NOW_MS = 1_790_000_000_000 + 37_123
 SYMBOLS = "ETHUSDT,SOLUSDT"
-MARKET_DATASETS = (
-    ("candles", "1m"),
-    ("agg_trades", None),
-    ("open_interest", "5m"),
-    ("funding", None),
-)
 # How often a test checks a running backfill's progress.
 POLL_SECONDS = 0.01
 
@@ -67,35 +59,21 @@ def _command(server: ExchangeServer, data_dir: Path, *extra: str) -> list[str]:
     ]
 
 
-def _lake_rows(data_dir: Path) -> dict[str, pa.Table]:
-    lake = Lake(data_dir / "lake")
-    return {
-        f"{name}/{symbol}": lake.read(name, symbols=symbol, param=param)
-        for name, param in MARKET_DATASETS
-        for symbol in SYMBOLS.split(",")
-    }
-
-
-def _committed_batches(data_dir: Path) -> int:
-    """Batches committed under ``data_dir`` so far: the rows of the lake's ingest_log."""
-    return Lake(data_dir / "lake").read(INGEST_LOG, columns=["batch_id"]).num_rows
-
-
 def _kill_after_batches(
     command: list[str], data_dir: Path, *, batches: int, log: Path
 ) -> tuple[int, int]:
     """Run ``command`` (stderr to ``log``) and SIGKILL it once it has committed ``batches``
     more batches; (its exit code, -9 when killed; the batches it committed)."""
-    before = _committed_batches(data_dir)
+    before = committed_batches(data_dir)
     with log.open("wb") as stderr:
         process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=stderr)
         # Progress, not seconds, decides the moment: the same on a fast box and a loaded one.
-        while process.poll() is None and _committed_batches(data_dir) < before + batches:
+        while process.poll() is None and committed_batches(data_dir) < before + batches:
             time.sleep(POLL_SECONDS)
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
         returncode = process.wait()
-    return returncode, _committed_batches(data_dir) - before
+    return returncode, committed_batches(data_dir) - before
 
 
 @pytest.mark.slow
@@ -114,8 +92,8 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    reference = _lake_rows(clean)
-    total_batches = _committed_batches(clean)
+    reference = lake_rows(clean, SYMBOLS)
+    total_batches = committed_batches(clean)
     # Four kills, each after at most a sixth of the run: every run is killed with work left.
     most_per_kill = total_batches // 6
     assert most_per_kill >= 2, f"the run has {total_batches} batches: too short to kill 4 times"
@@ -142,7 +120,7 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(
         check=False,
     )
     assert final.returncode == 0, final.stderr[-2000:]
-    resumed = _lake_rows(killed)
+    resumed = lake_rows(killed, SYMBOLS)
     for key, table in reference.items():
         assert resumed[key].equals(table), key
         keys = table.column(2 if table.column_names[1] in ("interval", "period") else 1)

@@ -3,7 +3,6 @@ command the report names; ``ingmon export`` writes the runbook snapshots."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shlex
@@ -15,8 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from ingmon.binance.backfill import BackfillRequest, run_backfill
-from ingmon.binance.reporting import Reporter
+from ingmon.binance.backfill import BackfillRequest
 from ingmon.check import run_check
 from ingmon.config import Settings
 from ingmon.exchange import ExchangeServer, Market
@@ -24,7 +22,14 @@ from ingmon.export import export_snapshots
 from ingmon.lake import Lake
 from ingmon.times import iso_ms
 
-from ._reference import DAY_MS, MINUTE_MS, UNLIMITED, exchange, settings_for
+from ._reference import (
+    DAY_MS,
+    MINUTE_MS,
+    UNLIMITED,
+    backfill_complete,
+    exchange,
+    settings_for,
+)
 
 NOW_MS = 1_790_000_000_000 + 37_123
 SYMBOL = "SOLUSDT"
@@ -41,12 +46,7 @@ def filled(market: Market, tmp_path: Path) -> Iterator[tuple[ExchangeServer, Set
     """A lake with two complete days of every dataset, and the exchange it came from."""
     with exchange(market, NOW_MS) as server:
         settings = settings_for(tmp_path, server)
-        summary = run_backfill(
-            BackfillRequest(symbols=(SYMBOL,), window_days=2),
-            settings=settings,
-            reporter=Reporter(mode="json", stream=io.StringIO()),
-        )
-        assert summary.status == "complete"
+        backfill_complete(settings, BackfillRequest(symbols=(SYMBOL,), window_days=2))
         yield server, settings
 
 

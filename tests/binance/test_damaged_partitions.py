@@ -16,7 +16,7 @@ import pytest
 
 from ingmon.binance.backfill import BackfillRequest, run_backfill
 from ingmon.binance.reporting import Reporter
-from ingmon.config import Settings, load_settings
+from ingmon.config import Settings
 from ingmon.demo import SIMULATED_FRESHNESS
 from ingmon.exchange import ExchangeServer, Market
 from ingmon.lake import Lake
@@ -24,10 +24,12 @@ from ingmon.lake import Lake
 from ._reference import (
     DAY_MS,
     MINUTE_MS,
+    backfill_complete,
     exchange,
     expected_candles,
     expected_trades,
     run_verbatim,
+    settings_for,
     stored,
     stored_trades,
 )
@@ -46,19 +48,8 @@ def filled(market: Market, tmp_path: Path) -> Iterator[tuple[ExchangeServer, Set
     """Two days of every dataset, then one candle partition truncated and one trade day
     partition overwritten with garbage."""
     with exchange(market, NOW_MS) as server:
-        settings = load_settings(
-            env_file=None,
-            data_dir=tmp_path / "data",
-            binance_base_url=server.base_url,
-            binance_archive_url=server.base_url,
-            **SIMULATED_FRESHNESS,
-        )
-        summary = run_backfill(
-            BackfillRequest(symbols=(SYMBOL,), window_days=2),
-            settings=settings,
-            reporter=Reporter(mode="json", stream=io.StringIO()),
-        )
-        assert summary.status == "complete"
+        settings = settings_for(tmp_path / "data", server)
+        backfill_complete(settings, BackfillRequest(symbols=(SYMBOL,), window_days=2))
         yield server, settings
 
 

@@ -24,19 +24,11 @@ import pytest
 from ingmon.binance.backfill import BackfillRequest, run_backfill
 from ingmon.binance.reporting import Reporter
 from ingmon.exchange import ExchangeServer, FaultSchedule, Limits, Market
-from ingmon.lake import Lake
-from ingmon.schema import INGEST_LOG
 
-from ._reference import UNLIMITED, exchange, settings_for
+from ._reference import UNLIMITED, committed_batches, exchange, lake_rows, settings_for
 
 NOW_MS = 1_790_000_000_000 + 37_123
 SYMBOLS = "ETHUSDT,SOLUSDT"
-MARKET_DATASETS = (
-    ("candles", "1m"),
-    ("agg_trades", None),
-    ("open_interest", "5m"),
-    ("funding", None),
-)
 # 2,000 weight per 20 s window: a 3.5-day REST run of both symbols weighs ~6,700 (measured: 333
 # aggTrades pages of weight 20), so it spends about a minute mostly asleep on the window. A
 # thread that could not be woken would hold an interrupted run for up to 20 s, and a queue that
@@ -94,7 +86,7 @@ def reference(fast: ExchangeServer, tmp_path_factory: pytest.TempPathFactory) ->
     weight = json.loads(done.stdout)["totals"]["weight_used"]
     # The bound means something only if a rate-limited run lasts several windows.
     assert weight >= 3 * LIMITED.weight_per_window, weight
-    return Reference(_lake_rows(data_dir), _committed_batches(data_dir), weight)
+    return Reference(lake_rows(data_dir, SYMBOLS), committed_batches(data_dir), weight)
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -145,20 +137,6 @@ def _start(command: list[str], *, env: dict[str, str], log: Path) -> subprocess.
         )
 
 
-def _lake_rows(data_dir: Path) -> dict[str, pa.Table]:
-    lake = Lake(data_dir / "lake")
-    return {
-        f"{name}/{symbol}": lake.read(name, symbols=symbol, param=param)
-        for name, param in MARKET_DATASETS
-        for symbol in SYMBOLS.split(",")
-    }
-
-
-def _committed_batches(data_dir: Path) -> int:
-    """Batches committed under ``data_dir`` so far: the rows of the lake's ingest_log."""
-    return int(Lake(data_dir / "lake").read(INGEST_LOG, columns=["batch_id"]).num_rows)
-
-
 def _events(log: Path) -> list[dict[str, Any]]:
     """The JSON events of a stderr log so far (a line still being written is left out)."""
     text = log.read_text()
@@ -187,7 +165,7 @@ def _signal_and_wait(process: subprocess.Popen[str], signum: int) -> tuple[float
 
 def _resume_equals_reference(fast: ExchangeServer, data_dir: Path, reference: Reference) -> None:
     """The lake is readable as it is, and a resume makes it equal to the uninterrupted run."""
-    _lake_rows(data_dir)  # every dataset reads without an error before the resume
+    lake_rows(data_dir, SYMBOLS)  # every dataset reads without an error before the resume
     done = subprocess.run(
         _command(fast, data_dir),
         env=_env(),
@@ -198,7 +176,7 @@ def _resume_equals_reference(fast: ExchangeServer, data_dir: Path, reference: Re
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["status"] == "complete"
-    resumed = _lake_rows(data_dir)
+    resumed = lake_rows(data_dir, SYMBOLS)
     for key, table in reference.rows.items():
         assert resumed[key].equals(table), key
 
@@ -224,7 +202,7 @@ def test_a_signal_stops_the_run_promptly_with_an_interrupted_summary_and_resume_
     log = tmp_path / "stderr.log"
     process = _start(_command(limited, tmp_path), env=_env(), log=log)
     try:
-        _await(process, lambda: _committed_batches(tmp_path) >= batches, f"before batch {batches}")
+        _await(process, lambda: committed_batches(tmp_path) >= batches, f"before batch {batches}")
         if moment == "during a window wait":
             waits = sum(e["event"] == "wait" for e in _events(log))
             _await(

@@ -4,7 +4,6 @@ exchange whose URL is not Binance's."""
 
 from __future__ import annotations
 
-import io
 import json
 import shlex
 import subprocess
@@ -15,15 +14,20 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from ingmon.binance.backfill import BackfillRequest, run_backfill
-from ingmon.binance.reporting import Reporter
+from ingmon.binance.backfill import BackfillRequest
 from ingmon.check import run_check
-from ingmon.config import Settings, load_settings
-from ingmon.demo import SIMULATED_FRESHNESS
+from ingmon.config import Settings
 from ingmon.exchange import ExchangeServer, Market
 from ingmon.lake import Lake
 
-from ._reference import DAY_MS, MINUTE_MS, exchange, run_verbatim
+from ._reference import (
+    DAY_MS,
+    MINUTE_MS,
+    backfill_complete,
+    exchange,
+    run_verbatim,
+    settings_for,
+)
 
 NOW_MS = 1_790_000_000_000 + 37_123
 SYMBOL = "SOLUSDT"
@@ -41,22 +45,14 @@ def market() -> Market:
 def lake_and_exchange(market: Market, tmp_path: Path) -> Iterator[tuple[ExchangeServer, Settings]]:
     """Two days of every dataset, 1m+5m candles and 5m+1h OI, in ``<tmp>/not-the-default``."""
     with exchange(market, NOW_MS) as server:
-        settings = load_settings(
-            env_file=None,
-            data_dir=tmp_path / "not-the-default",
-            binance_base_url=server.base_url,
-            binance_archive_url=server.base_url,
-            **SIMULATED_FRESHNESS,
-        )
+        settings = settings_for(tmp_path / "not-the-default", server)
         for interval, period in SERIES:
-            summary = run_backfill(
+            backfill_complete(
+                settings,
                 BackfillRequest(
                     symbols=(SYMBOL,), window_days=2, interval=interval, oi_period=period
                 ),
-                settings=settings,
-                reporter=Reporter(mode="json", stream=io.StringIO()),
             )
-            assert summary.status == "complete", summary.to_dict()["problems"]
         yield server, settings
 
 
