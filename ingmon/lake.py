@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import itertools
 import os
 import threading
@@ -18,16 +17,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ingmon.damage import (
+    READ_ERRORS,
+    CorruptPartition,
+    Describe,
+    any_vanished,
+    damage_reason,
+    first_corrupt,
+    is_damage,
+    quarantine_partition,
+    vanished_or_damaged,
+)
 from ingmon.errors import CorruptPartitionError
 from ingmon.partition import (
     COMPRESSION,
     DATA_FILE,
-    QUARANTINE_DIR,
     VERSION_GRACE_SECONDS,
     PartitionLock,
     commit,
     current_file,
-    has_parquet_tail,
     temp_files,
     write_options,
 )
@@ -44,36 +52,6 @@ _BUCKET_UNIT: dict[Bucket, Literal["D", "M", "Y"]] = {"day": "D", "month": "M", 
 _READ_ATTEMPTS = 3
 _MS_PER_UNIT = {"s": 1000, "ms": 1}
 _UNITS_PER_MS = {"us": 1000, "ns": 1_000_000}
-# What pyarrow raises for a damaged file: ArrowInvalid for a bad footer, a plain OSError (no
-# errno) for a bad page ("Corrupt snappy compressed data"), FileNotFoundError for a missing one.
-_READ_ERRORS = (pa.ArrowException, OSError)
-_DAMAGE_ERRNOS = (None, errno.EIO, errno.ENOENT)
-
-
-@dataclass(frozen=True)
-class CorruptPartition:
-    """A partition whose current version file cannot be read.
-
-    ``directory`` is the partition (``…/<bucket>=<label>``), ``version`` the file its
-    ``data.parquet`` resolved to, ``start_ms``/``end_ms`` the partition's whole time bucket in
-    epoch ms, both inclusive (the lake's ``[start, end]`` convention: ``replace_range=(start_ms,
-    end_ms)`` rewrites exactly this partition), ``reason`` what is wrong with the file.
-    """
-
-    dataset: str
-    symbol: str
-    param: str | None
-    directory: Path
-    version: Path
-    start_ms: int
-    end_ms: int
-    reason: str
-
-    @property
-    def message(self) -> str:
-        """One line naming the partition, the file and what is wrong."""
-        series = " ".join(part for part in (self.dataset, self.symbol, self.param) if part)
-        return f"{series} {self.directory.name}: {self.version}: {self.reason}"
 
 
 @dataclass
@@ -368,8 +346,8 @@ class Lake:
             if current is not None:
                 try:
                     existing = pq.read_table(current)
-                except _READ_ERRORS as error:
-                    if not _is_damage(error):
+                except READ_ERRORS as error:
+                    if not is_damage(error):
                         raise
                     # Its rows cannot be merged: move it aside and let the batch be the
                     # partition, which a full refresh (replace_range over it) makes exact.
@@ -426,41 +404,19 @@ class Lake:
                 # A version read later than its grace period was deleted, or one was
                 # quarantined meanwhile (maybe while we looked): list the files again.
                 retry = attempt < _READ_ATTEMPTS - 1
-                if retry and _any_vanished(files):
+                if retry and any_vanished(files):
                     continue
                 # Only now, on the error path, look for the file DuckDB could not read.
-                corrupt = self._first_corrupt(ds, param, files, engine_message=str(error))
+                corrupt = first_corrupt(
+                    files, describe=self._describe(ds, param), engine_message=str(error)
+                )
                 if corrupt is not None:
                     raise CorruptPartitionError(corrupt) from error
-                if retry and _any_vanished(files):
+                if retry and any_vanished(files):
                     continue
                 raise
             return result.cast(schema)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _first_corrupt(
-        self,
-        ds: Dataset,
-        param: str | None,
-        files: dict[str, list[Path]],
-        *,
-        engine_message: str,
-    ) -> CorruptPartition | None:
-        """The first unreadable file of a failed read, in (symbol, time) order.
-
-        Footers first (tens of µs a file); then the file the engine's message names, then
-        every file, read in full: damage inside a page leaves the footer intact.
-        """
-        candidates = [(symbol, path) for symbol, paths in files.items() for path in paths]
-        named = [(symbol, path) for symbol, path in candidates if str(path) in engine_message]
-        for group, deep in ((candidates, False), (named, True), (candidates, True)):
-            for symbol, path in group:
-                reason = _damage(path, deep=deep)
-                if reason is not None:
-                    return self._corrupt_record(ds, symbol, param, path, reason)
-            if _any_vanished(files):
-                return None  # the caller lists again rather than read every file in full
-        return None
 
     @staticmethod
     def _corrupt_record(
@@ -478,6 +434,13 @@ class Lake:
             start_ms=start_ms,
             end_ms=end_ms,
             reason=reason,
+        )
+
+    @staticmethod
+    def _describe(ds: Dataset, param: str | None) -> Describe:
+        """The record of a damaged file of one (dataset, parameter), given symbol and reason."""
+        return lambda symbol, version, reason: Lake._corrupt_record(
+            ds, symbol, param, version, reason
         )
 
     def _files_by_symbol(
@@ -570,7 +533,7 @@ class Lake:
             head.append(pl.lit(param, pl.String).alias(ds.param_name))
         for _ in range(_READ_ATTEMPTS):
             files = self._files_by_symbol(ds, symbols, param, start_ms, end_ms)
-            if not self._vanished_or_damaged(ds, param, files):
+            if not vanished_or_damaged(files, describe=self._describe(ds, param)):
                 break
         frames = []
         for symbol, paths in files.items():
@@ -589,29 +552,6 @@ class Lake:
             lazy = lazy.filter(pl.col(ds.time_column) < pl.lit(end_ms + 1).cast(time_type))
         return lazy
 
-    def _vanished_or_damaged(
-        self, ds: Dataset, param: str | None, files: dict[str, list[Path]]
-    ) -> bool:
-        """Check the shape of every file a lazy scan will open; raise for a damaged one.
-
-        A lazy scan fails only at ``collect()``, out of our hands: so scans pay this check
-        (two 4–8 byte reads a file) up front. Damage deep inside a file with an intact tail
-        still fails at collect; ``find_corrupt(deep=True)`` finds it. True when a version
-        vanished since it was listed (collected, quarantined): list again.
-        """
-        vanished = False
-        for symbol, paths in files.items():
-            for path in paths:
-                if has_parquet_tail(path):
-                    continue
-                reason = _damage(path, deep=False)
-                if reason is not None:
-                    raise CorruptPartitionError(
-                        self._corrupt_record(ds, symbol, param, path, reason)
-                    )
-                vanished = vanished or not path.exists()
-        return vanished
-
     def key_range(
         self, ds: Dataset | str, *, symbol: str, param: str | None = None
     ) -> tuple[int, int, int] | None:
@@ -629,10 +569,10 @@ class Lake:
             for path in self.files(ds, symbol=symbol, param=param):
                 try:
                     footers.append(pq.read_metadata(path))
-                except _READ_ERRORS as error:
-                    if not _is_damage(error):
+                except READ_ERRORS as error:
+                    if not is_damage(error):
                         raise
-                    reason = _damage(path, deep=False)
+                    reason = damage_reason(path, deep=False)
                     if reason is not None:
                         record = self._corrupt_record(ds, symbol, param, path, reason)
                         raise CorruptPartitionError(record) from error
@@ -666,7 +606,7 @@ class Lake:
         for name in self.symbols(ds) if symbol is None else [symbol]:
             for value in self._stored_params(ds, name, param):
                 for path in self.files(ds, symbol=name, param=value, start=start, end=end):
-                    reason = _damage(path, deep=deep)
+                    reason = damage_reason(path, deep=deep)
                     if reason is not None:
                         found.append(self._corrupt_record(ds, name, value, path, reason))
         return found
@@ -687,13 +627,7 @@ class Lake:
         missing to begin with). Refill the range with an upsert, e.g. a backfill with
         ``--full-refresh`` over ``[partition.start_ms, partition.end_ms]``.
         """
-        directory = partition.directory
-        if not directory.is_relative_to(self.root):
-            raise ValueError(f"{directory} is not a partition of the lake at {self.root}")
-        if not directory.is_dir():
-            return directory / QUARANTINE_DIR / partition.version.name
-        with PartitionLock(directory):
-            return quarantine_version(directory, partition.version)
+        return quarantine_partition(partition, root=self.root)
 
 
 def _key_range(footers: list[pq.FileMetaData], index: int) -> tuple[int, int, int] | None:
@@ -711,42 +645,6 @@ def _key_range(footers: list[pq.FileMetaData], index: int) -> tuple[int, int, in
     if rows == 0 or first is None or last is None:
         return None
     return rows, first, last
-
-
-def _any_vanished(files: dict[str, list[Path]]) -> bool:
-    return any(not path.exists() for paths in files.values() for path in paths)
-
-
-def _is_damage(error: BaseException) -> bool:
-    """Whether a read error is about the file's bytes, not about access (permissions, limits)."""
-    if isinstance(error, OSError):
-        return error.errno in _DAMAGE_ERRNOS
-    return True
-
-
-def _damage(path: Path, *, deep: bool) -> str | None:
-    """What is wrong with a current version file, or None when it reads.
-
-    Reads the footer; ``deep`` also decodes every page, a batch at a time.
-    """
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        # Collected or quarantined since the link was resolved, unless the link still points
-        # here: then it dangles.
-        return "version file missing" if current_file(path.parent) == path else None
-    if size == 0:
-        return "empty file (0 bytes)"
-    try:
-        with pq.ParquetFile(path) as parquet:
-            if deep:
-                for _ in parquet.iter_batches():
-                    pass
-    except _READ_ERRORS as error:
-        if not _is_damage(error):
-            raise
-        return f"not readable as Parquet ({' '.join(str(error).split())})"
-    return None
 
 
 def _stat_int(value: Any) -> int:
