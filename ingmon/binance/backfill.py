@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ingmon.binance.client import BinanceClient, RouteStats
+from ingmon.binance.client import BinanceClient, ExchangeInfo, RouteStats
 from ingmon.binance.fetch import Fetcher
 from ingmon.binance.limits import RateLimits
 from ingmon.binance.plan import SeriesPlan, Task, Window, plan_series
@@ -175,19 +175,33 @@ def _iso(moment: datetime) -> str | None:
 # ---- the run -----------------------------------------------------------------------------------
 
 
-def _resolve_windows(
-    request: BackfillRequest, client: BinanceClient, server_now_ms: int
-) -> tuple[dict[str, Window], list[str]]:
-    """Per-symbol windows clipped to the listing date; unknown symbols are a UsageError."""
-    info = client.exchange_info()
+def _connect(client: BinanceClient) -> tuple[ExchangeInfo, int]:
+    """exchangeInfo, its rate limits adopted, then the exchange's time.
+
+    exchangeInfo comes first: the weight its response says this IP already used in the window
+    must be judged against the limit the exchange advertises, not against the client's default
+    (against a local exchange without limits, a second run within a minute would otherwise wait
+    for the next window). An exchange that cannot be reached is a UsageError.
+    """
+    try:
+        info = client.exchange_info(max_retries=1)
+    except ExchangeUnavailableError as error:
+        raise UsageError(f"cannot reach {client.base_url}: {error}", field="base_url") from None
     if info.weight_limit is not None and info.weight_window_seconds is not None:
         client.adopt_rate_limits(
             weight_limit=info.weight_limit, window_seconds=info.weight_window_seconds
         )
+    return info, client.server_time_ms()
+
+
+def _resolve_windows(
+    request: BackfillRequest, info: ExchangeInfo, server_now_ms: int, *, base_url: str
+) -> tuple[dict[str, Window], list[str]]:
+    """Per-symbol windows clipped to the listing date; unknown symbols are a UsageError."""
     unknown = [s for s in request.symbols if s not in info.symbols]
     if unknown:
         raise UsageError(
-            f"unknown symbol {', '.join(unknown)} (not in exchangeInfo of {client.base_url})",
+            f"unknown symbol {', '.join(unknown)} (not in exchangeInfo of {base_url})",
             field="symbols",
         )
     # The window is half-open, [start, end): --end (or the exchange's "now") is not included.
@@ -267,11 +281,8 @@ def run_backfill(
     client.stop, client.on_wait = stop, reporter.wait
     lake = Lake(settings.lake_dir)
     try:
-        try:
-            server_now = client.server_time_ms(max_retries=1)
-        except ExchangeUnavailableError as error:
-            raise UsageError(f"cannot reach {client.base_url}: {error}", field="base_url") from None
-        windows, notes = _resolve_windows(request, client, server_now)
+        info, server_now = _connect(client)
+        windows, notes = _resolve_windows(request, info, server_now, base_url=client.base_url)
         for note in notes:
             reporter.event("listing", level="info", message=note)
         funding_hours = client.funding_intervals() if "funding" in request.datasets else {}

@@ -343,8 +343,10 @@ class BinanceClient:
         except (KeyError, TypeError, ValueError):
             raise ExchangeError("time: response without serverTime") from None
 
-    def exchange_info(self) -> ExchangeInfo:
-        body = self._request("exchangeInfo", "/fapi/v1/exchangeInfo", {}, weight=1)
+    def exchange_info(self, *, max_retries: int | None = None) -> ExchangeInfo:
+        body = self._request(
+            "exchangeInfo", "/fapi/v1/exchangeInfo", {}, weight=1, max_retries=max_retries
+        )
         symbols = {}
         try:
             for item in body["symbols"]:

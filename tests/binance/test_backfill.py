@@ -16,6 +16,7 @@ import pytest
 from ingmon.binance.backfill import SUMMARY_SCHEMA, BackfillRequest, run_backfill
 from ingmon.binance.reporting import Reporter
 from ingmon.check import run_check
+from ingmon.config import load_settings
 from ingmon.errors import UsageError
 from ingmon.exchange import FaultRule, FaultSchedule, Limits, Market
 from ingmon.lake import Lake
@@ -528,3 +529,28 @@ def test_latest_open_interest_snapshot_is_stored_at_its_true_freshness(tmp_path:
     ).to_dict()
     assert report["symbols"]["SOLUSDT"]["open_interest"]["age_seconds"] == 600
     assert report["symbols"]["SOLUSDT"]["open_interest"]["freshness"] == "ok"
+
+
+def test_back_to_back_runs_on_a_limits_off_exchange_never_wait(tmp_path: Path) -> None:
+    """The weight a first run spent (reported by the exchange on the next run's first response)
+    is judged against the advertised unlimited weight, not the client's 2400 default: a second
+    run in the same minute does not wait for the next window."""
+    market = Market.demo(symbols=("BTCUSDT",), days=7, seed=3, now_ms=NOW_MS)
+    request = BackfillRequest(
+        symbols=("BTCUSDT",), window_days=6, source="rest", datasets=("agg_trades",)
+    )
+    with exchange(market, NOW_MS, limits=Limits(enabled=False)) as server:
+        # Default settings: no INGMON_BINANCE_WEIGHT_LIMIT_PER_MINUTE, so the client follows
+        # exchangeInfo.
+        settings = load_settings(
+            env_file=None,
+            data_dir=tmp_path / "first",
+            binance_base_url=server.base_url,
+            binance_archive_url=server.base_url,
+        )
+        first, _ = _run(settings, request)
+        assert first["datasets"]["agg_trades"]["weight_used"] > 2400  # past the default budget
+        again = settings.model_copy(update={"data_dir": tmp_path / "second"})
+        second, events = _run(again, request)
+    assert second["status"] == "complete"
+    assert [e for e in events if e["event"] == "wait"] == []
