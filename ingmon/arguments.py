@@ -14,11 +14,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from ingmon.binance.request import MAX_WINDOW_DAYS
 from ingmon.config import Settings, load_settings
 from ingmon.errors import IngmonError, UsageError
 
 __all__ = [
     "EXIT_USAGE",
+    "MAX_WINDOW_DAYS",
     "CommandParser",
     "add_data_dir",
     "checked",
@@ -152,6 +154,8 @@ def positive_days(text: str) -> float:
         raise ValueError(f"invalid number of days {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise ValueError(f"must be > 0, got {text}")
+    if value > MAX_WINDOW_DAYS:
+        raise ValueError(f"must be at most {MAX_WINDOW_DAYS} (a century), got {text}")
     return value
 
 

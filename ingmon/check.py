@@ -146,13 +146,11 @@ class CheckReport:
 def _mismatch_problems(
     mismatches: list[dict[str, Any]], *, symbol: str, interval: str, context: RepairContext
 ) -> list[Problem]:
-    """One problem per dataset at fault: candles holding more than their stored trades are
-    missing trades (refetch the trades); the others are candles that are wrong."""
-    short = [
-        m
-        for m in mismatches
-        if m["trade_count"] < m["candle_trade_count"] or m["trade_volume"] < m["candle_volume"]
-    ]
+    """One problem per dataset at fault. Each aggregated trade names the range of trade ids it
+    holds, so a candle counting more trades than its stored aggregates cover is missing trades
+    (refetch the trades); a candle whose count matches but whose volumes do not, or that counts
+    fewer, is itself wrong (refetch the candles)."""
+    short = [m for m in mismatches if m["trade_count"] < m["candle_trade_count"]]
     wrong = [m for m in mismatches if m not in short]
     problems = []
     for dataset, found, why in (

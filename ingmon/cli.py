@@ -58,6 +58,9 @@ def _cmd_coverage(args: argparse.Namespace) -> int:
         datasets=args.dataset or None,
     )
     print(json.dumps(report.to_dict(), indent=2))
+    for coverage in report.series:
+        for damaged in coverage.corrupt:  # the series was not read: say so where logs go
+            print(f"ingmon coverage: damaged partition: {damaged}", file=sys.stderr)
     return 0
 
 

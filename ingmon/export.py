@@ -12,7 +12,7 @@ import polars as pl
 from ingmon.config import Settings
 from ingmon.errors import CorruptPartitionError
 from ingmon.lake import Lake
-from ingmon.schema import AGG_TRADES, CANDLES, FUNDING, OPEN_INTEREST, Dataset
+from ingmon.schema import CANDLES, MARKET_SERIES, OPEN_INTEREST, Dataset
 from ingmon.times import DAY_MS, now_ms
 
 __all__ = ["export_snapshots", "snapshot_name"]
@@ -31,13 +31,8 @@ def snapshot_name(
     A window of the last N days gets its own name, ``btcusdt_1m_candles.last-0.5d.jsonl``, so a
     partial export never replaces the full snapshot that consumers of the plain name expect.
     """
-    stem = symbol.lower()
-    if dataset is CANDLES:
-        base = f"{stem}_{param}_candles"
-    elif dataset is OPEN_INTEREST:
-        base = f"{stem}_open_interest_{param}"
-    else:
-        base = f"{stem}_{dataset.name}"
+    series = MARKET_SERIES[dataset.name]
+    base = series.snapshot_stem.format(symbol=symbol.lower(), param=param, dataset=dataset.name)
     if window_days is not None:
         # ``:g`` keeps the name as typed for everyday values: 0.5 → "0.5", 2.0 → "2".
         base = f"{base}.last-{window_days:g}d"
@@ -97,11 +92,9 @@ def export_snapshots(
     start_ms = None if window_days is None else window_end_ms - round(window_days * DAY_MS)
     time_type = CANDLES.arrow_schema.field("open_time").type
     written = []
+    params = {CANDLES.name: interval, OPEN_INTEREST.name: oi_period}
     for dataset, param in (
-        (CANDLES, interval),
-        (OPEN_INTEREST, oi_period),
-        (FUNDING, None),
-        (AGG_TRADES, None),
+        (series.dataset, params.get(name)) for name, series in MARKET_SERIES.items()
     ):
         for symbol in symbols or lake.symbols(dataset):
             if not lake.files(dataset, symbol=symbol, param=param):

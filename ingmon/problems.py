@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ingmon.config import Settings
-from ingmon.schema import MARKET_SERIES, MarketSeries
+from ingmon.schema import MARKET_SERIES, MarketSeries, interval_ms
 from ingmon.times import iso_ms
 
 __all__ = ["Problem", "RepairContext", "Severity", "range_problem", "refetch_command"]
@@ -64,19 +64,23 @@ def refetch_command(
     """The backfill command that refetches exactly ``[start_ms, end_ms]`` (inclusive) of one
     series; it prints the window half-open, ``--end`` being the first millisecond after it."""
     skips = [other.skip_flag for other in MARKET_SERIES.values() if other is not series]
+    # The exclusive end: the next slot after the last missing one on a gridded series (a
+    # round time a person reads easily), else the millisecond after it.
+    step = interval_ms(param) if series.time_gridded and param else 1
+    end_exclusive = end_ms + step if end_ms % step == 0 else end_ms + 1
     parts = [
         "ingmon backfill",
         f"--symbol {symbol}",
         f"--start {iso_ms(start_ms)}",
-        f"--end {iso_ms(end_ms + 1)}",
+        f"--end {iso_ms(end_exclusive)}",
         *skips,
     ]
     if series.param_flag is not None and param != series.default_param:
         parts.append(f"{series.param_flag} {param}")
     for flag, value in (
         ("--data-dir", shlex.quote(context.data_dir) if context.data_dir else None),
-        ("--base-url", context.base_url),
-        ("--archive-url", context.archive_url),
+        ("--base-url", shlex.quote(context.base_url) if context.base_url else None),
+        ("--archive-url", shlex.quote(context.archive_url) if context.archive_url else None),
     ):
         if value:
             parts.append(f"{flag} {value}")

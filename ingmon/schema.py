@@ -262,6 +262,8 @@ class MarketSeries:
     freshness_warn_seconds: float = 0.0
     freshness_error_seconds: float = 0.0
     nominal_step_ms: int | None = None
+    # The runbook's snapshot file stem (``ingmon export``): {symbol} lower-case, {param}.
+    snapshot_stem: str = "{symbol}_{dataset}"
 
     @property
     def name(self) -> str:
@@ -290,6 +292,7 @@ MARKET_SERIES: Mapping[str, MarketSeries] = {
             freshness_warn_seconds=90,
             freshness_error_seconds=180,
             nominal_step_ms=MINUTE_MS,
+            snapshot_stem="{symbol}_{param}_candles",
         ),
         MarketSeries(
             AGG_TRADES,
@@ -317,6 +320,7 @@ MARKET_SERIES: Mapping[str, MarketSeries] = {
             freshness_warn_seconds=450,
             freshness_error_seconds=900,
             nominal_step_ms=5 * MINUTE_MS,
+            snapshot_stem="{symbol}_open_interest_{param}",
         ),
         MarketSeries(
             FUNDING,

@@ -117,8 +117,10 @@ class BackfillSummary:
     banned_until_ms: int | None = None
     # Weight spent outside the datasets' routes (time, exchangeInfo).
     overhead_weight: int = 0
-    # Told to stop (``stop``: SIGINT/SIGTERM in the CLI) before every task was done.
+    # Told to stop (``stop``: SIGINT/SIGTERM in the CLI) before every task was done, and the
+    # number of the signal that did it, when one did (the CLI sets it).
     interrupted: bool = False
+    stop_signal: int | None = None
 
     @property
     def status(self) -> str:
@@ -131,7 +133,10 @@ class BackfillSummary:
 
     @property
     def exit_status(self) -> int:
-        """0: the window is complete (apart from exchange maintenance); 1 otherwise."""
+        """0: the window is complete (apart from exchange maintenance); 128 + the signal when a
+        signal interrupted it (130 SIGINT, 143 SIGTERM), as a shell reports it; 1 otherwise."""
+        if self.status == "interrupted" and self.stop_signal is not None:
+            return 128 + self.stop_signal
         return 0 if self.status == "complete" else 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -222,6 +227,12 @@ def _resolve_windows(
     for symbol in request.symbols:
         listed = info.symbols[symbol].onboard_ms
         symbol_start = max(start, listed)
+        if symbol_start >= end:
+            raise UsageError(
+                f"the window [{iso_ms(start)}, {iso_ms(end)}) ends before {symbol} was listed "
+                f"at {iso_ms(listed)}: nothing to fetch",
+                field="end_ms",
+            )
         if symbol_start > start:
             notes.append(f"{symbol} listed at {iso_ms(listed)}: window starts there")
         windows[symbol] = Window(symbol_start, end - 1, server_now_ms, listing_ms=listed)
@@ -316,7 +327,8 @@ def run_backfill(
             run_id=runner.run_id,
             tasks=len(plan.tasks),
             server_time=iso_ms(server_now),
-            windows={s: [iso_ms(w.start_ms), iso_ms(w.end_ms)] for s, w in windows.items()},
+            # Half-open, as everywhere the user sees a window: [start, end).
+            windows={s: [iso_ms(w.start_ms), iso_ms(w.end_ms + 1)] for s, w in windows.items()},
         )
         runner.unavailable(plan.unavailable)
         execute(runner, plan.tasks, request.concurrency)

@@ -77,11 +77,10 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
                 level="warning",
             )
             return interrupts.exit_status()
-    _print_json(summary.to_dict())
-    # 128 + the signal, as a shell reports a process it stopped; a run that completed all the
-    # same (the signal came after its last task) keeps its own status.
+    # A run that completed all the same (the signal came after its last task) keeps its status.
     if summary.status == "interrupted":
-        return interrupts.exit_status()
+        summary.stop_signal = interrupts.exit_status() - 128
+    _print_json(summary.to_dict())
     return summary.exit_status
 
 

@@ -9,10 +9,12 @@ from ingmon.errors import UsageError
 from ingmon.schema import INTERVAL_MS, MARKET_SERIES, OI_PERIODS, MarketSeries
 from ingmon.times import iso_ms
 
-__all__ = ["DATASET_ORDER", "BackfillRequest", "Source", "check_symbol"]
+__all__ = ["DATASET_ORDER", "MAX_WINDOW_DAYS", "BackfillRequest", "Source", "check_symbol"]
 
 Source = Literal["auto", "rest", "archive"]
 DATASET_ORDER = tuple(MARKET_SERIES)
+# A century: a longer window is a typo (and would run past the calendar).
+MAX_WINDOW_DAYS = 36_500
 
 
 def check_symbol(symbol: str) -> str:
@@ -69,9 +71,10 @@ class BackfillRequest:
             raise UsageError("klines_page_limit must be within 1..1500", field="klines_page_limit")
 
     def _validate_window(self) -> None:
-        if self.window_days is not None and self.window_days <= 0:
+        if self.window_days is not None and not 0 < self.window_days <= MAX_WINDOW_DAYS:
             raise UsageError(
-                f"window_days must be > 0, got {self.window_days:g}", field="window_days"
+                f"window_days must be > 0 and at most {MAX_WINDOW_DAYS}, got {self.window_days:g}",
+                field="window_days",
             )
         if self.window_days is not None and self.start_ms is not None:
             raise UsageError(

@@ -465,7 +465,8 @@ def test_retry_after_is_honoured_and_never_earns_a_ban(market: Market, tmp_path:
         banned, limited = server.stats.banned, server.stats.rate_limited
     assert summary["status"] == "complete"
     assert summary["datasets"]["agg_trades"]["fetched"] > 10_000
-    assert limited >= 1 and summary["routes"]["time"]["http_429"] == 1
+    # The run's first request (exchangeInfo) meets the spent window and waits out its 429.
+    assert limited >= 1 and summary["routes"]["exchangeInfo"]["http_429"] == 1
     assert banned == 0
 
 
@@ -499,6 +500,18 @@ def test_listing_clips_the_window(tmp_path: Path) -> None:
     assert summary["status"] == "complete", summary["problems"]
     listing = market.spec("SOLUSDT").listing_ms
     assert summary["datasets"]["candles"]["symbols"]["SOLUSDT"]["earliest"] == iso_ms(listing)
+
+
+def test_a_window_before_the_listing_is_bad_input(tmp_path: Path) -> None:
+    """A window that ends before the symbol existed is a UsageError naming the listing, with
+    nothing written — not a 'complete' run over an inverted window."""
+    market = Market.demo(symbols=("SOLUSDT",), days=2, seed=1, now_ms=NOW_MS)
+    listing = market.spec("SOLUSDT").listing_ms
+    with exchange(market, NOW_MS) as server:
+        settings = settings_for(tmp_path, server)
+        with pytest.raises(UsageError, match=f"before SOLUSDT was listed at {iso_ms(listing)}"):
+            _run(settings, BackfillRequest(symbols=("SOLUSDT",), start_ms=0, end_ms=listing))
+    assert not (tmp_path / "lake").exists()
 
 
 def test_latest_open_interest_snapshot_is_stored_at_its_true_freshness(tmp_path: Path) -> None:
