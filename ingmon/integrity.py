@@ -359,6 +359,52 @@ def _unreadable(
     )
 
 
+def _read(
+    lake: Lake,
+    series: MarketSeries,
+    *,
+    symbol: str,
+    param: str | None,
+    start_ms: int | None,
+    end_ms: int,
+    tolerance_ratio: float,
+) -> tuple[Coverage | None, list[CorruptPartition]]:
+    """The series' coverage over ``[start_ms, end_ms)``, or None with the damaged partitions
+    that keep it from being read (found by their footers, or by the read itself)."""
+    last_ms = end_ms - 1
+    damaged = lake.find_corrupt(
+        series.dataset, symbol=symbol, param=param, start=start_ms, end=last_ms
+    )
+    if damaged:
+        return None, damaged
+    try:
+        coverage = series_coverage(
+            lake,
+            series.dataset,
+            symbol=symbol,
+            param=param,
+            start=start_ms,
+            end=last_ms,
+            tolerance_ratio=tolerance_ratio,
+        )
+    except CorruptPartitionError as error:  # damage past a sound footer
+        return None, [error.partition]
+    return coverage, []
+
+
+def _split_gaps(
+    lake: Lake, coverage: Coverage, series: MarketSeries, *, expect: Expectation
+) -> tuple[tuple[Gap, ...], tuple[Gap, ...]]:
+    """(gaps that are problems, gaps the exchange itself has). Live, the tail is no gap: how
+    far behind the series is, is its freshness."""
+    exchange = known_exchange_gaps(lake, series, coverage.symbol, coverage.param)
+    explained = tuple(g for g in coverage.gaps if _explained(g, series, exchange))
+    unexplained = tuple(g for g in coverage.gaps if g not in explained)
+    if expect == "live":
+        unexplained = tuple(g for g in unexplained if g.kind != "tail")
+    return unexplained, explained
+
+
 def assess_series(
     lake: Lake,
     series: MarketSeries | str,
@@ -382,46 +428,29 @@ def assess_series(
     """
     series = MARKET_SERIES[series] if isinstance(series, str) else series
     context = context or RepairContext()
-    last_ms = end_ms - 1
-    damaged = lake.find_corrupt(
-        series.dataset, symbol=symbol, param=param, start=start_ms, end=last_ms
+    coverage, damaged = _read(
+        lake,
+        series,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        tolerance_ratio=tolerance_ratio,
+        symbol=symbol,
+        param=param,
     )
-    try:
-        coverage = (
-            None
-            if damaged
-            else series_coverage(
-                lake,
-                series.dataset,
-                symbol=symbol,
-                param=param,
-                start=start_ms,
-                end=last_ms,
-                tolerance_ratio=tolerance_ratio,
-            )
-        )
-    except CorruptPartitionError as error:  # damage past a sound footer: found by the read
-        damaged, coverage = [error.partition], None
     if coverage is None:
         return _unreadable(
             damaged,
             series,
-            symbol=symbol,
-            param=param,
             start_ms=start_ms,
             end_ms=end_ms,
             now_ms=now_ms,
             context=context,
+            symbol=symbol,
+            param=param,
         )
-    exchange = known_exchange_gaps(lake, series, symbol, param)
-    explained = tuple(g for g in coverage.gaps if _explained(g, series, exchange))
-    unexplained = tuple(g for g in coverage.gaps if g not in explained)
-    if expect == "live":
-        # The tail is not a gap here: how far behind the series is, is its freshness.
-        unexplained = tuple(g for g in unexplained if g.kind != "tail")
+    gaps, exchange_gaps = _split_gaps(lake, coverage, series, expect=expect)
     problems = [
-        _gap_problem(gap, series, symbol=symbol, param=param, context=context)
-        for gap in unexplained
+        _gap_problem(gap, series, context=context, symbol=symbol, param=param) for gap in gaps
     ]
     age = _age_seconds(coverage, series, now_ms) if expect == "live" else None
     verdict: Verdict | None = None
@@ -431,11 +460,11 @@ def assess_series(
         problems.append(
             _empty_problem(
                 series,
-                symbol=symbol,
-                param=param,
                 start_ms=start_ms,
                 end_ms=end_ms,
                 context=context,
+                symbol=symbol,
+                param=param,
             )
         )
     if verdict in ("warn", "error") and age is not None:
@@ -448,18 +477,18 @@ def assess_series(
         problems.append(_duplicates_problem(coverage, series, context=context))
     return SeriesHealth(
         dataset=series.name,
-        symbol=symbol,
-        param=param,
         window_start_ms=start_ms,
         window_end_ms=end_ms,
         rows=coverage.rows,
         first_event_ms=coverage.earliest_ms,
         last_event_ms=coverage.latest_ms,
         step_ms=coverage.step_ms,
-        gaps=unexplained,
-        exchange_gaps=explained,
+        gaps=gaps,
+        exchange_gaps=exchange_gaps,
         duplicates=coverage.duplicates,
         age_seconds=age,
         freshness=verdict,
         problems=tuple(problems),
+        symbol=symbol,
+        param=param,
     )
