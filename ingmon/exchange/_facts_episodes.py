@@ -45,6 +45,9 @@ RETRACE_MIN_MOVE_SHARE = 0.25  # retraces count once the move reached a quarter 
 SQUEEZE_WINDOW_MINUTES = 15
 SQUEEZE_MATCH_SLACK_MS = 30 * MINUTE_MS
 ALERT_GAP_MS = 60 * MINUTE_MS  # alerts closer than this are one detector event
+# 5m buckets inside absorptions needed to judge imbalance separability (≈ 15 absorptions; the
+# precision's standard error is then ≤ 0.07, enough to tell 0.6 from a leak's 1.0).
+ABSORPTION_MIN_POSITIVE_BUCKETS = 50
 
 
 def measure_episodes(data: Series) -> list[EpisodeMeasurement]:
@@ -275,9 +278,7 @@ def _squeeze_alerts(data: Series) -> list[tuple[int, int]]:
 def separability_facts(
     series: dict[str, Series], measured: dict[str, list[EpisodeMeasurement]]
 ) -> list[Fact]:
-    auc: dict[str, float | None] = {}
-    precision_top: dict[str, float | None] = {}
-    precision_top_error: dict[str, float | None] = {}
+    buckets: dict[str, tuple[FloatArray, FloatArray, BoolArray]] = {}
     squeeze_precision: dict[str, float | None] = {}
     squeeze_error: dict[str, float | None] = {}
     squeeze_samples: dict[str, int] = {}
@@ -290,18 +291,9 @@ def separability_facts(
         ]
         imbalance, volume = _five_minute_imbalance(data)
         inside = mask_of(data, absorptions)
-        buckets = imbalance.size
-        positive: BoolArray = np.asarray(inside[: buckets * 5].reshape(buckets, 5).any(axis=1))
-        usable = np.isfinite(imbalance) & (volume > 0)
-        scores = np.abs(imbalance[usable])
-        labels = positive[usable]
-        auc[symbol] = roc_auc(scores, labels)
-        count_positive = int(labels.sum())
-        if count_positive:
-            top = np.argsort(-scores, kind="stable")[:count_positive]
-            precision_top[symbol], precision_top_error[symbol] = rate(
-                int(labels[top].sum()), count_positive
-            )
+        count = imbalance.size
+        positive: BoolArray = np.asarray(inside[: count * 5].reshape(count, 5).any(axis=1))
+        buckets[symbol] = (imbalance, volume, positive)
         squeezes = [item for item in data.planted if item.kind == "squeeze" and item.real]
         alerts = _squeeze_alerts(data)
         true_alerts = sum(
@@ -319,21 +311,7 @@ def separability_facts(
     squeeze_precision[POOLED], squeeze_error[POOLED] = rate(*pooled_alerts)
     squeeze_samples[POOLED] = pooled_alerts[1]
     return [
-        Fact(
-            key="absorption_imbalance_auc",
-            title="absorption: AUC of |5m taker imbalance|",
-            group="separability",
-            values=auc,
-            band=Band(0.5, 0.9, DERIVED + ": imbalance alone is a weak edge (now 0.994)"),
-        ),
-        Fact(
-            key="absorption_imbalance_precision",
-            title="absorption: precision of top-|imbalance| 5m buckets",
-            group="separability",
-            values=precision_top,
-            errors=precision_top_error,
-            band=Band(0.0, 0.6, ISSUE + ": a good setup is a weak edge, precision 0.3–0.6"),
-        ),
+        *imbalance_separability_facts(buckets),
         Fact(
             key="squeeze_rule_precision",
             title="squeeze: precision of the textbook rule (§1.2)",
@@ -342,6 +320,64 @@ def separability_facts(
             errors=squeeze_error,
             samples=squeeze_samples,
             band=Band(0.3, 0.6, ISSUE + ": precision 0.3–0.6"),
+        ),
+    ]
+
+
+def imbalance_separability_facts(
+    buckets: dict[str, tuple[FloatArray, FloatArray, BoolArray]],
+) -> list[Fact]:
+    """How well |5-minute taker imbalance| alone finds absorptions. ``buckets`` maps a symbol to
+    its 5m buckets' imbalance, volume and whether each overlaps a non-decoy absorption.
+
+    Both rows are one-sided claims that a leak breaks: AUC ≤ 0.9 and the precision of the top-n
+    buckets (n = positives) ≤ 0.6. Each needs ``ABSORPTION_MIN_POSITIVE_BUCKETS`` positives.
+    """
+    auc: dict[str, float | None] = {}
+    precision: dict[str, float | None] = {}
+    precision_error: dict[str, float | None] = {}
+    samples: dict[str, int] = {}
+    detail: dict[str, Any] = {}
+    for symbol, (imbalance, volume, positive) in buckets.items():
+        usable = np.isfinite(imbalance) & (volume > 0)
+        scores = np.abs(imbalance[usable])
+        labels = positive[usable]
+        count_positive = int(labels.sum())
+        samples[symbol] = count_positive
+        auc[symbol] = roc_auc(scores, labels)
+        if count_positive == 0:
+            precision[symbol] = None
+            continue
+        top = np.argsort(-scores, kind="stable")[:count_positive]
+        precision[symbol], precision_error[symbol] = rate(int(labels[top].sum()), count_positive)
+        base_rate = count_positive / labels.size
+        detail[symbol] = {
+            "positive_buckets": count_positive,
+            "buckets": int(labels.size),
+            "base_rate": base_rate,
+            "lift": (precision[symbol] or 0.0) / base_rate,
+            "lowest_top_abs_imbalance": float(scores[top].min()),
+        }
+    return [
+        Fact(
+            key="absorption_imbalance_auc",
+            title="absorption: AUC of |5m taker imbalance|",
+            group="separability",
+            values=auc,
+            samples=samples,
+            band=Band(0.5, 0.9, DERIVED + ": imbalance alone is a weak edge (now 0.994)"),
+            min_samples=ABSORPTION_MIN_POSITIVE_BUCKETS,
+        ),
+        Fact(
+            key="absorption_imbalance_precision",
+            title="absorption: precision of top-|imbalance| 5m buckets",
+            group="separability",
+            values=precision,
+            errors=precision_error,
+            samples=samples,
+            band=Band(0.0, 0.6, ISSUE + ": a good setup is a weak edge, precision 0.3–0.6"),
+            detail=detail,
+            min_samples=ABSORPTION_MIN_POSITIVE_BUCKETS,
         ),
     ]
 

@@ -12,6 +12,7 @@ from ingmon.exchange._facts_rows import (
     DERIVED,
     GABAIX,
     ISSUE,
+    POOLED,
     Band,
     EpisodeMeasurement,
     Fact,
@@ -19,12 +20,24 @@ from ingmon.exchange._facts_rows import (
     episodes_of,
     rate,
 )
-from ingmon.exchange._facts_stats import TAIL_FRACTION, FloatArray, block_jackknife, hill_tail_index
+from ingmon.exchange._facts_stats import (
+    TAIL_FRACTION,
+    FloatArray,
+    IntArray,
+    block_jackknife,
+    clustered_mean_error,
+    hill_tail_index,
+)
 
 TAKER_FEE_RATE = 0.0005  # Binance USD-M VIP 0 taker fee per side
 FUNDING_HOT_RATE = 0.0005  # |funding| above 0.05 % per settlement: a hot market
 FUNDING_MILD_NEGATIVE_RATE = -0.0002  # real negatives are mostly above −0.02 %
 FAKE_EDGE_HORIZON_MINUTES = 480  # forward return after a funding settlement: 8 hours
+# The precursor: a settlement among the lowest 5 % of its symbol's funding rates. A calm market
+# settles below 0 only 2–5 % of the time and below −0.02 % a handful of times in 90 days, too few
+# to measure an edge; the lowest 5 % gives 14 per symbol in 90 days.
+FAKE_EDGE_PRECURSOR_SHARE = 0.05
+FAKE_EDGE_MIN_EVENTS = 20  # pooled precursor settlements below which the row is not judged
 
 
 def _top_share(notional: FloatArray) -> float:
@@ -146,39 +159,87 @@ def funding_facts(series: dict[str, Series]) -> list[Fact]:
     ]
 
 
-def fake_edge_fact(series: dict[str, Series]) -> Fact:
-    values: dict[str, float | None] = {}
-    samples: dict[str, int] = {}
-    detail: dict[str, Any] = {}
+def fake_edge_facts(series: dict[str, Series]) -> list[Fact]:
+    """The funding fake edge, from each symbol's settlements and the 8h log return after each."""
+    settlements: dict[str, tuple[IntArray, FloatArray, FloatArray]] = {}
     for symbol, data in series.items():
         forward = []
         for time_ms in data.funding_time_ms.tolist():
             later = data.price_at(time_ms + FAKE_EDGE_HORIZON_MINUTES * MINUTE_MS)
             now = data.price_at(time_ms)
             forward.append(math.log(later / now) if now > 0 and later > 0 else math.nan)
-        returns = np.asarray(forward, dtype=np.float64)
-        valid = np.isfinite(returns)
-        cheap = valid & (data.funding_rate < -FUNDING_HOT_RATE)
-        samples[symbol] = int(cheap.sum())
-        spread = float(returns[valid].std()) if valid.sum() > 2 else math.nan
-        if cheap.any() and spread > 0:
-            edge = float(returns[cheap].mean() - returns[valid].mean())
-            values[symbol] = edge / (spread / math.sqrt(cheap.sum()))
-            detail[symbol] = {
-                "mean_forward_8h_log_return": float(returns[cheap].mean()),
-                "share_above_3pct": float(np.mean(returns[cheap] > math.log(1.03))),
-            }
-        else:
-            values[symbol] = 0.0  # no such settlement: no free lunch to take
-    return Fact(
-        key="fake_edge_z",
-        title="8h return after funding < −0.05 % (z vs all settlements)",
-        group="fake edge",
-        values=values,
-        samples=samples,
-        band=Band(-3.0, 3.0, ISSUE + ": no such free lunch"),
-        detail=detail,
-    )
+        settlements[symbol] = (
+            data.funding_time_ms,
+            data.funding_rate,
+            np.asarray(forward, dtype=np.float64),
+        )
+    return funding_precursor_facts(settlements)
+
+
+def funding_precursor_facts(
+    settlements: dict[str, tuple[IntArray, FloatArray, FloatArray]],
+) -> list[Fact]:
+    """Is unusually low funding a free lunch? ``settlements`` maps a symbol to its settlement
+    times, funding rates and the 8h forward log return after each (NaN where unknown).
+
+    The precursor is a settlement among the lowest ``FAKE_EDGE_PRECURSOR_SHARE`` of its symbol's
+    rates (a calm market has too few negative ones to measure). Pooled over symbols, the mean
+    forward return must be 0 and the share of rises ½, each within sampling error; standard
+    errors are clustered by settlement time because the symbols co-move. Fewer than
+    ``FAKE_EDGE_MIN_EVENTS`` pooled precursors is insufficient data, which fails.
+    """
+    event_time: list[int] = []
+    event_return: list[float] = []
+    detail: dict[str, Any] = {}
+    for symbol, (time_ms, funding, forward) in settlements.items():
+        valid = np.flatnonzero(np.isfinite(forward))
+        if valid.size == 0:
+            detail[symbol] = {"precursors": 0}
+            continue
+        count = math.ceil(FAKE_EDGE_PRECURSOR_SHARE * valid.size)
+        chosen = valid[np.argsort(funding[valid], kind="stable")[:count]]
+        returns = forward[chosen]
+        event_time.extend(int(value) for value in time_ms[chosen])
+        event_return.extend(float(value) for value in returns)
+        detail[symbol] = {
+            "precursors": int(chosen.size),
+            "funding_threshold": float(funding[chosen].max()),
+            "mean_forward_8h_log_return": float(returns.mean()),
+            "up_share": float(np.mean(returns > 0)),
+            "share_above_3pct": float(np.mean(returns > math.log(1.03))),
+            "mean_forward_8h_log_return_all_settlements": float(forward[valid].mean()),
+        }
+    events = np.asarray(event_return, dtype=np.float64)
+    clusters = np.asarray(event_time, dtype=np.int64)
+    ups = (events > 0).astype(np.float64)
+    samples = {POOLED: int(events.size)}
+    mean: dict[str, float | None] = {POOLED: float(events.mean()) if events.size else None}
+    up_share: dict[str, float | None] = {POOLED: float(ups.mean()) if events.size else None}
+    detail["pooled"] = {"settlement_times": int(np.unique(clusters).size)}
+    source = ISSUE + ": no such free lunch"
+    return [
+        Fact(
+            key="fake_edge_mean_8h_return",
+            title="8h log return after funding in its lowest 5 % (pooled)",
+            group="fake edge",
+            values=mean,
+            errors={POOLED: clustered_mean_error(events, clusters)},
+            samples=samples,
+            band=Band(0.0, 0.0, source),
+            detail=detail,
+            min_samples=FAKE_EDGE_MIN_EVENTS,
+        ),
+        Fact(
+            key="fake_edge_up_share",
+            title="share of rises 8h after funding in its lowest 5 % (pooled)",
+            group="fake edge",
+            values=up_share,
+            errors={POOLED: clustered_mean_error(ups, clusters)},
+            samples=samples,
+            band=Band(0.5, 0.5, source),
+            min_samples=FAKE_EDGE_MIN_EVENTS,
+        ),
+    ]
 
 
 def open_interest_facts(

@@ -133,18 +133,41 @@ def volume_return_fact(series: dict[str, Series]) -> Fact:
     )
 
 
+def daily_kurtosis_fact(daily_returns: dict[str, FloatArray]) -> Fact:
+    """Excess kurtosis of each symbol's daily log returns, ± its leave-one-out jackknife error.
+
+    Judged like every row (the 99 % interval must reach 3–8): 90 daily returns estimate a fat
+    tail so loosely (the error grows with the kurtosis) that a point-in-band rule would fail a
+    market whose true kurtosis is 5 on most seeds, while normal days (≈ 0 ± 0.5) still fail the
+    interval rule. The table says "within sampling error" when the point estimate is outside.
+    """
+    values: dict[str, float | None] = {}
+    errors: dict[str, float | None] = {}
+    samples: dict[str, int] = {}
+    for symbol, returns in daily_returns.items():
+        values[symbol] = excess_kurtosis(returns)
+        errors[symbol] = jackknife_kurtosis(returns)
+        samples[symbol] = int(returns.size)
+    return Fact(
+        key="daily_excess_kurtosis",
+        title="daily log-return excess kurtosis",
+        group="volatility regimes",
+        values=values,
+        errors=errors,
+        samples=samples,
+        band=Band(3.0, 8.0, ISSUE + "; " + CONT),
+    )
+
+
 def volatility_facts(series: dict[str, Series]) -> list[Fact]:
-    daily: dict[str, float | None] = {}
-    daily_error: dict[str, float | None] = {}
+    daily_returns: dict[str, FloatArray] = {}
     acf: dict[str, float | None] = {}
     acf_error: dict[str, float | None] = {}
     minute_kurtosis: dict[str, float | None] = {}
     minute_tail: dict[str, float | None] = {}
     taker: dict[str, float | None] = {}
     for symbol, data in series.items():
-        returns = np.diff(np.log(data.day_close))
-        daily[symbol] = excess_kurtosis(returns)
-        daily_error[symbol] = jackknife_kurtosis(returns)
+        daily_returns[symbol] = np.diff(np.log(data.day_close))
         absolute = np.abs(data.log_return)
         acf[symbol] = autocorrelation(absolute, MINUTES_PER_DAY)
         acf_error[symbol] = block_jackknife_acf(absolute, MINUTES_PER_DAY)
@@ -153,14 +176,7 @@ def volatility_facts(series: dict[str, Series]) -> list[Fact]:
         volume = float(data.volume.sum())
         taker[symbol] = float(data.taker_buy_volume.sum()) / volume if volume > 0 else None
     return [
-        Fact(
-            key="daily_excess_kurtosis",
-            title="daily log-return excess kurtosis",
-            group="volatility regimes",
-            values=daily,
-            errors=daily_error,
-            band=Band(3.0, 8.0, ISSUE + "; " + CONT),
-        ),
+        daily_kurtosis_fact(daily_returns),
         Fact(
             key="acf_abs_1m_return_1d",
             title="ACF of |1m return| at 1 day (lag 1440)",

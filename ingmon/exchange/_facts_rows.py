@@ -52,9 +52,26 @@ class Fact:
     samples: dict[str, int] = field(default_factory=dict)  # sample sizes behind each value
     band: Band | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    # A judged column needs at least this many samples; with fewer it is "insufficient data" and
+    # fails (a row that cannot be measured must not pass by default).
+    min_samples: int = 0
+
+    def insufficient(self, column: str) -> bool:
+        """Whether the column has fewer samples than the row needs to be judged."""
+        return (
+            self.band is not None
+            and column in self.values
+            and self.min_samples > 0
+            and self.samples.get(column, 0) < self.min_samples
+        )
 
     def ok(self, column: str) -> bool | None:
-        """Whether the column's 99 % interval overlaps the band (None: no band or no value)."""
+        """Whether the column's 99 % interval overlaps the band (None: no band or no value).
+
+        False also when the column has fewer than ``min_samples`` samples.
+        """
+        if self.insufficient(column):
+            return False
         value = self.values.get(column)
         if self.band is None or value is None or not math.isfinite(value):
             return None
@@ -63,6 +80,33 @@ class Fact:
         if self.band.low is not None and value + margin < self.band.low:
             return False
         return not (self.band.high is not None and value - margin > self.band.high)
+
+    def point_in_band(self, column: str) -> bool | None:
+        """Whether the point estimate itself lies in the band (None: no band or no value).
+
+        A point band (low == high: "0.5", "0") claims equality, which only an interval can
+        judge, so it counts as met whenever ``ok`` is.
+        """
+        value = self.values.get(column)
+        if self.band is None or value is None or not math.isfinite(value):
+            return None
+        if self.band.low is not None and self.band.low == self.band.high:
+            return self.ok(column)
+        if self.band.low is not None and value < self.band.low:
+            return False
+        return not (self.band.high is not None and value > self.band.high)
+
+    def verdict(self, column: str) -> str | None:
+        """``ok`` (the point estimate is in the band), ``within_sampling_error`` (it is not, but
+        its 99 % interval overlaps the band), ``out``, ``insufficient_data``, or None (info)."""
+        judged = self.ok(column)
+        if judged is None:
+            return None
+        if self.insufficient(column):
+            return "insufficient_data"
+        if not judged:
+            return "out"
+        return "ok" if self.point_in_band(column) else "within_sampling_error"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready row (NaN/inf become None)."""
@@ -76,7 +120,9 @@ class Fact:
             "band": None
             if self.band is None
             else {"low": self.band.low, "high": self.band.high, "source": self.band.source},
+            "min_samples": self.min_samples,
             "ok": {name: self.ok(name) for name in self.values},
+            "verdict": {name: self.verdict(name) for name in self.values},
             "detail": _jsonable(self.detail),
         }
 

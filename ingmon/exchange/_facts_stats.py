@@ -137,6 +137,22 @@ def trailing_mean_std(values: FloatArray, window: int) -> tuple[FloatArray, Floa
     return np.where(enough, mean, math.nan), np.where(enough & (std > 0), std, math.nan)
 
 
+def clustered_mean_error(values: FloatArray, clusters: IntArray) -> float:
+    """Cluster-robust standard error of the mean (CR1): samples sharing a cluster key are
+    correlated (e.g. two symbols' returns after the same funding settlement), clusters are not.
+
+    SE² = G/(G − 1) · Σ_c (Σ_{i∈c} (x_i − x̄))² / n², with G clusters and n samples.
+    """
+    sample = np.asarray(values, dtype=np.float64)
+    count = sample.size
+    _, cluster_index = np.unique(np.asarray(clusters), return_inverse=True)
+    groups = int(cluster_index.max()) + 1 if count else 0
+    if groups < 2:
+        return math.nan
+    sums = np.bincount(cluster_index, weights=sample - sample.mean(), minlength=groups)
+    return math.sqrt(groups / (groups - 1) * float(np.sum(sums * sums))) / count
+
+
 def block_jackknife(
     values: FloatArray, statistic: Callable[[FloatArray], float], *, blocks: int = 10
 ) -> float:

@@ -7,7 +7,9 @@ independent instrument for calibrating the simulator (docs/simulator.md, "Styliz
 
 A band is met when the 99 % confidence interval of the estimate (value ± 2.576 standard errors,
 where a standard error is known) overlaps it: a 90-day sample measures the market's property with
-sampling error, and the instrument must not fail a well-calibrated market by chance.
+sampling error, and the instrument must not fail a well-calibrated market by chance. The table
+says "ok" only when the point estimate itself is in the band and "within sampling error" when just
+the interval reaches it; a row with fewer samples than it needs is "insufficient data" and fails.
 
 This module holds the report and ``measure_facts``; the rest is split by family:
 ``_facts_data`` (the served data on a one-minute grid), ``_facts_stats`` (pure statistics),
@@ -34,7 +36,7 @@ from ingmon.exchange._facts_episodes import (
 )
 from ingmon.exchange._facts_levels import Profile, level_facts, volume_profile
 from ingmon.exchange._facts_microstructure import (
-    fake_edge_fact,
+    fake_edge_facts,
     funding_facts,
     open_interest_facts,
     trade_size_facts,
@@ -141,21 +143,14 @@ class FactsReport:
         rows: list[list[str]] = []
         for fact in self.facts:
             cells = [_cell(fact, column) for column in used]
-            verdicts = [fact.ok(column) for column in used]
-            missed = [column for column, verdict in zip(used, verdicts, strict=True) if not verdict]
-            if fact.band is None or all(verdict is None for verdict in verdicts):
-                status = "info"
-            elif any(verdict is False for verdict in verdicts):
-                status = "OUT " + ",".join(c for c in missed if fact.ok(c) is False)
-            else:
-                status = "ok"
             band = fact.band.describe() if fact.band is not None else ""
-            rows.append([fact.title, *cells, band, status])
+            rows.append([fact.title, *cells, band, _status(fact, used)])
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
         lines = [
             f"ingmon exchange facts: seed {self.seed}, {self.days} days, "
             f"{_iso(self.start_ms)} → {_iso(self.end_ms)} ({self.elapsed_seconds:.1f} s); "
-            f"± = standard error, ok = 99 % interval meets the band",
+            "± = standard error; ok = the value is in the band, within sampling error = only "
+            "its 99 % interval meets it",
             "  ".join(text.ljust(width) for text, width in zip(header, widths, strict=True)),
             "  ".join("-" * width for width in widths),
         ]
@@ -195,7 +190,7 @@ def measure_facts(
     facts.extend(outcome_facts(symbols, measurements))
     facts.extend(separability_facts(series, measurements))
     facts.extend(timing_facts(series, measurements))
-    facts.append(fake_edge_fact(series))
+    facts.extend(fake_edge_facts(series))
     facts.extend(level_facts(series, measurements))
     facts.extend(count_facts(symbols, measurements))
     facts.extend(trade_size_facts(series))
@@ -230,6 +225,23 @@ def _cell(fact: Fact, column: str) -> str:
     if column in fact.samples and fact.group not in ("counts", "trade sizes", "volume vs |return|"):
         text += f" (n={fact.samples[column]})"
     return text
+
+
+def _status(fact: Fact, columns: Sequence[str]) -> str:
+    """The table's verdict on a row: info, ok, or the columns that miss (worst first)."""
+    verdicts = {column: fact.verdict(column) for column in columns}
+    if all(verdict is None for verdict in verdicts.values()):
+        return "info"
+    parts = []
+    for verdict, label in (
+        ("out", "OUT"),
+        ("insufficient_data", f"INSUFFICIENT DATA (n < {fact.min_samples})"),
+        ("within_sampling_error", "within sampling error"),
+    ):
+        named = [column for column, seen in verdicts.items() if seen == verdict]
+        if named:
+            parts.append(f"{label} {','.join(named)}")
+    return "; ".join(parts) or "ok"
 
 
 def _iso(time_ms: int) -> str:
