@@ -252,8 +252,10 @@ def run_check(
         for health in healths.values():
             report.problems.extend(health.problems)
         mismatches = []
-        readable = not any(health.corrupt_files for health in healths.values())
-        if CANDLES.name in kept and AGG_TRADES.name in kept and readable:
+        # Damaged files or duplicated trades would make every candle look wrong: repair those
+        # first (their own problems say how), then the comparison means something.
+        comparable = not any(h.corrupt_files or h.duplicates for h in healths.values())
+        if CANDLES.name in kept and AGG_TRADES.name in kept and comparable:
             mismatches = _compare_candles_with_trades(
                 lake, symbol=symbol, interval=interval, start_ms=start, end_ms=end
             )

@@ -189,18 +189,7 @@ def series_coverage(
         result.duplicates, result.duplicate_span_ms = _repeated(ids, times)
         if ids.size:
             result.earliest_ms, result.latest_ms = int(times.min()), int(times.max())
-        for index in np.flatnonzero(np.diff(ids) > 1):
-            first, last = int(ids[index]) + 1, int(ids[index + 1]) - 1
-            result.gaps.append(
-                Gap(
-                    "internal",
-                    first,
-                    last,
-                    last - first + 1,
-                    int(times[index]),
-                    int(times[index + 1]),
-                )
-            )
+            result.gaps = _id_gaps(ids, times)
         return result
     if ds.name == FUNDING.name:
         table = lake.read(
@@ -236,6 +225,21 @@ def series_coverage(
         tail = _edge_gaps(result.earliest_ms, result.latest_ms, step, None, end_ms)
         result.gaps = head + result.gaps + tail
     return result
+
+
+def _id_gaps(ids: np.ndarray[Any, Any], times: np.ndarray[Any, Any]) -> list[Gap]:
+    """Holes in the sorted aggregate ids, with the times around each. An id stored more than
+    once (under two day partitions) has several times: the range around a hole takes the
+    earliest of the id before it and the latest of the id after it, so it covers the hole."""
+    unique_ids, starts = np.unique(ids, return_index=True)  # ids are sorted: groups are runs
+    earliest = np.minimum.reduceat(times, starts)
+    latest = np.maximum.reduceat(times, starts)
+    gaps = []
+    for index in np.flatnonzero(np.diff(unique_ids) > 1):
+        first, last = int(unique_ids[index]) + 1, int(unique_ids[index + 1]) - 1
+        after_ms, before_ms = int(earliest[index]), int(latest[index + 1])
+        gaps.append(Gap("internal", first, last, last - first + 1, after_ms, before_ms))
+    return gaps
 
 
 def _repeated(

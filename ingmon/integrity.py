@@ -449,6 +449,8 @@ def assess_series(
             param=param,
         )
     gaps, exchange_gaps = _split_gaps(lake, coverage, series, expect=expect)
+    if expect == "live" and coverage.rows == 0:
+        gaps = ()  # the whole window is missing: one ``empty`` problem says it, not a gap too
     problems = [
         _gap_problem(gap, series, context=context, symbol=symbol, param=param) for gap in gaps
     ]

@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 import pyarrow as pa
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_coverage import JAN_2026_MS, MINUTE_MS, SYMBOL, candle_rows, walk_gaps
@@ -333,12 +332,6 @@ def test_trade_health_equals_a_walk_over_stored_rows(
         assert command_window(problem.repair) == (iso_ms(span[0]), iso_ms(span[1] + 1), True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="series_coverage takes the times around an id hole from whichever copy of the "
-    "boundary id sorts nearest the hole (the latest day's copy before it, the earliest day's "
-    "after it): the repair range misses the hole, or is inverted",
-)
 def test_a_duplicated_id_next_to_a_hole_keeps_the_hole_inside_its_repair(tmp_path: Path) -> None:
     """Ids 11..14 are missing and ids 10 and 15 are stored again under other days: the id
     gap's repair range still spans the hole's true place, from id 10's to id 15's time."""
