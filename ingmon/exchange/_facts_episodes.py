@@ -29,11 +29,13 @@ from ingmon.exchange._facts_rows import (
     columns_of,
     episodes_of,
     rate,
+    squeeze_values,
 )
 from ingmon.exchange._facts_stats import (
     BoolArray,
     FloatArray,
     ks_test,
+    median_error,
     roc_auc,
     rolling_sum,
     trailing_mean_std,
@@ -503,20 +505,11 @@ def retrace_fact(symbols: Sequence[str], measured: dict[str, list[EpisodeMeasure
     errors: dict[str, float | None] = {}
     samples: dict[str, int] = {}
     for column in columns_of(symbols):
-        depths = np.asarray(
-            [
-                item.retrace_depth
-                for item in episodes_of(measured, column, "squeeze")
-                if item.outcome != "decoy" and item.retrace_depth is not None
-            ],
-            dtype=np.float64,
-        )
+        depths = squeeze_values(measured, column, lambda item: item.retrace_depth)
         samples[column] = int(depths.size)
         if depths.size:
             values[column] = float(np.median(depths))
-            errors[column] = (
-                1.2533 * float(depths.std()) / math.sqrt(depths.size) if depths.size > 1 else None
-            )
+            errors[column] = median_error(depths)
     return Fact(
         key="squeeze_retrace_depth",
         title="squeeze: deepest retrace before the peak (median)",

@@ -17,8 +17,8 @@ from ingmon.exchange._facts_rows import (
     EpisodeMeasurement,
     Fact,
     columns_of,
-    episodes_of,
     rate,
+    squeeze_values,
 )
 from ingmon.exchange._facts_stats import (
     TAIL_FRACTION,
@@ -27,6 +27,7 @@ from ingmon.exchange._facts_stats import (
     block_jackknife,
     clustered_mean_error,
     hill_tail_index,
+    median_error,
 )
 
 TAKER_FEE_RATE = 0.0005  # Binance USD-M VIP 0 taker fee per side
@@ -265,24 +266,13 @@ def open_interest_facts(
         ratio = mean_oi[(volume > 0) & (rows > 0)] / volume[(volume > 0) & (rows > 0)]
         if ratio.size:
             turnover[symbol] = float(np.median(ratio))
-            turnover_error[symbol] = 1.2533 * float(ratio.std()) / math.sqrt(ratio.size)
+            turnover_error[symbol] = median_error(ratio)
     for column in columns_of(symbols):
-        changes = np.asarray(
-            [
-                -item.oi_change
-                for item in episodes_of(measured, column, "squeeze")
-                if item.outcome != "decoy" and item.oi_change is not None
-            ],
-            dtype=np.float64,
-        )
+        changes = -squeeze_values(measured, column, lambda item: item.oi_change)
         drop_samples[column] = int(changes.size)
         if changes.size:
             drop[column] = float(np.median(changes))
-            drop_error[column] = (
-                1.2533 * float(changes.std()) / math.sqrt(changes.size)
-                if changes.size > 1
-                else None
-            )
+            drop_error[column] = median_error(changes)
     return [
         Fact(
             key="oi_to_daily_volume",

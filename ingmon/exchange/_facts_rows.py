@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +170,18 @@ def episodes_of(
 ) -> list[EpisodeMeasurement]:
     symbols = list(measured) if column == POOLED else [column]
     return [item for symbol in symbols for item in measured[symbol] if item.kind == kind]
+
+
+def squeeze_values(
+    measured: dict[str, list[EpisodeMeasurement]],
+    column: str,
+    value: Callable[[EpisodeMeasurement], float | None],
+) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """``value`` of every squeeze of a column that is not a decoy and has it (not None)."""
+    found = (
+        value(item) for item in episodes_of(measured, column, "squeeze") if item.outcome != "decoy"
+    )
+    return np.asarray([v for v in found if v is not None], dtype=np.float64)
 
 
 def format_number(value: float) -> str:

@@ -112,6 +112,13 @@ def ks_test(samples: FloatArray, cdf: Callable[[FloatArray], FloatArray]) -> tup
     return statistic, _kolmogorov_survival((root + 0.12 + 0.11 / root) * statistic)
 
 
+def median_error(values: FloatArray) -> float | None:
+    """Standard error of a sample median, 1.2533 σ/√n (normal approximation); None below 2."""
+    if values.size < 2:
+        return None
+    return 1.2533 * float(values.std()) / math.sqrt(values.size)
+
+
 def rolling_sum(values: FloatArray, window: int) -> FloatArray:
     cumulative = np.concatenate([[0.0], np.cumsum(values)])
     out = np.full(values.size, math.nan)
