@@ -247,3 +247,35 @@ def backfill_complete(settings: Settings, request: BackfillRequest) -> BackfillS
     )
     assert summary.status == "complete", summary.to_dict()["problems"]
     return summary
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of an ``ingmon`` subprocess: no INGMON_* of the caller's, no weight cap
+    of the client's own (it paces to what each exchange advertises), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGMON_")}
+    env["INGMON_BINANCE_WEIGHT_LIMIT_PER_MINUTE"] = str(UNLIMITED)
+    env.update(extra)
+    return env
+
+
+def backfill_command(
+    server: ExchangeServer, data_dir: Path, symbols: str, *extra: str
+) -> list[str]:
+    """``ingmon backfill`` of 3.5 days of ``symbols`` from ``server`` into ``data_dir``."""
+    return [
+        sys.executable,
+        "-m",
+        "ingmon",
+        "backfill",
+        "--symbol",
+        symbols,
+        "--window-days",
+        "3.5",
+        "--base-url",
+        server.base_url,
+        "--archive-url",
+        server.base_url,
+        "--output",
+        str(data_dir),
+        *extra,
+    ]

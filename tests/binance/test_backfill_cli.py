@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import pytest
 
 from ingmon.exchange import ExchangeServer, Market
 
-from ._reference import UNLIMITED, committed_batches, exchange, lake_rows
+from ._reference import backfill_command, cli_env, committed_batches, exchange, lake_rows
 
 NOW_MS = 1_790_000_000_000 + 37_123
 SYMBOLS = "ETHUSDT,SOLUSDT"
@@ -34,29 +33,11 @@ def server() -> Iterator[ExchangeServer]:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INGMON_")}
-    env["INGMON_BINANCE_WEIGHT_LIMIT_PER_MINUTE"] = str(UNLIMITED)
-    return env
+    return cli_env()
 
 
 def _command(server: ExchangeServer, data_dir: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "ingmon.cli",
-        "backfill",
-        "--symbol",
-        SYMBOLS,
-        "--window-days",
-        "3.5",
-        "--base-url",
-        server.base_url,
-        "--archive-url",
-        server.base_url,
-        "--output",
-        str(data_dir),
-        *extra,
-    ]
+    return backfill_command(server, data_dir, SYMBOLS, *extra)
 
 
 def _kill_after_batches(

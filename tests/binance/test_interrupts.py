@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +23,14 @@ from ingmon.binance.backfill import BackfillRequest, run_backfill
 from ingmon.binance.reporting import Reporter
 from ingmon.exchange import ExchangeServer, FaultSchedule, Limits, Market
 
-from ._reference import UNLIMITED, committed_batches, exchange, lake_rows, settings_for
+from ._reference import (
+    backfill_command,
+    cli_env,
+    committed_batches,
+    exchange,
+    lake_rows,
+    settings_for,
+)
 
 NOW_MS = 1_790_000_000_000 + 37_123
 SYMBOLS = "ETHUSDT,SOLUSDT"
@@ -90,32 +95,11 @@ def reference(fast: ExchangeServer, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INGMON_")}
-    # No cap of the client's own: it paces to what each exchange advertises.
-    env["INGMON_BINANCE_WEIGHT_LIMIT_PER_MINUTE"] = str(UNLIMITED)
-    env.update(extra)
-    return env
+    return cli_env(**extra)
 
 
 def _command(server: ExchangeServer, data_dir: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "ingmon",
-        "backfill",
-        "--symbol",
-        SYMBOLS,
-        "--window-days",
-        "3.5",
-        "--source",
-        "rest",
-        "--base-url",
-        server.base_url,
-        "--archive-url",
-        server.base_url,
-        "--output",
-        str(data_dir),
-    ]
+    return backfill_command(server, data_dir, SYMBOLS, "--source", "rest")
 
 
 def _default_signals() -> None:
