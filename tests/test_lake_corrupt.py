@@ -417,39 +417,54 @@ def test_a_reader_during_quarantine_sees_the_damage_or_the_empty_day_never_a_hal
     """Reads racing damage and quarantine get all days, a CorruptPartitionError, or the day
     gone — never another error or some of the day's rows."""
     allowed = {tuple(ids_of_days([0, 1, 2])), tuple(ids_of_days([0, 2]))}
-    outcomes: dict[str, int] = {"rows": 0, "corrupt": 0}
+    outcomes: dict[str, int] = {"rows": 0, "corrupt": 0, "started": 0, "done": 0}
     failures: list[BaseException] = []
     seen: set[tuple[int, ...]] = set()
     named: set[str] = set()
     stop = threading.Event()
+    progress = threading.Condition()
 
     def reader() -> None:
         while not stop.is_set():
+            with progress:
+                outcomes["started"] += 1
             try:
                 ids = tuple(trade_ids(lake.read(AGG_TRADES, symbols=SYMBOL)))
             except CorruptPartitionError as error:
                 named.add(error.directory.name)
                 outcomes["corrupt"] += 1
-                continue
             except BaseException as error:  # the main thread reports it
                 failures.append(error)
                 return
-            seen.add(ids)
-            outcomes["rows"] += 1
+            else:
+                seen.add(ids)
+                outcomes["rows"] += 1
+            with progress:
+                outcomes["done"] += 1
+                progress.notify_all()
+
+    def await_a_read_started_after_now() -> None:
+        """Hold the damage until the reader has finished a read that began after it."""
+        with progress:
+            mark = outcomes["started"]
+            met = progress.wait_for(lambda: outcomes["done"] > mark or bool(failures), 60)
+        assert met, "the reader made no progress in 60 s"
 
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        # At least 30 rounds, and on until the reader has met the damage (it did in all 3
-        # of 3 local runs of 30 rounds: 23–55 times).
-        for round_number in range(300):
-            if round_number >= 30 and outcomes["corrupt"]:
-                break
+        # Odd rounds race the reader freely; even rounds wait until it has met the damage, so
+        # every outcome is exercised however the threads happen to be scheduled.
+        for round_number in range(40):
             day = trades(range(DAMAGED_DAY, DAMAGED_DAY + 1), price=float(round_number))
             lake.upsert(AGG_TRADES, day, symbol=SYMBOL)
             damage(day_version(lake), list(DAMAGES.values())[round_number % len(DAMAGES)])
+            if round_number % 2 == 0:
+                await_a_read_started_after_now()
             for found in lake.find_corrupt(AGG_TRADES, symbol=SYMBOL):
                 lake.quarantine(found)
+            if round_number % 2 == 0:
+                await_a_read_started_after_now()
     finally:
         stop.set()
         thread.join(timeout=60)
