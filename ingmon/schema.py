@@ -21,6 +21,10 @@ __all__ = [
     "MARKET_SERIES",
     "OI_PERIODS",
     "OPEN_INTEREST",
+    "SCORES",
+    "SCORE_RUNS",
+    "SIGNALS",
+    "SIGNAL_TIMEFRAMES",
     "Column",
     "Dataset",
     "MarketSeries",
@@ -226,8 +230,114 @@ EXCHANGE_GAPS = Dataset(
     default_bucket="year",
 )
 
+# Signal timeframes: the kline intervals a signal bar may have (resampled from closed 1m bars).
+SIGNAL_TIMEFRAMES: tuple[str, ...] = ("5m", "15m", "30m", "1h", "4h")
+
+SIGNALS = Dataset(
+    name="signals",
+    doc="One row per detected setup on a closed signal-timeframe bar (ingmon.signals).",
+    columns=(
+        Column(
+            "signal_id", pa.string(), "Stable hash of symbol|timeframe|setup|direction|bar open"
+        ),
+        Column("bar_open_time", TIME_MS, "Open time of the signal bar"),
+        Column("bar_close_time", TIME_MS, "Close time of the signal bar: when the signal is known"),
+        Column(
+            "setup",
+            pa.string(),
+            "squeeze_fire | short_squeeze | long_squeeze | exhaustion | "
+            "divergence | sweep_reclaim | absorption",
+        ),
+        Column("direction", pa.string(), "long | short"),
+        Column("close", pa.float64(), "Close of the signal bar"),
+        Column("stop_price", pa.float64(), "Where the setup is invalidated", nullable=True),
+        Column(
+            "target_price", pa.float64(), "The setup's own target, if it has one", nullable=True
+        ),
+        Column(
+            "level_kind",
+            pa.string(),
+            "The level involved: poc, vah, val, hvn, swing_high, …",
+            nullable=True,
+        ),
+        Column("level_price", pa.float64(), "Price of that level", nullable=True),
+        Column("levels", pa.string(), "JSON: every level the setup looked at (name → price)"),
+        Column("reasons", pa.string(), "JSON: the measured values that made the setup fire"),
+        Column("detector_version", pa.string(), "Version of the setup definitions"),
+        Column("detected_at", pa.timestamp("us", tz="UTC"), "When the row was first written"),
+    ),
+    key="signal_id",
+    time_column="bar_open_time",
+    param_name="timeframe",
+    param_values=SIGNAL_TIMEFRAMES,
+)
+
+SCORES = Dataset(
+    name="scores",
+    doc="The audit: one row per (signal, rules version) with the 0–7 score and every component.",
+    columns=(
+        Column("score_id", pa.string(), "Stable hash of signal_id|rules_version"),
+        Column("signal_id", pa.string(), "The scored signal"),
+        Column("bar_open_time", TIME_MS, "Open time of the signal bar"),
+        Column("setup", pa.string(), "The signal's setup"),
+        Column("direction", pa.string(), "long | short"),
+        Column("rules_version", pa.string(), "Version of the rubric (points, weights, cut-offs)"),
+        Column("config_hash", pa.string(), "sha256 of the canonical JSON of every parameter"),
+        Column("code_version", pa.string(), "ingmon version (and git commit when known)"),
+        Column("score", pa.int32(), "0–7: the sum of the awarded points"),
+        Column("trend_points", pa.int32(), "Points of the trend group"),
+        Column("flow_points", pa.int32(), "Points of the flow group"),
+        Column("session_points", pa.int32(), "Points of the session group"),
+        Column("confidence", pa.string(), "high | medium | low"),
+        Column("data_quality", pa.string(), "ok | degraded (an input was missing)"),
+        Column("components", pa.string(), "JSON: each point's group, inputs, threshold, result"),
+        Column("inputs", pa.string(), "JSON: every raw input as used"),
+        Column("thresholds", pa.string(), "JSON: every threshold as used"),
+        Column("watermarks", pa.string(), "JSON: latest event time of each feed used (ms)"),
+        Column("notes", pa.string(), "JSON list: degraded inputs, capped confidence, …"),
+        Column("scored_at", pa.timestamp("us", tz="UTC"), "When the row was written"),
+    ),
+    key="score_id",
+    time_column="bar_open_time",
+    param_name="timeframe",
+    param_values=SIGNAL_TIMEFRAMES,
+)
+
+SCORE_RUNS = Dataset(
+    name="score_runs",
+    doc="One row per scoring run of a symbol: the bars evaluated, what it found, the watermarks.",
+    columns=(
+        Column("run_id", pa.string(), "Unique id of the run"),
+        Column("timeframe", pa.string(), "Signal timeframe"),
+        Column("rules_version", pa.string(), "Rubric version"),
+        Column("first_bar_open_time", TIME_MS, "First signal bar evaluated", nullable=True),
+        Column("last_bar_open_time", TIME_MS, "Last signal bar evaluated", nullable=True),
+        Column("bars", pa.int64(), "Signal bars evaluated"),
+        Column("signals", pa.int64(), "Signals detected on them"),
+        Column("signals_inserted", pa.int64(), "Signals new to the lake"),
+        Column("scores_inserted", pa.int64(), "Score rows new to the lake"),
+        Column("watermarks", pa.string(), "JSON: latest event time of each feed read (ms)"),
+        Column("started_at", pa.timestamp("us", tz="UTC"), "When the run started"),
+        Column("finished_at", pa.timestamp("us", tz="UTC"), "When the run committed"),
+    ),
+    key="run_id",
+    time_column="started_at",
+    default_bucket="month",
+)
+
 DATASETS: Mapping[str, Dataset] = {
-    d.name: d for d in (CANDLES, AGG_TRADES, OPEN_INTEREST, FUNDING, INGEST_LOG, EXCHANGE_GAPS)
+    d.name: d
+    for d in (
+        CANDLES,
+        AGG_TRADES,
+        OPEN_INTEREST,
+        FUNDING,
+        INGEST_LOG,
+        EXCHANGE_GAPS,
+        SIGNALS,
+        SCORES,
+        SCORE_RUNS,
+    )
 }
 
 
