@@ -12,6 +12,8 @@ from ingmon.times import DAY_MS, HOUR_MS, MINUTE_MS
 
 __all__ = [
     "AGG_TRADES",
+    "BACKTEST_RUNS",
+    "BACKTEST_TRADES",
     "CANDLES",
     "DATASETS",
     "EXCHANGE_GAPS",
@@ -325,6 +327,55 @@ SCORE_RUNS = Dataset(
     default_bucket="month",
 )
 
+BACKTEST_RUNS = Dataset(
+    name="backtest_runs",
+    doc="One row per saved backtest run (ingmon.backtest): its config, data and headline metrics.",
+    columns=(
+        Column("run_id", pa.string(), "Unique id of the run"),
+        Column("created_at", pa.timestamp("us", tz="UTC"), "When the run was saved"),
+        Column("source", pa.string(), "lake | file: where the candles and signals came from"),
+        Column("timeframe", pa.string(), "Signal timeframe of lake signals", nullable=True),
+        Column("data_start", TIME_MS, "Open time of the first 1m candle used"),
+        Column("data_end", TIME_MS, "Open time of the last 1m candle used"),
+        Column("data_hash", pa.string(), "sha256 of the candles, signals and funding used"),
+        Column("config_hash", pa.string(), "sha256 of the canonical JSON of the config"),
+        Column("config", pa.string(), "JSON: the full engine config"),
+        Column("code_version", pa.string(), "ingmon version"),
+        Column("trades", pa.int64(), "Closed trades over the whole data"),
+        Column("net_return", pa.float64(), "Equity change over the whole data, fraction"),
+        Column("max_drawdown", pa.float64(), "Max drawdown of the equity, fraction", nullable=True),
+        Column("summary", pa.string(), "JSON: the export document (metrics, breakdowns, windows)"),
+    ),
+    key="run_id",
+    time_column="created_at",
+    default_bucket="year",
+)
+
+BACKTEST_TRADES = Dataset(
+    name="backtest_trades",
+    doc="The trades of saved backtest runs, one row per (run, trade).",
+    columns=(
+        Column("trade_id", pa.string(), "run_id:sequence number"),
+        Column("run_id", pa.string(), "The run"),
+        Column("signal_id", pa.string(), "The signal traded, if it came from the lake", True),
+        Column("setup", pa.string(), "The signal's setup", nullable=True),
+        Column("direction", pa.string(), "long | short"),
+        Column("score", pa.int32(), "The signal's 0–7 score", nullable=True),
+        Column("confidence", pa.string(), "high | medium | low", nullable=True),
+        Column("entry_time", TIME_MS, "Open time of the entry bar"),
+        Column("entry_price", pa.float64(), "Fill price of the entry (slippage included)"),
+        Column("exit_time", TIME_MS, "Time of the exit fill"),
+        Column("exit_price", pa.float64(), "Fill price of the exit (slippage included)"),
+        Column("exit_reason", pa.string(), "stop | target | time | opposite | end"),
+        Column("qty", pa.float64(), "Position size, base units"),
+        Column("net_return", pa.float64(), "Net PnL over the entry notional"),
+        Column("pnl", pa.float64(), "Net PnL, quote units (fees and funding included)"),
+    ),
+    key="trade_id",
+    time_column="entry_time",
+    default_bucket="year",
+)
+
 DATASETS: Mapping[str, Dataset] = {
     d.name: d
     for d in (
@@ -337,6 +388,8 @@ DATASETS: Mapping[str, Dataset] = {
         SIGNALS,
         SCORES,
         SCORE_RUNS,
+        BACKTEST_RUNS,
+        BACKTEST_TRADES,
     )
 }
 
