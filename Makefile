@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
-# Exact versions of every dependency (with the dev extra), resolved from PyPI for CPython 3.11 on
+# Exact versions of every dependency (dev and bench extras), resolved from PyPI for CPython 3.11 on
 # linux x86_64 by `make lock`; installs take pyproject.toml's ranges narrowed to these pins.
 LOCK := requirements.lock
 PIP_VERSION := 26.3
@@ -37,12 +37,13 @@ format: venv
 	$(BIN)/ruff check --fix .
 
 bench: venv
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks
 
 # --no-config: the lock comes from PyPI alone, whatever indexes pip or uv are configured with here.
 # Needs only uv, not the installed venv, so it also works after pyproject.toml outgrew the old pins.
 lock: $(BIN)/uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --no-config --quiet \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --no-config --quiet \
 		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 		--custom-compile-command 'make lock' --output-file $(LOCK)
 
