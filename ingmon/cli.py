@@ -144,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Modules that add subcommands through ``register(subparsers)``; they import heavy things lazily.
-_COMMAND_MODULES = ("ingmon.exchange.commands", "ingmon.binance.commands")
+_COMMAND_MODULES = (
+    "ingmon.exchange.commands",
+    "ingmon.binance.commands",
+    "ingmon.backtest.commands",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
