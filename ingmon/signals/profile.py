@@ -118,7 +118,7 @@ class VolumeProfile:
         total = _read_only(volume)
         buys = _read_only(buy_volume)
         sells = _read_only(sell_volume)
-        if total.ndim != 1 or total.size == 0 or buys.shape != total.shape != sells.shape:
+        if total.ndim != 1 or total.size == 0 or not buys.shape == total.shape == sells.shape:
             raise UsageError("volume, buy_volume and sell_volume must be equal-length 1-D arrays")
         _check_grid(tick_size, ticks_per_bin)
         _check_share(value_area_share)
@@ -494,6 +494,8 @@ def rolling_profile(
     if window_ms <= 0:
         raise UsageError(f"window_ms must be > 0, got {window_ms}")
     times = np.asarray(time_ms, dtype=np.int64)
+    if any(np.shape(column) != times.shape for column in (high, low, volume, taker_buy_volume)):
+        raise UsageError("time_ms, high, low, volume and taker_buy_volume must be equal-length")
     inside = (times >= end_ms - window_ms) & (times < end_ms)
 
     def rows_inside(values: ArrayLike) -> FloatArray:
@@ -572,16 +574,18 @@ def infer_tick_size(prices: ArrayLike) -> float:
     if distinct.size < 2 or not np.isfinite(distinct).all():
         raise UsageError("infer_tick_size needs at least two distinct finite prices")
     gap = float(np.diff(distinct).min())
-    exponent = math.floor(math.log10(gap)) + 1
-    while True:
+    # The gap carries float error (59991.7 − 59991.6 < 0.1): start a decade above it, allow a
+    # relative 1e-6 above it, and look at most three decades below (finer fits any data).
+    exponent = math.floor(math.log10(gap))
+    for power in range(exponent + 1, exponent - 4, -1):
         for mantissa in (5, 2, 1):
-            candidate = float(f"{mantissa}e{exponent}")
-            if candidate > gap * (1 + 1e-9):
+            candidate = float(f"{mantissa}e{power}")
+            if candidate > gap * (1 + 1e-6):
                 continue
             units = distinct / candidate
             if np.all(np.abs(units - np.rint(units)) <= 1e-6):
                 return candidate
-        exponent -= 1
+    raise DataIntegrityError(f"prices are on no 1-2-5 decimal grid near their smallest gap {gap}")
 
 
 # --- vectorised cores ------------------------------------------------------------------------

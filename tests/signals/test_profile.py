@@ -610,6 +610,32 @@ def test_infer_tick_size_recovers_the_exchange_grid(tape: Tape) -> None:
     assert infer_tick_size([60_000.0, 60_010.0, 60_030.0]) == 10.0
     with pytest.raises(UsageError):
         infer_tick_size([1.0, 1.0])
+    with pytest.raises(DataIntegrityError):
+        infer_tick_size([1.0, 1.0 + math.pi / 1000, 1.0 + math.e / 1000])
+
+
+def test_from_bins_rejects_mismatched_arrays_and_bad_grids() -> None:
+    """Arrays of different lengths, an empty profile, a zero tick or share are usage errors."""
+    good: dict[str, Any] = {
+        "tick_size": 0.1,
+        "ticks_per_bin": 1,
+        "first_bin": 0,
+        "volume": [1.0, 2.0],
+        "buy_volume": [1.0, 2.0],
+        "sell_volume": [0.0, 0.0],
+    }
+    bad_values: list[dict[str, Any]] = [
+        {"sell_volume": [0.0]},
+        {"buy_volume": [1.0, 2.0, 3.0]},
+        {"volume": [], "buy_volume": [], "sell_volume": []},
+        {"tick_size": 0.0},
+        {"ticks_per_bin": 0},
+        {"value_area_share": 0.0},
+    ]
+    VolumeProfile.from_bins(**good)
+    for bad in bad_values:
+        with pytest.raises(UsageError):
+            VolumeProfile.from_bins(**(good | bad))
 
 
 def test_to_dict_is_json_with_version_grid_levels_and_arrays() -> None:
