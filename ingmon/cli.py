@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMAND_MODULES = (
     "ingmon.exchange.commands",
     "ingmon.binance.commands",
+    "ingmon.signals.commands",
     "ingmon.backtest.commands",
 )
 
