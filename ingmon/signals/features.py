@@ -139,7 +139,8 @@ class Bars:
 
         A longer bar is emitted only once it is closed: its end is at or before
         ``known_until_ms`` (default: the end of the last bar here). A bar with missing minutes
-        inside (an exchange outage) is still emitted from the minutes that exist.
+        inside (an exchange outage) is still emitted from the minutes that exist; a first bar
+        that the data enters midway is not.
         """
         if interval_ms % self.interval_ms:
             raise ValueError(f"cannot resample {self.interval_ms} ms bars to {interval_ms} ms")
@@ -152,6 +153,9 @@ class Bars:
         ends = np.r_[starts[1:], group.size]
         open_time = group[starts] * interval_ms
         closed = open_time + interval_ms <= known_until_ms
+        # Data that starts inside a longer bar has only its tail: the bar would depend on where
+        # loading began, so it is left out (gaps later on are outages and are kept).
+        closed[0] &= bool(self.open_time_ms[0] == open_time[0])
         starts, ends, open_time = starts[closed], ends[closed], open_time[closed]
         if not starts.size:
             return replace(self.take(slice(0, 0)), interval_ms=interval_ms)
@@ -272,9 +276,11 @@ def trailing_zscore(values: npt.ArrayLike, length: int) -> FloatArray:
     windows = _windows(array[:-1], length)
     mean = windows.mean(axis=1)
     std = windows.std(axis=1)
+    # A flat baseline's std comes out as rounding noise, not 0: test flatness exactly.
+    flat = windows.max(axis=1) == windows.min(axis=1)
     current = array[length:]
     with np.errstate(divide="ignore", invalid="ignore"):
-        out[length:] = np.where(std > 0, (current - mean) / std, np.nan)
+        out[length:] = np.where(~flat & (std > 0), (current - mean) / std, np.nan)
     return out
 
 
@@ -351,6 +357,8 @@ def atr(high: FloatArray, low: FloatArray, close: FloatArray, length: int = 14) 
 def rsi(close: FloatArray, length: int = 14) -> FloatArray:
     """Wilder's RSI: 100 − 100/(1 + avg gain / avg loss) over close-to-close changes (first
     value at index ``length``); 100 with no losses, 50 on a flat window."""
+    if not close.size:
+        return np.zeros(0)
     change = np.r_[np.nan, np.diff(close)]
     gain = wilder(np.where(change > 0, change, 0.0) + 0.0 * change, length)
     loss = wilder(np.where(change < 0, -change, 0.0) + 0.0 * change, length)
@@ -369,6 +377,8 @@ def adx(
     +DM and −DM Wilder-smoothed from bar 1; DX = 100·|+DI − −DI| / (+DI + −DI); ADX = Wilder
     average of DX (first value at index 2·length − 1).
     """
+    if not high.size:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
     up = np.r_[np.nan, high[1:] - high[:-1]]
     down = np.r_[np.nan, low[:-1] - low[1:]]
     plus_dm = np.where((up > down) & (up > 0), up, 0.0) + 0.0 * up

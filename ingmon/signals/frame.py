@@ -45,10 +45,11 @@ class MarketInputs:
     trade_delta: bool = False
 
     def until(self, end_ms: int) -> MarketInputs:
-        """What was known at ``end_ms``: closed bars, OI and funding stamped before it."""
+        """What was known at the instant ``end_ms``: the bars closed by then, and the OI
+        snapshots and funding settlements stamped up to and including it."""
         end_ms = min(end_ms, self.known_until_ms)
-        oi_stop = int(np.searchsorted(self.oi_time_ms, end_ms, side="left"))
-        funding_stop = int(np.searchsorted(self.funding_time_ms, end_ms, side="left"))
+        oi_stop = int(np.searchsorted(self.oi_time_ms, end_ms, side="right"))
+        funding_stop = int(np.searchsorted(self.funding_time_ms, end_ms, side="right"))
         return replace(
             self,
             minutes=self.minutes.until(end_ms),

@@ -43,6 +43,7 @@ class DetectorParams:
     # short / long squeeze
     squeeze_return_z: float = 2.0
     squeeze_oi_drop: float = -0.005
+    squeeze_oi_drop_z: float = 1.5
     squeeze_funding_baseline: float = 0.0001
     squeeze_taker_buy_ratio: float = 0.55
     # exhaustion

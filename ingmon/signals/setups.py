@@ -195,30 +195,36 @@ def squeeze_fire(frame: FeatureFrame, params: DetectorParams, timeframe: str) ->
 def positioning_squeeze(
     frame: FeatureFrame, params: DetectorParams, timeframe: str
 ) -> list[Signal]:
-    """Short squeeze: a return z ≥ 2 with open interest falling ≥ 0.5 % over the bar (shorts
-    covering), funding below the 0.01 %/8h baseline and net aggressive buying (delta > 0,
-    taker-buy ratio ≥ 0.55). The long squeeze mirrors every inequality."""
+    """Short squeeze: a return z ≥ 2 with open interest falling over the bar (≥ 0.5 %, or an OI
+    change z ≤ −1.5: shorts covering), funding not above the 0.01 %/8h baseline (longs are not
+    the crowded side) and net aggressive buying (delta > 0, taker-buy ratio ≥ 0.55). The long
+    squeeze mirrors every inequality. Funding strictly below the baseline is the rubric's
+    ``funding_not_crowded`` point, not a condition: Binance funding sits exactly at the
+    baseline most of the time."""
     return_z = frame["return_z"]
     oi_change = frame["oi_change"]
     funding = frame["funding_8h"]
     delta = frame["delta"]
     buy_ratio = frame["taker_buy_ratio"]
-    oi_falls = oi_change <= params.squeeze_oi_drop
-    baseline = params.squeeze_funding_baseline
-    short_squeeze = (
-        (return_z >= params.squeeze_return_z)
-        & oi_falls
-        & (funding < baseline)
-        & (delta > 0)
-        & (buy_ratio >= params.squeeze_taker_buy_ratio)
-    )
-    long_squeeze = (
-        (return_z <= -params.squeeze_return_z)
-        & oi_falls
-        & (funding > baseline)
-        & (delta < 0)
-        & (buy_ratio <= 1.0 - params.squeeze_taker_buy_ratio)
-    )
+    with np.errstate(invalid="ignore"):
+        oi_falls = (oi_change <= params.squeeze_oi_drop) | (
+            frame["oi_change_z"] <= -params.squeeze_oi_drop_z
+        )
+        baseline = params.squeeze_funding_baseline
+        short_squeeze = (
+            (return_z >= params.squeeze_return_z)
+            & oi_falls
+            & (funding <= baseline)
+            & (delta > 0)
+            & (buy_ratio >= params.squeeze_taker_buy_ratio)
+        )
+        long_squeeze = (
+            (return_z <= -params.squeeze_return_z)
+            & oi_falls
+            & (funding >= baseline)
+            & (delta < 0)
+            & (buy_ratio <= 1.0 - params.squeeze_taker_buy_ratio)
+        )
     signals: list[Signal] = []
     for setup, mask, direction in (
         ("short_squeeze", short_squeeze, "long"),

@@ -42,7 +42,8 @@ def load_inputs(
     oi_period: str = "5m",
     use_trades: bool = True,
 ) -> MarketInputs:
-    """A symbol's 1m candles, open interest and funding in [start_ms, end_ms).
+    """A symbol's 1m candles in [start_ms, end_ms), and the open interest and funding stamped
+    up to the instant end_ms (a bar closing then sees them; see ``MarketInputs.until``).
 
     The per-minute delta comes from the lake's trades for every minute whose trades are all
     there (their trade count matches the candle's), else from the candle identity.
@@ -84,14 +85,14 @@ def load_inputs(
         symbols=symbol,
         param=oi_period,
         start=start_ms,
-        end=end_ms - 1,
+        end=end_ms,  # a snapshot stamped at the end instant is known then
         columns=["timestamp", "sum_open_interest"],
     )
     funding = lake.read(
         "funding",
         symbols=symbol,
         start=start_ms - 7 * DAY_MS,  # a few settlements before: streaks and intervals
-        end=end_ms - 1,
+        end=end_ms,
         columns=["funding_time", "funding_rate", "funding_interval_hours"],
     )
     hours = funding.column("funding_interval_hours").to_numpy(zero_copy_only=False)
