@@ -1,0 +1,183 @@
+"""``ingmon backtest --symbol`` on the lake: 1m candles, funding, and signal/score rows written
+here with ``Lake.upsert`` (as the signal engine will write them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from ingmon.backtest.files import read_lake_inputs
+from ingmon.cli import main
+from ingmon.lake import Lake
+from ingmon.schema import CANDLES, FUNDING, SCORES, SIGNALS
+from tests.backtest._market import MINUTE_MS, random_bars
+
+DAYS = 2
+QUARTER_MS = 15 * MINUTE_MS
+
+
+def table(schema: pa.Schema, rows: dict[str, Any]) -> pa.Table:
+    """A table of the dataset's schema; times given as epoch ms."""
+    arrays = []
+    for target in schema:
+        values = rows[target.name]
+        if pa.types.is_timestamp(target.type):
+            values = pa.array(np.asarray(values, dtype=np.int64) * (
+                1000 if target.type.unit == "us" else 1
+            ), pa.int64()).cast(target.type)  # fmt: skip
+        arrays.append(pa.array(values, target.type) if not isinstance(values, pa.Array) else values)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+# (quarter index, setup, direction, scores as (rules_version, scored_at offset, score, tag))
+SIGNAL_ROWS = [
+    (4, "sweep_reclaim", "long", [("r1", 0, 3, "low"), ("r2", 1, 6, "high")]),
+    (50, "absorption", "short", [("r1", 0, 5, "medium")]),
+    (40, "sweep_reclaim", "short", [("r1", 0, 6, "high"), ("r2", 1, 2, "low")]),
+    (60, "exhaustion", "long", []),
+    (100, "absorption", "long", [("r2", 0, 7, "high")]),
+    (150, "sweep_reclaim", "long", [("r1", 0, 4, "medium")]),
+]
+
+
+@pytest.fixture
+def lake_root(tmp_path: Path) -> Path:
+    """Two days of BTCUSDT 1m candles, 8-hourly funding, six 15m signals and their scores."""
+    lake = Lake(tmp_path / "lake")
+    bars = random_bars(31, DAYS * 1440, gap_probability=0.0)
+    t = bars["open_time"].to_numpy()
+    n = len(bars)
+    lake.upsert(
+        CANDLES,
+        table(
+            CANDLES.arrow_schema,
+            {
+                **{c: bars[c].to_numpy() for c in ("open", "high", "low", "close", "volume")},
+                "open_time": t,
+                "close_time": t + MINUTE_MS - 1,
+                "quote_volume": bars["volume"].to_numpy() * 100,
+                "trade_count": np.full(n, 10),
+                "taker_buy_volume": bars["volume"].to_numpy() / 2,
+                "taker_buy_quote_volume": bars["volume"].to_numpy() * 50,
+                "ignore": np.zeros(n),
+            },
+        ),
+        symbol="BTCUSDT",
+        param="1m",
+    )
+    settle = t[0] + 8 * 60 * MINUTE_MS * np.arange(1, 3 * DAYS)
+    lake.upsert(
+        FUNDING,
+        table(
+            FUNDING.arrow_schema,
+            {
+                "funding_time": settle,
+                "funding_rate": np.full(len(settle), 0.0003),
+                "mark_price": np.full(len(settle), 100.0),
+                "funding_interval_hours": np.full(len(settle), 8),
+            },
+        ),
+        symbol="BTCUSDT",
+    )
+    signal_rows: dict[str, list[Any]] = {name: [] for name in SIGNALS.column_names}
+    score_rows: dict[str, list[Any]] = {name: [] for name in SCORES.column_names}
+    for quarter, setup, direction, scores in SIGNAL_ROWS:
+        opened = int(t[0]) + quarter * QUARTER_MS
+        signal_id = f"sig-{quarter}"
+        close_at = bars["close"].to_numpy()[(quarter + 1) * 15 - 1]
+        for name, value in {
+            "signal_id": signal_id, "bar_open_time": opened,
+            "bar_close_time": opened + QUARTER_MS - 1, "setup": setup, "direction": direction,
+            "close": close_at, "stop_price": None, "target_price": None, "level_kind": None,
+            "level_price": None, "levels": "{}", "reasons": "{}", "detector_version": "d1",
+            "detected_at": opened + QUARTER_MS,
+        }.items():  # fmt: skip
+            signal_rows[name].append(value)
+        for version, offset, score, tag in scores:
+            for name, value in {
+                "score_id": f"{signal_id}|{version}", "signal_id": signal_id,
+                "bar_open_time": opened, "setup": setup, "direction": direction,
+                "rules_version": version, "config_hash": "h", "code_version": "0",
+                "score": score, "trend_points": 0, "flow_points": 0, "session_points": 0,
+                "confidence": tag, "data_quality": "ok", "components": "[]", "inputs": "{}",
+                "thresholds": "{}", "watermarks": "{}", "notes": "[]",
+                "scored_at": opened + QUARTER_MS + offset * 3_600_000,
+            }.items():  # fmt: skip
+                score_rows[name].append(value)
+    lake.upsert(SIGNALS, table(SIGNALS.arrow_schema, signal_rows), symbol="BTCUSDT", param="15m")
+    lake.upsert(SCORES, table(SCORES.arrow_schema, score_rows), symbol="BTCUSDT", param="15m")
+    return tmp_path
+
+
+def end_of(root: Path) -> int:
+    candles = Lake(root / "lake").read("candles", symbols="BTCUSDT", param="1m")
+    return int(candles["open_time"].cast(pa.int64())[-1].as_py()) + MINUTE_MS
+
+
+def test_scores_join_on_the_latest_scoring_and_filters_apply(lake_root: Path) -> None:
+    """Each signal carries the score of its latest scoring; --min-score 4 keeps sig-4 (6 by
+    r2), sig-50 (5), sig-100 (7), sig-150 (4) and drops sig-40 (rescored 2) and the unscored
+    sig-60; known at bar_close_time + 1 ms."""
+    end = end_of(lake_root)
+    inputs = read_lake_inputs(
+        Lake(lake_root / "lake"),
+        symbol="BTCUSDT",
+        timeframe="15m",
+        start_ms=end - DAYS * 86_400_000,
+        end_ms=end,
+        min_score=4,
+    )
+    signals = inputs.signals
+    assert signals["signal_id"].tolist() == ["sig-4", "sig-50", "sig-100", "sig-150"]
+    assert signals["score"].tolist() == [6, 5, 7, 4]
+    assert signals["confidence"].tolist() == ["high", "medium", "high", "medium"]
+    np.testing.assert_array_equal(signals["known_ms"], signals["time"] + QUARTER_MS)
+    assert len(inputs.bars) == DAYS * 1440 and len(inputs.funding) == 3 * DAYS - 1  # type: ignore[arg-type]
+
+
+def test_backtest_of_lake_signals_enters_after_the_signal_bar_closes(
+    lake_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI on the lake: trades of the filtered signals only, each entering at the open of
+    the first 1m bar after its 15m bar closed, with funding charged and the run saved."""
+    out = lake_root / "out"
+    code = main(
+        ["backtest", "--symbol", "BTCUSDT", "--window-days", "1", "2", "--timeframe", "15m",
+         "--min-score", "4", "--confidence", "high,medium", "--hold-bars", "600",
+         "--end", str(end_of(lake_root)), "--data-dir", str(lake_root), "--out", str(out)]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert (code, captured.err) == (0, ""), captured.err
+    trades = pd.read_csv(out / "trades.csv")
+    assert trades["signal_id"].tolist() == ["sig-4", "sig-50", "sig-100", "sig-150"]
+    signal_open = pd.to_datetime(trades["signal_time"])
+    entry = pd.to_datetime(trades["entry_time"])
+    assert ((entry - signal_open) == pd.Timedelta(minutes=15)).all()
+    assert (trades["funding"] != 0).any()
+    document = json.loads((out / "summary.json").read_text())
+    assert document["source"] == "lake" and document["config"]["timeframe"] == "15m"
+    assert document["config"]["filters"]["min_score"] == 4
+    assert set(document["breakdowns"]["score"]) == {"4", "5", "6", "7"}
+    runs = Lake(lake_root / "lake").read("backtest_runs", symbols="BTCUSDT")
+    assert runs["run_id"].to_pylist() == [document["run_id"]]
+    saved = Lake(lake_root / "lake").read("backtest_trades", symbols="BTCUSDT")
+    assert saved.num_rows == 4
+
+
+def test_a_window_without_candles_is_one_line_and_exit_2(
+    lake_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Asking for a time the lake has no candles for: one line naming the symbol, exit 2."""
+    code = main(
+        ["backtest", "--symbol", "ETHUSDT", "--data-dir", str(lake_root), "--no-save",
+         "--out", str(lake_root / "out")]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "ETHUSDT: no 1m candles in the lake" in err
