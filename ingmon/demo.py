@@ -2,7 +2,8 @@
 
 Today: a local Binance-compatible exchange (seeded simulator, real HTTP on 127.0.0.1) →
 backfill of candles, aggregated trades, open interest and funding into the Parquet lake →
-integrity check → runbook snapshot export. No network beyond loopback.
+integrity check → runbook snapshot export → signals scored 0–7 into the lake. No network
+beyond loopback.
 
 The demo's data root carries a marker file (``ingmon-demo.json``) naming the market it holds,
 so a rerun continues that market, a rerun with another seed is refused instead of mixing two
@@ -146,6 +147,25 @@ def _reporter(settings: Settings) -> Reporter:
     return _LineReporter(mode="json")
 
 
+def _score(settings: Settings, symbols: Sequence[str]) -> int:
+    """Score every symbol incrementally (a rerun scores only the new bars); total signals."""
+    from ingmon.lake import Lake  # noqa: PLC0415
+    from ingmon.signals import SignalConfig, score_symbol  # noqa: PLC0415
+    from ingmon.signals.commands import code_version  # noqa: PLC0415
+
+    lake = Lake(settings.lake_dir)
+    total = 0
+    for symbol in symbols:
+        run = score_symbol(lake, symbol, config=SignalConfig(), code_version=code_version())
+        total += run.signals_inserted
+        setups = ", ".join(f"{name} {count}" for name, count in run.by_setup.items()) or "none"
+        _say(
+            f"scored {symbol} {run.timeframe}: {run.bars} new bars, {run.signals_inserted} "
+            f"new signals ({setups})"
+        )
+    return total
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -218,6 +238,7 @@ def run_demo(
                 )
     files = export_snapshots(settings, symbols=symbols, fmt="jsonl")
     _say(f"exported {len(files)} snapshot files to {settings.data_dir / 'binance'}")
-    json.dump({"backfill": summary["status"], "check": verdict}, sys.stdout)
+    signals = _score(settings, symbols)
+    json.dump({"backfill": summary["status"], "check": verdict, "signals": signals}, sys.stdout)
     sys.stdout.write("\n")
     return 0 if summary["exit_status"] == 0 and verdict != "error" else 1
