@@ -12,17 +12,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _market import NOW_MS, demo_market, listing_ms, market_inputs, planted
-
 from ingmon.exchange.market import Episode
 from ingmon.signals.engine import Evaluation, evaluate
 from ingmon.signals.rules import SignalConfig
 from ingmon.signals.setups import SETUPS
 from ingmon.times import MINUTE_MS
+
+if __package__:
+    from ._market import NOW_MS, demo_market, listing_ms, market_inputs, planted
+else:  # run as a script: python tests/signals/_measure.py [timeframe]
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _market import NOW_MS, demo_market, listing_ms, market_inputs, planted
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 # The planted kind each setup is meant to find (reversal setups have no planted kind).
@@ -219,4 +219,3 @@ if __name__ == "__main__":
     print()
     for score, (hits, total) in pooled_forward_hit_rates(found).items():
         print(f"score {score}: {hits}/{total} = {hits / total:.3f}" if total else "")
-    _ = np
