@@ -13,7 +13,7 @@ from ingmon.signals.rules import (
 )
 from ingmon.signals.scoring import ScoreRecord
 from ingmon.signals.setups import SETUPS, Signal
-from ingmon.signals.store import ScoreRun, load_inputs, read_signals, score_symbol
+from ingmon.signals.store import ScoreRun, load_inputs, read_scores, read_signals, score_symbol
 
 __all__ = [  # noqa: RUF022 - sorted by str.casefold, as ingmon's own
     "build_features",
@@ -24,6 +24,7 @@ __all__ = [  # noqa: RUF022 - sorted by str.casefold, as ingmon's own
     "FeatureFrame",
     "load_inputs",
     "MarketInputs",
+    "read_scores",
     "read_signals",
     "RULES_VERSION",
     "ScoreRecord",

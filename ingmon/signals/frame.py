@@ -166,7 +166,13 @@ def build_features(inputs: MarketInputs, config: SignalConfig) -> FeatureFrame:
         columns["lower_wick"] = np.where(high > low, (body_bottom - low) / (high - low), 0.0)
     columns["cvd"] = ft.session_cvd(bars.open_time_ms, bars.delta)
 
-    _open_interest(columns, inputs, known_at, baseline)
+    _open_interest(
+        columns,
+        inputs,
+        known_at,
+        baseline=baseline,
+        hour_bars=max(1, HOUR_MS // config.timeframe_ms),
+    )
     _funding(columns, inputs, known_at)
     _higher_timeframe(columns, minutes, inputs.known_until_ms, close_ms)
     session = ft.session_labels(bars.open_time_ms)
@@ -201,9 +207,14 @@ def build_features(inputs: MarketInputs, config: SignalConfig) -> FeatureFrame:
 
 
 def _open_interest(
-    columns: dict[str, FloatArray], inputs: MarketInputs, known_at: IntArray, baseline: int
+    columns: dict[str, FloatArray],
+    inputs: MarketInputs,
+    known_at: IntArray,
+    *,
+    baseline: int,
+    hour_bars: int,
 ) -> None:
-    """OI as of each bar's close, its change over the bar and that change's z-score."""
+    """OI as of each bar's close, its change over the bar (and its z-score), an hour and a day."""
     value = ft.value_asof(inputs.oi_time_ms, inputs.oi_value, known_at)
     index = ft.asof_index(inputs.oi_time_ms, known_at)
     age = np.where(index >= 0, known_at - inputs.oi_time_ms[np.maximum(index, 0)], np.nan)
@@ -213,6 +224,10 @@ def _open_interest(
     columns["open_interest_age_s"] = age / 1000.0
     with np.errstate(divide="ignore", invalid="ignore"):
         columns["oi_change"] = value / np.r_[np.nan, value[:-1]] - 1.0
+        # over longer windows too: one hour and one baseline (a day) of signal bars
+        for name, bars_back in (("oi_change_1h", hour_bars), ("oi_change_24h", baseline)):
+            earlier = np.r_[np.full(bars_back, np.nan), value[:-bars_back]][: value.size]
+            columns[name] = value / earlier - 1.0
     columns["oi_change_z"] = ft.trailing_zscore(columns["oi_change"], baseline)
 
 

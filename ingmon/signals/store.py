@@ -22,7 +22,7 @@ from ingmon.signals.frame import MarketInputs
 from ingmon.signals.rules import RULES_VERSION, SignalConfig
 from ingmon.times import DAY_MS, MINUTE_MS, floor_ms, iso_ms, now_ms
 
-__all__ = ["ScoreRun", "load_inputs", "read_signals", "score_symbol"]
+__all__ = ["ScoreRun", "load_inputs", "read_scores", "read_signals", "score_symbol"]
 
 
 def _column(table: pa.Table, name: str, dtype: type = np.float64) -> Any:
@@ -366,18 +366,41 @@ def read_signals(
     )
     assert isinstance(signals, pl.DataFrame)
     assert isinstance(scores, pl.DataFrame)
-    scored = scores.filter(pl.col("rules_version") == rules_version).select(
-        "signal_id",
-        "score",
-        "confidence",
-        "data_quality",
-        "trend_points",
-        "flow_points",
-        "session_points",
-        "rules_version",
-        "config_hash",
-        "score_id",
+    scored = (
+        scores.filter(pl.col("rules_version") == rules_version)
+        .sort("scored_at")
+        .select(
+            "signal_id",
+            "score",
+            "confidence",
+            "data_quality",
+            "trend_points",
+            "flow_points",
+            "session_points",
+            "rules_version",
+            "config_hash",
+            "score_id",
+        )
     )
-    # Several configurations of one rules version: the latest-written row wins.
+    # Several configurations of one rules version: the latest-scored row wins.
     scored = scored.unique(subset="signal_id", keep="last", maintain_order=True)
     return signals.join(scored, on="signal_id", how="left").sort("bar_open_time", "symbol")
+
+
+def read_scores(
+    lake: Lake,
+    *,
+    symbols: str | Sequence[str] | None = None,
+    timeframe: str = "15m",
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> pl.DataFrame:
+    """The stored audit records (every rules version and configuration), with their JSON
+    columns (components, inputs, thresholds, watermarks, notes) as strings, oldest bar first.
+    ``end_ms`` is exclusive."""
+    end = None if end_ms is None else end_ms - 1
+    frame = pl.from_arrow(
+        lake.read(SCORES, symbols=symbols, param=timeframe, start=start_ms, end=end)
+    )
+    assert isinstance(frame, pl.DataFrame)
+    return frame.sort("bar_open_time", "symbol", "scored_at")
