@@ -35,7 +35,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from ingmon.errors import UsageError  # noqa: PLC0415
     from ingmon.lake import Lake  # noqa: PLC0415
     from ingmon.signals.rules import SignalConfig  # noqa: PLC0415
-    from ingmon.signals.store import score_symbol  # noqa: PLC0415
+    from ingmon.signals.store import require_candles, score_symbol  # noqa: PLC0415
 
     settings = settings_from(args, reads_only=True)
     clock = now_ms()
@@ -50,6 +50,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     symbols: list[str] = []
     for group in args.symbol:
         symbols.extend(s for s in group if s not in symbols)
+    require_candles(lake, symbols)  # refuse before anything is written
     version = code_version()
     runs: list[dict[str, Any]] = []
     for symbol in symbols:

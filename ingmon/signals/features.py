@@ -39,6 +39,7 @@ __all__ = [
     "rolling_std",
     "rolling_sum",
     "rsi",
+    "run_lengths",
     "session_cvd",
     "session_labels",
     "sma",
@@ -466,8 +467,8 @@ def funding_state(
     gaps = np.r_[8.0, np.diff(times) / HOUR_MS] if times.size else np.zeros(0)
     hours = gaps if interval_hours is None else np.asarray(interval_hours, dtype=np.float64)
     hours = np.where(np.isfinite(hours) & (hours > 0), np.round(hours), np.round(gaps))
-    negative = _streaks(rates < 0)
-    positive = _streaks(rates > 0)
+    negative = run_lengths(rates < 0)
+    positive = run_lengths(rates > 0)
     index = asof_index(times, at_ms)
     known = index >= 0
     safe = np.where(known, index, 0)
@@ -486,7 +487,7 @@ def funding_state(
     )
 
 
-def _streaks(flags: BoolArray) -> IntArray:
+def run_lengths(flags: BoolArray) -> IntArray:
     """Length of the run of True values ending at each index (0 where False)."""
     counts = np.zeros(flags.size, dtype=np.int64)
     run = 0

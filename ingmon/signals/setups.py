@@ -134,15 +134,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _streak(flags: BoolArray) -> npt.NDArray[np.int64]:
-    counts = np.zeros(flags.size, dtype=np.int64)
-    run = 0
-    for index, flag in enumerate(flags):
-        run = run + 1 if flag else 0
-        counts[index] = run
-    return counts
-
-
 # ---- squeeze fire (volatility compression released) ---------------------------------------------
 
 
@@ -150,7 +141,7 @@ def squeeze_fire(frame: FeatureFrame, params: DetectorParams, timeframe: str) ->
     """Bollinger bands back outside the Keltner channel after ≥ N bars inside, momentum's sign
     giving the direction (and, by default, momentum accelerating that way)."""
     on = _flag(frame["squeeze_on"])
-    run = _streak(on)
+    run = ft.run_lengths(on)
     momentum = frame["momentum"]
     signals: list[Signal] = []
     for index in np.flatnonzero(~on[1:] & (run[:-1] >= params.squeeze_min_bars)) + 1:

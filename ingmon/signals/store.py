@@ -15,14 +15,21 @@ import pyarrow as pa
 
 from ingmon.errors import UsageError
 from ingmon.lake import Lake
-from ingmon.schema import SCORE_RUNS, SCORES, SIGNALS
+from ingmon.schema import SCORE_RUNS, SCORES, SIGNALS, Dataset
 from ingmon.signals.engine import Evaluation, evaluate
 from ingmon.signals.features import Bars
 from ingmon.signals.frame import MarketInputs
 from ingmon.signals.rules import RULES_VERSION, SignalConfig
 from ingmon.times import DAY_MS, MINUTE_MS, floor_ms, iso_ms, now_ms
 
-__all__ = ["ScoreRun", "load_inputs", "read_scores", "read_signals", "score_symbol"]
+__all__ = [
+    "ScoreRun",
+    "load_inputs",
+    "read_scores",
+    "read_signals",
+    "require_candles",
+    "score_symbol",
+]
 
 
 def _column(table: pa.Table, name: str, dtype: type = np.float64) -> Any:
@@ -180,6 +187,18 @@ class ScoreRun:
         }
 
 
+def require_candles(lake: Lake, symbols: Sequence[str]) -> dict[str, int]:
+    """The first 1m candle of each symbol; UsageError naming the first symbol without any (so
+    that a command can refuse before it writes anything)."""
+    first: dict[str, int] = {}
+    for symbol in symbols:
+        stored = lake.key_range("candles", symbol=symbol, param="1m")
+        if stored is None:
+            raise UsageError(f"no 1m candles of {symbol} in the lake", field="symbols")
+        first[symbol] = int(stored[1])
+    return first
+
+
 def last_scored_bar(lake: Lake, symbol: str, config: SignalConfig) -> int | None:
     """Open time of the last bar a previous run evaluated with these rules, None if none."""
     runs = lake.read(SCORE_RUNS, symbols=symbol)
@@ -218,44 +237,33 @@ def score_symbol(
     started = clock_ms if clock_ms is not None else now_ms()
     end_ms = end_ms if end_ms is not None else started
     tf_ms = config.timeframe_ms
+    first_candle_ms = require_candles(lake, [symbol])[symbol]
     if start_ms is None:
         previous = last_scored_bar(lake, symbol, config)
-        if previous is not None:
-            start_ms = previous + tf_ms
-        else:
-            stored = lake.key_range("candles", symbol=symbol, param="1m")
-            if stored is None:
-                raise UsageError(f"no 1m candles of {symbol} in the lake", field="symbols")
-            start_ms = int(stored[1])
+        start_ms = previous + tf_ms if previous is not None else first_candle_ms
     start_ms = floor_ms(start_ms, tf_ms)
     load_from = floor_ms(start_ms - config.warmup_days * DAY_MS, DAY_MS)
     inputs = load_inputs(lake, symbol, start_ms=load_from, end_ms=end_ms, use_trades=use_trades)
     result = evaluate(inputs, config, first_bar_ms=start_ms, code_version=code_version)
     written_us = (clock_ms if clock_ms is not None else now_ms()) * 1000
-    signals_new = _new_rows(
-        lake,
-        SIGNALS.name,
-        result.signals_table(detected_at_us=written_us),
-        "signal_id",
-        symbol=symbol,
-        config=config,
-        start_ms=start_ms,
-        end_ms=end_ms,
+    signals_new, scores_new = (
+        _new_rows(
+            lake,
+            dataset,
+            table,
+            symbol=symbol,
+            config=config,
+            start_ms=start_ms,
+            end_ms=end_ms,
+        )
+        for dataset, table in (
+            (SIGNALS, result.signals_table(detected_at_us=written_us)),
+            (SCORES, result.scores_table(scored_at_us=written_us)),
+        )
     )
-    scores_new = _new_rows(
-        lake,
-        SCORES.name,
-        result.scores_table(scored_at_us=written_us),
-        "score_id",
-        symbol=symbol,
-        config=config,
-        start_ms=start_ms,
-        end_ms=end_ms,
-    )
-    if signals_new.num_rows:
-        lake.upsert(SIGNALS, signals_new, symbol=symbol, param=config.timeframe)
-    if scores_new.num_rows:
-        lake.upsert(SCORES, scores_new, symbol=symbol, param=config.timeframe)
+    for dataset, rows in ((SIGNALS, signals_new), (SCORES, scores_new)):
+        if rows.num_rows:
+            lake.upsert(dataset, rows, symbol=symbol, param=config.timeframe)
     finished = clock_ms if clock_ms is not None else now_ms()
     run = _run_of(
         result,
@@ -273,20 +281,20 @@ def score_symbol(
 
 def _new_rows(
     lake: Lake,
-    name: str,
+    dataset: Dataset,
     table: pa.Table,
-    key: str,
     *,
     symbol: str,
     config: SignalConfig,
     start_ms: int,
     end_ms: int,
 ) -> pa.Table:
-    """The rows of ``table`` whose key is not stored yet."""
+    """The rows of ``table`` whose key is not stored yet (the datasets are append-only)."""
     if not table.num_rows:
         return table
+    key = dataset.key
     stored = lake.read(
-        name, symbols=symbol, param=config.timeframe, start=start_ms, end=end_ms, columns=[key]
+        dataset, symbols=symbol, param=config.timeframe, start=start_ms, end=end_ms, columns=[key]
     )
     known = set(stored.column(key).to_pylist())
     if not known:
