@@ -30,6 +30,7 @@ __all__ = [
     "Funding",
     "prepare_signals",
     "run_backtest",
+    "session_codes",
     "session_of",
 ]
 
@@ -55,6 +56,7 @@ SESSIONS: tuple[str, ...] = (
     "off_hours",
     "weekend",
 )
+_SIDES = ("long", "short")
 _SESSION_OF_HOUR = np.array(
     [0] * 7 + [1] + [2] * 5 + [3] * 3 + [4] * 5 + [5] * 3,
     dtype=np.int8,
@@ -228,13 +230,17 @@ class Funding:
         )
 
 
-def session_of(open_time_ms: IntArray) -> npt.NDArray[np.object_]:
-    """The fixed-UTC session label of each bar open time (see :data:`SESSIONS`)."""
+def session_codes(open_time_ms: IntArray) -> npt.NDArray[np.int8]:
+    """Index into :data:`SESSIONS` of each bar open time."""
     hours = (open_time_ms // HOUR_MS) % 24
     # 1970-01-01 was a Thursday: day index 2 and 3 after it are Saturday and Sunday.
     weekday = (open_time_ms // DAY_MS + 3) % 7  # Monday = 0
-    codes = np.where(weekday >= 5, 6, _SESSION_OF_HOUR[hours])
-    return np.asarray(SESSIONS, dtype=object)[codes]
+    return np.where(weekday >= 5, 6, _SESSION_OF_HOUR[hours]).astype(np.int8)
+
+
+def session_of(open_time_ms: IntArray) -> npt.NDArray[np.object_]:
+    """The fixed-UTC session label of each bar open time (see :data:`SESSIONS`)."""
+    return np.asarray(SESSIONS, dtype=object)[session_codes(open_time_ms)]
 
 
 def prepare_signals(
@@ -561,7 +567,7 @@ def _account(
     fee_return = config.fee_rate * (1 + exit_fill / entry_fill)
 
     entry_ms = bars.open_time_ms[entry]
-    exit_ms = np.where(ended, bars.close_time_ms[exit_bar], bars.open_time_ms[exit_bar])
+    exit_ms = bars.open_time_ms[exit_bar] + np.where(ended, bars.bar_ms - 1, 0)
     # Funding per unit held: Σ mark·rate over settlements with entry < τ <= exit.
     per_unit = _funding_per_unit(bars, funding)
     settled = np.concatenate(([0.0], np.cumsum(per_unit)))
@@ -582,8 +588,9 @@ def _account(
     funding_cash = qty * funding_per_unit
     slippage_cost = qty * (np.abs(entry_fill - raw_entry) + np.abs(exit_fill - raw_exit))
     risk = qty * np.abs(entry_fill - stop)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r_multiple = np.where(risk > 0, pnl / risk, np.nan)
+    r_multiple = np.full(len(k), np.nan)
+    has_risk = risk > 0  # False for NaN (no stop) too
+    r_multiple[has_risk] = pnl[has_risk] / risk[has_risk]
 
     # Bars the position is held at the close of: entry .. exit−1 (an exit at the open or inside
     # bar x leaves it flat at x's close; the end-of-data exit realises at the last close).
@@ -597,24 +604,25 @@ def _account(
         entry_fill=entry_fill,
     )
 
-    sig = signals.iloc[k]
+    signal_time = signals["time"].to_numpy(dtype=np.int64)[k]
     return pd.DataFrame(
         {
             "trade_id": np.arange(1, len(k) + 1),
-            "signal_id": _passthrough(sig, "signal_id"),
-            "setup": _passthrough(sig, "setup"),
-            "direction": np.where(direction > 0, "long", "short"),
-            "score": _passthrough(sig, "score"),
-            "confidence": _passthrough(sig, "confidence"),
-            "session": session_of(sig["time"].to_numpy(dtype=np.int64)),
-            "signal_time": sig["time"].to_numpy(dtype=np.int64),
+            "signal_id": _passthrough(signals, "signal_id", k),
+            "setup": _passthrough(signals, "setup", k),
+            # Fixed vocabularies as categoricals: no per-row string conversion.
+            "direction": _labels(direction < 0, _SIDES),
+            "score": _passthrough(signals, "score", k),
+            "confidence": _passthrough(signals, "confidence", k),
+            "session": _labels(session_codes(signal_time), SESSIONS),
+            "signal_time": signal_time,
             "entry_bar": entry,
             "exit_bar": exit_bar,
             "entry_time": entry_ms,
             "entry_price": entry_fill,
             "exit_time": exit_ms,
             "exit_price": exit_fill,
-            "exit_reason": np.asarray(EXIT_REASONS, dtype=object)[reason],
+            "exit_reason": _labels(reason, EXIT_REASONS),
             "bars_held": held_bars,
             "qty": qty,
             "notional": notional,
@@ -635,10 +643,15 @@ def _account(
     )
 
 
-def _passthrough(frame: pd.DataFrame, name: str) -> Any:
+def _labels(codes: npt.NDArray[Any], names: tuple[str, ...]) -> Any:
+    """A categorical column of fixed labels from their codes (no per-row strings)."""
+    return pd.Categorical.from_codes(codes.astype(np.int8), dtype=pd.CategoricalDtype(list(names)))
+
+
+def _passthrough(frame: pd.DataFrame, name: str, rows: IntArray) -> Any:
     if name in frame:
-        return frame[name].to_numpy()
-    return np.full(len(frame), None, dtype=object)
+        return frame[name].to_numpy()[rows]
+    return np.full(len(rows), None, dtype=object)
 
 
 def _funding_per_unit(bars: Bars, funding: Funding) -> FloatArray:
@@ -705,18 +718,16 @@ def _equity(
         trade_of = np.repeat(np.arange(len(entry)), held_bars)
         starts = np.cumsum(held_bars) - held_bars
         at = entry[trade_of] + (np.arange(total) - starts[trade_of])
-        settled = np.concatenate(([0.0], np.cumsum(_funding_per_unit(bars, funding))))
-        settled_by_close = settled[
-            np.searchsorted(funding.time_ms, bars.close_time_ms[at], side="right")
-        ]
-        settled_at_entry = settled[
-            np.searchsorted(funding.time_ms, bars.open_time_ms[entry], side="right")
-        ][trade_of]
         held = signed[trade_of]
-        equity[at] += (
-            held * (bars.close[at] - entry_fill[trade_of])
-            - fee_entry[trade_of]
-            - held * (settled_by_close - settled_at_entry)
-        )
+        open_value = held * (bars.close[at] - entry_fill[trade_of]) - fee_entry[trade_of]
+        if len(funding.time_ms):
+            settled = np.concatenate(([0.0], np.cumsum(_funding_per_unit(bars, funding))))
+            closes_ms = bars.open_time_ms[at] + (bars.bar_ms - 1)
+            settled_by_close = settled[np.searchsorted(funding.time_ms, closes_ms, side="right")]
+            settled_at_entry = settled[
+                np.searchsorted(funding.time_ms, bars.open_time_ms[entry], side="right")
+            ][trade_of]
+            open_value -= held * (settled_by_close - settled_at_entry)
+        equity[at] += open_value
         position[at] = held
     return equity, position

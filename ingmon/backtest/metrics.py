@@ -148,9 +148,8 @@ def drawdown_stats(
     times = np.concatenate(([start_ms], time_ms))
     peak = np.maximum.accumulate(values)
     drop = peak - values
-    with np.errstate(divide="ignore", invalid="ignore"):
-        relative = np.where(peak > 0, drop / peak, np.nan)
-    trough = int(np.nanargmax(relative)) if np.isfinite(relative).any() else 0
+    relative = drop / peak  # the peak is at least the initial equity, > 0
+    trough = int(relative.argmax())
     under = values < peak
     # Start of each bar's drawdown: the last index at which the running peak was set.
     is_peak = values >= peak

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ingmon.backtest.engine import BacktestConfig, Bars, Funding
+from ingmon.backtest.engine import BacktestConfig, Bars, Funding, run_backtest
+from ingmon.backtest.metrics import drawdown_stats, trade_metrics
 from ingmon.backtest.windows import (
     MIN_TRADES,
     Window,
@@ -23,7 +24,14 @@ from ingmon.backtest.windows import (
 )
 from ingmon.times import DAY_MS, iso_ms
 
-__all__ = ["SCHEMA_VERSION", "BacktestRun", "config_hash", "data_hash", "run_backtests"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "BacktestRun",
+    "config_hash",
+    "data_hash",
+    "run_backtests",
+    "sweep",
+]
 
 SCHEMA_VERSION = "ingmon.backtest/v1"
 
@@ -137,3 +145,36 @@ def run_backtests(
         windows=windows,
         rolling=rolling,
     )
+
+
+def sweep(
+    bars: Bars,
+    candidates: list[tuple[dict[str, Any], pd.DataFrame, BacktestConfig]],
+    *,
+    funding: Funding | None = None,
+) -> pd.DataFrame:
+    """Headline metrics of many (parameters, signals, config) combinations on the same bars,
+    one row per combination with its parameters: trades, hit rate, expectancy, profit factor,
+    total return and max drawdown (of the mark-to-market equity)."""
+    rows = []
+    for parameters, signals, config in candidates:
+        result = run_backtest(bars, signals, config=config, funding=funding)
+        metrics = trade_metrics(result.trades)
+        drawdown = drawdown_stats(
+            bars.close_time_ms,
+            result.equity,
+            config.initial_equity,
+            start_ms=int(bars.open_time_ms[0]),
+        )
+        rows.append(
+            {
+                **parameters,
+                "trades": metrics["trades"],
+                "hit_rate": metrics["hit_rate"],
+                "expectancy": metrics["expectancy"],
+                "profit_factor": metrics["profit_factor"],
+                "total_return": result.final_equity / config.initial_equity - 1,
+                "max_drawdown": drawdown["max_drawdown"],
+            }
+        )
+    return pd.DataFrame(rows)
