@@ -33,6 +33,7 @@ __all__ = [
     "funding_state",
     "hour_of_week_weight",
     "keltner",
+    "lag",
     "linreg_last",
     "rolling_max",
     "rolling_min",
@@ -215,6 +216,16 @@ def trade_minute_flow(
 # ---- rolling windows ----------------------------------------------------------------------------
 
 
+def lag(values: npt.ArrayLike, periods: int = 1) -> FloatArray:
+    """``values`` shifted ``periods`` places later (index i holds value i − periods), NaN-filled;
+    same length as the input, also when it is shorter than ``periods``."""
+    array = np.asarray(values, dtype=np.float64)
+    out = np.full(array.size, np.nan)
+    if periods < array.size:
+        out[periods:] = array[: array.size - periods]
+    return out
+
+
 def _windows(values: FloatArray, length: int) -> FloatArray:
     if length < 1:
         raise ValueError(f"window length must be ≥ 1, got {length}")
@@ -345,7 +356,7 @@ def wilder(values: npt.ArrayLike, length: int) -> FloatArray:
 def true_range(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArray:
     """max(high − low, |high − previous close|, |low − previous close|); the first bar's is
     high − low."""
-    previous = np.r_[np.nan, close[:-1]]
+    previous = lag(close)
     ranges = np.vstack([high - low, np.abs(high - previous), np.abs(low - previous)])
     return np.asarray(np.nanmax(ranges, axis=0), dtype=np.float64)
 
@@ -360,7 +371,7 @@ def rsi(close: FloatArray, length: int = 14) -> FloatArray:
     value at index ``length``); 100 with no losses, 50 on a flat window."""
     if not close.size:
         return np.zeros(0)
-    change = np.r_[np.nan, np.diff(close)]
+    change = close - lag(close)
     gain = wilder(np.where(change > 0, change, 0.0) + 0.0 * change, length)
     loss = wilder(np.where(change < 0, -change, 0.0) + 0.0 * change, length)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -380,8 +391,8 @@ def adx(
     """
     if not high.size:
         return np.zeros(0), np.zeros(0), np.zeros(0)
-    up = np.r_[np.nan, high[1:] - high[:-1]]
-    down = np.r_[np.nan, low[:-1] - low[1:]]
+    up = high - lag(high)
+    down = lag(low) - low
     plus_dm = np.where((up > down) & (up > 0), up, 0.0) + 0.0 * up
     minus_dm = np.where((down > up) & (down > 0), down, 0.0) + 0.0 * down
     ranges = true_range(high, low, close)

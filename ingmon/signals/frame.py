@@ -148,7 +148,7 @@ def build_features(inputs: MarketInputs, config: SignalConfig) -> FeatureFrame:
     columns["bb_middle"] = bb_mid
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        previous_close = np.r_[np.nan, close[:-1]]
+        previous_close = ft.lag(close)
         columns["bar_return"] = close / previous_close - 1.0
         columns["return_z"] = ft.trailing_zscore(columns["bar_return"], baseline)
         columns["delta"] = bars.delta
@@ -156,7 +156,7 @@ def build_features(inputs: MarketInputs, config: SignalConfig) -> FeatureFrame:
         columns["taker_buy_ratio"] = np.where(
             bars.volume > 0, bars.taker_buy_volume / bars.volume, np.nan
         )
-        volume_before = np.r_[np.nan, ft.sma(bars.volume, band)[:-1]]
+        volume_before = ft.lag(ft.sma(bars.volume, band))
         columns["relative_volume"] = bars.volume / volume_before
         columns["progress_atr"] = (close - bars.open) / columns["atr"]
         columns["close_location"] = np.where(high > low, (close - low) / (high - low), 0.5)
@@ -181,7 +181,7 @@ def build_features(inputs: MarketInputs, config: SignalConfig) -> FeatureFrame:
     columns["hour_utc"] = ((bars.open_time_ms % DAY_MS) // HOUR_MS).astype(np.float64)
     columns["weekday"] = (((bars.open_time_ms // DAY_MS) + 3) % 7).astype(np.float64)
 
-    tick_size = inputs.tick_size or infer_tick_size(minutes.close)
+    tick_size = inputs.tick_size or _tick_size(minutes)
     profiles = session_profiles(
         minutes.open_time_ms,
         minutes.high,
@@ -206,6 +206,15 @@ def build_features(inputs: MarketInputs, config: SignalConfig) -> FeatureFrame:
     )
 
 
+def _tick_size(minutes: ft.Bars) -> float:
+    """The price grid seen in the bars (1.0 while there are too few prices to tell: nothing is
+    scored from so little data anyway)."""
+    prices = np.concatenate([minutes.open, minutes.high, minutes.low, minutes.close])
+    if np.unique(prices).size < 2:
+        return 1.0
+    return infer_tick_size(prices)
+
+
 def _open_interest(
     columns: dict[str, FloatArray],
     inputs: MarketInputs,
@@ -223,11 +232,10 @@ def _open_interest(
     columns["open_interest"] = value
     columns["open_interest_age_s"] = age / 1000.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        columns["oi_change"] = value / np.r_[np.nan, value[:-1]] - 1.0
+        columns["oi_change"] = value / ft.lag(value) - 1.0
         # over longer windows too: one hour and one baseline (a day) of signal bars
         for name, bars_back in (("oi_change_1h", hour_bars), ("oi_change_24h", baseline)):
-            earlier = np.r_[np.full(bars_back, np.nan), value[:-bars_back]][: value.size]
-            columns[name] = value / earlier - 1.0
+            columns[name] = value / ft.lag(value, bars_back) - 1.0
     columns["oi_change_z"] = ft.trailing_zscore(columns["oi_change"], baseline)
 
 
@@ -256,7 +264,7 @@ def _higher_timeframe(
     ema50 = ft.ema(hourly.close, 50)
     atr = ft.atr(hourly.high, hourly.low, hourly.close, 14)
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope = (ema50 - np.r_[np.full(3, np.nan), ema50[:-3]]) / (3.0 * atr)
+        slope = (ema50 - ft.lag(ema50, 3)) / (3.0 * atr)
     # An hour is usable once it has closed: its close time ≤ the signal bar's close time.
     columns["htf_slope_atr"] = ft.value_asof(hourly.close_time_ms, slope, close_ms)
 

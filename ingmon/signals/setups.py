@@ -257,8 +257,8 @@ def exhaustion(frame: FeatureFrame, params: DetectorParams, timeframe: str) -> l
     atr, ema20 = frame["atr"], frame["ema20"]
     band = params.band_length
     with np.errstate(invalid="ignore"):
-        prior_high = np.r_[np.nan, ft.rolling_max(high, band)[:-1]]
-        prior_low = np.r_[np.nan, ft.rolling_min(low, band)[:-1]]
+        prior_high = ft.lag(ft.rolling_max(high, band))
+        prior_low = ft.lag(ft.rolling_min(low, band))
         volume_climax = frame["relative_volume"] >= params.exhaustion_relative_volume
         top = {
             "extension": (close > frame["bb_upper"])
@@ -281,8 +281,11 @@ def exhaustion(frame: FeatureFrame, params: DetectorParams, timeframe: str) -> l
         climax_bottom = (low < prior_low) & (
             sum(c.astype(int) for c in bottom.values()) >= params.exhaustion_min_conditions
         )
-        confirm_top = np.r_[False, climax_top[:-1] & (close[1:] < midpoint[:-1])]
-        confirm_bottom = np.r_[False, climax_bottom[:-1] & (close[1:] > midpoint[:-1])]
+        previous_midpoint = ft.lag(midpoint)
+        confirm_top = ft.lag(climax_top) > 0.5
+        confirm_top &= close < previous_midpoint
+        confirm_bottom = ft.lag(climax_bottom) > 0.5
+        confirm_bottom &= close > previous_midpoint
     signals: list[Signal] = []
     for mask, conditions, direction in (
         (confirm_top, top, "short"),
@@ -389,7 +392,7 @@ def sweep_reclaim(frame: FeatureFrame, params: DetectorParams, timeframe: str) -
     bars = frame.bars
     size = len(bars)
     buffer = np.maximum(frame.tick_size, params.sweep_atr_buffer * frame["atr"])
-    previous_close = np.r_[np.nan, bars.close[:-1]]
+    previous_close = ft.lag(bars.close)
     signals: list[Signal] = []
     for direction, names, extremes in (
         ("short", ("session_high", "swing_high", "vah"), bars.high),
