@@ -32,6 +32,7 @@ __all__ = [
     "run_backtest",
     "session_codes",
     "session_of",
+    "timeframe_atr",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -403,6 +404,23 @@ def _levels(
     return float(stop), float(target)
 
 
+def timeframe_atr(bars: Bars, timeframe_ms: int, length: int) -> tuple[IntArray, FloatArray]:
+    """ATR on a coarser timeframe built from ``bars``: (open time of each timeframe bar, mean
+    true range over ``length`` timeframe bars ending with it; NaN before enough bars).
+
+    A timeframe bar is the bars whose open time floors to it; only what closed by its end is
+    used, so the value at a signal bar is known at that bar's close."""
+    if len(bars) == 0:
+        return np.empty(0, np.int64), np.empty(0)
+    bucket = bars.open_time_ms // timeframe_ms
+    starts = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1])))
+    high = np.maximum.reduceat(bars.high, starts)
+    low = np.minimum.reduceat(bars.low, starts)
+    close = bars.close[np.concatenate((starts[1:], [len(bars)])) - 1]
+    coarse = Bars(bucket[starts] * timeframe_ms, bars.open[starts], high, low, close, timeframe_ms)
+    return coarse.open_time_ms, _atr_at(coarse, np.arange(len(starts)), length)
+
+
 def _atr_at(bars: Bars, signal_bar: IntArray, length: int) -> FloatArray:
     """Mean true range over ``length`` bars ending at each signal bar (NaN before enough bars)."""
     high, low, close = bars.high, bars.low, bars.close
@@ -643,9 +661,14 @@ def _account(
     )
 
 
+@functools.cache
+def _categories(names: tuple[str, ...]) -> Any:
+    return pd.CategoricalDtype(list(names))
+
+
 def _labels(codes: npt.NDArray[Any], names: tuple[str, ...]) -> Any:
     """A categorical column of fixed labels from their codes (no per-row strings)."""
-    return pd.Categorical.from_codes(codes.astype(np.int8), dtype=pd.CategoricalDtype(list(names)))
+    return pd.Categorical.from_codes(codes.astype(np.int8), dtype=_categories(names))
 
 
 def _passthrough(frame: pd.DataFrame, name: str, rows: IntArray) -> Any:

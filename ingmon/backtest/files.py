@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ingmon.backtest.engine import Bars, timeframe_atr
 from ingmon.errors import UsageError
 from ingmon.lake import Lake
 from ingmon.schema import CANDLES, FUNDING, SCORES, SIGNALS, interval_ms
-from ingmon.times import iso_ms
+from ingmon.times import MINUTE_MS, iso_ms
 
 __all__ = [
     "CANDLE_TIME_COLUMNS",
@@ -289,18 +290,23 @@ def read_lake_inputs(
     min_score: int | None = None,
     confidences: Sequence[str] = (),
     directions: Sequence[str] = (),
+    atr_bars: int = 14,
 ) -> Inputs:
     """1m candles, funding and the signals of ``timeframe`` in ``[start_ms, end_ms)``, each
     signal with the score of its latest scoring (by ``scored_at``) and filtered by setup,
     minimum score, confidence and direction. A signal is known at ``bar_close_time + 1 ms``.
+    Each signal carries ``atr``: the mean true range of the ``atr_bars`` timeframe bars
+    (built from the 1m candles, read from that many bars before ``start_ms``) ending with its
+    bar, for ATR-multiple stops and targets on the signal timeframe.
 
     A filter on score or confidence drops the signals that have no score yet."""
     last_ms = end_ms - 1  # Lake.read is inclusive of both ends
+    timeframe_ms = interval_ms(timeframe)
     candles = lake.read(
         CANDLES,
         symbols=symbol,
         param="1m",
-        start=start_ms,
+        start=start_ms - atr_bars * timeframe_ms,
         end=last_ms,
         columns=["open_time", "open", "high", "low", "close", "volume"],
     )
@@ -368,4 +374,19 @@ def read_lake_inputs(
             "target_price": signals["target_price"].to_numpy(dtype=np.float64, na_value=np.nan),
         }
     )
-    return Inputs(bars, frame.reset_index(drop=True), funding, "lake", interval_ms(timeframe))
+    coarse_open, coarse_atr = timeframe_atr(
+        Bars.from_frame(bars, bar_ms=MINUTE_MS), timeframe_ms, atr_bars
+    )
+    at = np.searchsorted(coarse_open, frame["time"].to_numpy())
+    found = (at < len(coarse_open)) & (
+        coarse_open[np.minimum(at, len(coarse_open) - 1)] == frame["time"].to_numpy()
+    )
+    frame["atr"] = np.where(found, coarse_atr[np.minimum(at, len(coarse_open) - 1)], np.nan)
+    bars = bars[bars["open_time"] >= start_ms].reset_index(drop=True)  # the warm-up goes
+    if bars.empty:
+        raise UsageError(
+            f"symbol {symbol}: no 1m candles in the lake for [{iso_ms(start_ms)}, "
+            f"{iso_ms(end_ms)})",
+            field="symbols",
+        )
+    return Inputs(bars, frame.reset_index(drop=True), funding, "lake", timeframe_ms)

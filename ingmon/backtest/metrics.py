@@ -145,16 +145,15 @@ def drawdown_stats(
     the longest time under water of any drawdown, in days. The initial equity at ``start_ms``
     is the first peak."""
     values = np.concatenate(([initial_equity], equity))
-    times = np.concatenate(([start_ms], time_ms))
+
+    def time_of(index: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        return np.where(index == 0, start_ms, time_ms[np.maximum(index - 1, 0)])
+
     peak = np.maximum.accumulate(values)
     drop = peak - values
     relative = drop / peak  # the peak is at least the initial equity, > 0
     trough = int(relative.argmax())
-    under = values < peak
-    # Start of each bar's drawdown: the last index at which the running peak was set.
-    is_peak = values >= peak
-    last_peak = np.maximum.accumulate(np.where(is_peak, np.arange(len(values)), 0))
-    max_dd = float(relative[trough]) if relative.size else 0.0
+    max_dd = float(relative[trough])
     result: dict[str, Any] = {
         "max_drawdown": max_dd,
         "max_drawdown_abs": float(drop.max()),
@@ -165,26 +164,28 @@ def drawdown_stats(
         "max_drawdown_recovered": True,
         "longest_underwater_days": 0.0,
     }
-    if max_dd > 0:
-        began = int(last_peak[trough])
-        after = np.flatnonzero(values[trough:] >= values[began])
-        recovered = bool(after.size)
-        ended = trough + int(after[0]) if recovered else len(values) - 1
-        result.update(
-            max_drawdown_start=int(times[began]),
-            max_drawdown_trough=int(times[trough]),
-            max_drawdown_end=int(times[ended]) if recovered else None,
-            max_drawdown_days=(int(times[ended]) - int(times[began])) / DAY_MS,
-            max_drawdown_recovered=recovered,
-        )
-    if under.any():
-        # Each under-water run lasts from its peak to the first bar back at the peak (or end).
-        padded = np.concatenate(([False], under, [False])).astype(np.int8)
-        edges = np.flatnonzero(np.diff(padded))
-        starts, stops = edges[0::2], edges[1::2]
-        began_at = times[last_peak[starts]]
-        ended_at = times[np.minimum(stops, len(values) - 1)]
-        result["longest_underwater_days"] = float((ended_at - began_at).max() / DAY_MS)
+    if max_dd <= 0:
+        return result
+    # The drawdown began at the last bar at that peak before the trough.
+    began = trough - int(np.argmax(values[trough::-1] >= peak[trough]))
+    after = np.flatnonzero(values[trough:] >= peak[trough])
+    recovered = bool(after.size)
+    ended = trough + int(after[0]) if recovered else len(values) - 1
+    marks = time_of(np.array([began, trough, ended]))
+    result.update(
+        max_drawdown_start=int(marks[0]),
+        max_drawdown_trough=int(marks[1]),
+        max_drawdown_end=int(marks[2]) if recovered else None,
+        max_drawdown_days=int(marks[2] - marks[0]) / DAY_MS,
+        max_drawdown_recovered=recovered,
+    )
+    # Each under-water run lasts from the bar before it (at the peak) to the first bar back
+    # at the peak, or to the end.
+    padded = np.concatenate(([0], (drop > 0).view(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(padded))
+    starts, stops = edges[0::2], edges[1::2]
+    lasted = time_of(np.minimum(stops, len(values) - 1)) - time_of(starts - 1)
+    result["longest_underwater_days"] = float(lasted.max() / DAY_MS)
     return result
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingmon.backtest.engine import BacktestConfig, Bars, run_backtest, session_of
+from ingmon.backtest.engine import BacktestConfig, Bars, run_backtest, session_of, timeframe_atr
 from ingmon.errors import UsageError
 from tests.backtest._market import MINUTE_MS, START_MS, random_bars, random_signals
 
@@ -258,3 +258,26 @@ def test_bars_from_a_frame_infer_the_interval() -> None:
     frame = bars_of([FLAT] * 5)
     frame.loc[4, "open_time"] += 10 * MINUTE_MS
     assert Bars.from_frame(frame).bar_ms == MINUTE_MS
+
+
+def test_timeframe_atr_matches_a_pandas_resample() -> None:
+    """ATR on 15m bars built from 1m bars equals a resample to 15m and a rolling mean of the
+    true range computed by pandas."""
+    frame = random_bars(13, 15 * 40)
+    frame = frame.drop(index=range(100, 130)).reset_index(drop=True)  # a hole of 2 quarters
+    opens, atr = timeframe_atr(Bars.from_frame(frame), 15 * MINUTE_MS, 5)
+    indexed = frame.set_index(pd.to_datetime(frame["open_time"], unit="ms"))
+    quarters = indexed.resample("15min").agg({"high": "max", "low": "min", "close": "last"})
+    quarters = quarters.dropna()
+    previous = quarters["close"].shift(1).fillna(quarters["close"].iloc[0])
+    true_range = pd.concat(
+        [
+            quarters["high"] - quarters["low"],
+            (quarters["high"] - previous).abs(),
+            (quarters["low"] - previous).abs(),
+        ],
+        axis=1,
+    ).max(axis=1)
+    expected = true_range.rolling(5).mean()
+    assert opens.tolist() == quarters.index.as_unit("ms").asi8.tolist()
+    np.testing.assert_allclose(atr, expected.to_numpy(), rtol=1e-12)

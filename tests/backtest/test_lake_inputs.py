@@ -138,6 +138,8 @@ def test_scores_join_on_the_latest_scoring_and_filters_apply(lake_root: Path) ->
     assert signals["score"].tolist() == [6, 5, 7, 4]
     assert signals["confidence"].tolist() == ["high", "medium", "high", "medium"]
     np.testing.assert_array_equal(signals["known_ms"], signals["time"] + QUARTER_MS)
+    # 15m ATR over 14 quarters: sig-4 has only 5 quarters of history, the others have enough.
+    assert np.isnan(signals["atr"].iloc[0]) and np.isfinite(signals["atr"].iloc[1:]).all()
     assert len(inputs.bars) == DAYS * 1440 and len(inputs.funding) == 3 * DAYS - 1  # type: ignore[arg-type]
 
 

@@ -181,3 +181,33 @@ def test_breakdowns_slice_by_setup_score_and_confidence() -> None:
     assert set(out["score"]) == {"3", "5"}
     assert list(out["confidence"]) == ["high"]
     assert out["direction"]["long"]["trades"] == 3
+
+
+def loop_drawdowns(times: list[int], values: list[float], initial: float) -> dict[str, float]:
+    """Drawdowns by walking the curve: the deepest fall from a running peak, and the longest
+    stretch from a peak until the curve is back at it (or the end)."""
+    peak, peak_time = initial, START_MS
+    deepest, deepest_abs, longest = 0.0, 0.0, 0.0
+    for time_ms, value in zip(times, values, strict=True):
+        if value >= peak:
+            longest = max(longest, time_ms - peak_time)
+            peak, peak_time = value, time_ms
+        else:
+            deepest = max(deepest, (peak - value) / peak)
+            deepest_abs = max(deepest_abs, peak - value)
+    if values and values[-1] < peak:
+        longest = max(longest, times[-1] - peak_time)
+    return {"max_drawdown": deepest, "max_drawdown_abs": deepest_abs, "longest": longest / DAY}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_drawdowns_match_a_walk_over_random_curves(seed: int) -> None:
+    """Max drawdown (fraction and absolute) and the longest time under water equal a loop."""
+    rng = np.random.default_rng(seed)
+    values = 1_000 * np.cumprod(1 + rng.normal(0.0005, 0.01, 400))
+    times = START_MS + np.cumsum(rng.integers(1, 5, 400)) * 3_600_000
+    stats = drawdown_stats(times, values, 1_000.0, start_ms=START_MS)
+    expected = loop_drawdowns(times.tolist(), values.tolist(), 1_000.0)
+    assert stats["max_drawdown"] == pytest.approx(expected["max_drawdown"], rel=1e-12)
+    assert stats["max_drawdown_abs"] == pytest.approx(expected["max_drawdown_abs"], rel=1e-12)
+    assert stats["longest_underwater_days"] == pytest.approx(expected["longest"], rel=1e-12)
