@@ -20,7 +20,7 @@ from ingmon.signals.engine import Evaluation, evaluate
 from ingmon.signals.features import Bars
 from ingmon.signals.frame import MarketInputs
 from ingmon.signals.rules import RULES_VERSION, SignalConfig
-from ingmon.times import DAY_MS, MINUTE_MS, floor_ms, iso_ms, now_ms
+from ingmon.times import DAY_MS, MINUTE_MS, ceil_ms, floor_ms, iso_ms, now_ms
 
 __all__ = [
     "ScoreRun",
@@ -227,7 +227,7 @@ def score_symbol(
     code_version: str = "",
     clock_ms: int | None = None,
 ) -> ScoreRun:
-    """Score the closed signal bars of ``symbol`` in [start_ms, end_ms) and persist them.
+    """Score the closed signal bars of ``symbol`` that open in [start_ms, end_ms); persist them.
 
     Without ``start_ms`` the run is incremental: it starts after the last bar a previous run
     evaluated with the same rules (or at the first candle in the lake). ``warmup_days`` of
@@ -241,7 +241,7 @@ def score_symbol(
     if start_ms is None:
         previous = last_scored_bar(lake, symbol, config)
         start_ms = previous + tf_ms if previous is not None else first_candle_ms
-    start_ms = floor_ms(start_ms, tf_ms)
+    start_ms = ceil_ms(start_ms, tf_ms)  # bars opening in [start_ms, end_ms)
     load_from = floor_ms(start_ms - config.warmup_days * DAY_MS, DAY_MS)
     inputs = load_inputs(lake, symbol, start_ms=load_from, end_ms=end_ms, use_trades=use_trades)
     result = evaluate(inputs, config, first_bar_ms=start_ms, code_version=code_version)
