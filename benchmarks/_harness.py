@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Case", "median_seconds", "print_table"]
+__all__ = ["Case", "interleaved_medians", "median_seconds", "print_table"]
 
 
 def median_seconds(
@@ -22,6 +22,20 @@ def median_seconds(
         run()
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)
+
+
+def interleaved_medians(
+    runs: Mapping[str, Callable[[], object]], *, repeat: int = 5
+) -> dict[str, float]:
+    """Median wall time of each of ``runs``, timed in turn within each round so that peers side
+    by side see the same machine load (a busy shared machine skews one-after-the-other medians)."""
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            samples[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 @dataclass(frozen=True)
