@@ -134,6 +134,9 @@ def _backtesting() -> Any:
     except ImportError as error:
         print(f"  backtesting.py skipped: cannot import it ({error})")
         return None
+    import backtesting.backtesting as engine
+
+    engine._tqdm = lambda sequence, **_: sequence  # no progress bar between the tables
     return backtesting
 
 
