@@ -443,11 +443,12 @@ def run_backtest(
 ) -> BacktestResult:
     """Trade ``signals`` on ``bars``.
 
-    A signal known at ``known_ms`` (its bar's close) enters at the open of the first bar that
-    opens at or after it, plus ``entry_delay_bars − 1`` bars. Only one position is open at a
-    time: a signal is taken when the position is flat at the close of the bar that makes it
-    known; an opposite signal closes (or reverses) the position at its own entry open when
-    ``config.opposite`` says so; any other signal meanwhile is skipped (counted in
+    A signal known at ``known_ms`` (default: ``time`` + the bar length, its bar's close) enters
+    at the open of the first bar that opens at or after it, plus ``entry_delay_bars − 1``
+    bars. Only one position is open at a time: a signal is taken when the position is flat at
+    the close of the bar that makes it known; an opposite signal closes (or reverses) the
+    position at its own entry open when ``config.opposite`` says so; any other signal
+    meanwhile is skipped (counted in
     ``skipped``). See docs/backtesting.md for the fill and cost model.
     """
     config = config or BacktestConfig()
@@ -456,7 +457,10 @@ def run_backtest(
     if not isinstance(funding, Funding):
         funding = Funding.from_frame(funding)
     n = len(bars)
-    known_ms = signals["known_ms"].to_numpy(dtype=np.int64)
+    if "known_ms" in signals:
+        known_ms = signals["known_ms"].to_numpy(dtype=np.int64)
+    else:  # known at the close of the bar that opens at ``time``
+        known_ms = signals["time"].to_numpy(dtype=np.int64) + bars.bar_ms
     direction = signals["direction"].to_numpy(dtype=np.int64)
     first_bar = np.searchsorted(bars.open_time_ms, known_ms, side="left")
     signal_bar = first_bar - 1
