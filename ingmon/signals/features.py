@@ -9,7 +9,6 @@ their first ``length`` values; the true range of the first bar is its high − l
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, fields, replace
 from typing import Final
 
@@ -547,6 +546,18 @@ def session_cvd(
     return np.asarray(total - before[run_of], dtype=np.float64)
 
 
+def _row_medians(matrix: FloatArray) -> FloatArray:
+    """The median of each row's finite values (NaN for a row without any): np.nanmedian's
+    result from one sort instead of a Python loop over rows."""
+    ordered = np.sort(matrix, axis=1)  # NaNs sort last
+    count = np.isfinite(matrix).sum(axis=1)
+    rows = np.arange(matrix.shape[0])
+    last = max(matrix.shape[1] - 1, 0)
+    low = ordered[rows, np.clip((count - 1) // 2, 0, last)]
+    high = ordered[rows, np.clip(count // 2, 0, last)]
+    return np.where(count > 0, (low + high) / 2.0, np.nan)
+
+
 def hour_of_week_weight(
     open_time_ms: IntArray,
     volume: FloatArray,
@@ -574,10 +585,9 @@ def hour_of_week_weight(
     windows = sliding_window_view(padded, span)[:-1]  # the `span` hours before each hour
     same_hour = windows[:, np.arange(span - 168, -1, -168)]  # 1, 2, … weeks back
     enough = np.sum(np.isfinite(same_hour), axis=1) >= min_weeks
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows during warm-up
-        numerator = np.nanmedian(same_hour, axis=1)
-        denominator = np.nanmedian(windows, axis=1)
+    numerator = _row_medians(same_hour)
+    denominator = _row_medians(windows)
+    with np.errstate(all="ignore"):
         weight = np.where(enough & (denominator > 0), numerator / denominator, np.nan)
     hours = (np.arange(first, last + 1, dtype=np.int64) * HOUR_MS).astype(np.int64)
     return hours, weight

@@ -289,10 +289,12 @@ def volume_nodes(
     top = max(heights)
     if top <= 0:
         return (), ()
+    needed = min_prominence * top
+    # A peak's prominence is at most its height: lower peaks need no walk.
     hvn = [
         peak
         for peak in _local_maxima(heights)
-        if _prominence(heights, peak) >= min_prominence * top
+        if heights[peak] >= needed and _prominence(heights, peak) >= needed
     ]
     lvn: list[int] = []
     for left, right in itertools.pairwise(hvn):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, Final
 
 from ingmon.schema import INTERVAL_MS, SIGNAL_TIMEFRAMES
@@ -115,7 +116,11 @@ class ScoreRules:
         return sum(point.weight for point in self.points)
 
     def thresholds(self) -> dict[str, Any]:
-        """The thresholds an audit row stores (everything but the point list)."""
+        """The thresholds an audit row stores (everything but the point list); a fresh copy."""
+        return dict(self._thresholds)
+
+    @cached_property
+    def _thresholds(self) -> dict[str, Any]:
         values = asdict(self)
         values.pop("points")
         values["liquid_hours_utc"] = list(self.liquid_hours_utc)
@@ -158,7 +163,7 @@ class SignalConfig:
             "warmup_days": self.warmup_days,
         }
 
-    @property
+    @cached_property
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of every parameter (sorted keys, no spaces)."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
