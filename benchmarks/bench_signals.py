@@ -281,7 +281,8 @@ def pd_zscore(values: pd.Series, length: int) -> pd.Series:
 
 
 def pd_hour_of_week_weight(minutes: pd.DataFrame) -> pd.Series:
-    """median(same hour of week, 4 weeks back, ≥ 2 of them) / median(all 672 hours before)."""
+    """median(same hour of week, 4 weeks back, ≥ 2 of them) / median(all 672 hours before the
+    hour's UTC day)."""
     hourly = minutes["volume"].resample("1h").sum(min_count=1)
     hours = pd.DatetimeIndex(hourly.index)
     hour_of_week = hours.dayofweek * 24 + hours.hour
@@ -289,6 +290,9 @@ def pd_hour_of_week_weight(minutes: pd.DataFrame) -> pd.Series:
         lambda series: series.shift(1).rolling(4, min_periods=2).median()
     )
     every_hour = hourly.shift(1).rolling(4 * 168, min_periods=1).median()
+    # recomputed daily: each hour takes the value at its day's 00:00
+    daily = every_hour[hours.hour == 0]
+    every_hour = pd.Series(daily.reindex(hours.floor("D")).to_numpy(), index=hourly.index)
     return same_hour / every_hour.where(every_hour > 0)
 
 

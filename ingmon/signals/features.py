@@ -565,28 +565,36 @@ def hour_of_week_weight(
     weeks: int = 4,
     min_weeks: int = 2,
 ) -> tuple[IntArray, FloatArray]:
-    """The liquidity of each hour of the week relative to normal, from hourly volume:
-    ``w = median(volume of the same hour-of-week in the previous weeks) / median(volume of every
-    hour in those weeks)`` — the data-driven session weight of reference §4 (not clipped here).
+    """The liquidity of each hour of the week relative to normal, from hourly volume — the
+    data-driven session weight of reference §4 (not clipped here), recomputed daily:
+    ``w(h) = median(volume of h's hour-of-week in the previous weeks) / median(volume of every
+    hour in the weeks before h's UTC day)``.
 
-    Returns (hour open times, weight) for every hour from the first to the last bar; only hours
-    strictly before each hour are used, and NaN until ``min_weeks`` earlier weeks exist.
+    Returns (hour open times, weight) for every hour from the first to the last bar. Only hours
+    before h's day are used; NaN until ``min_weeks`` earlier weeks of that hour exist.
     """
     if not open_time_ms.size:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     hour = open_time_ms // HOUR_MS
     first, last = int(hour[0]), int(hour[-1])
-    hourly = np.full(last - first + 1, np.nan)
-    sums = np.bincount(hour - first, weights=volume, minlength=hourly.size)
-    present = np.bincount(hour - first, minlength=hourly.size) > 0
+    size = last - first + 1
+    hourly = np.full(size, np.nan)
+    sums = np.bincount(hour - first, weights=volume, minlength=size)
+    present = np.bincount(hour - first, minlength=size) > 0
     hourly[present] = sums[present]
     span = weeks * 168
-    padded = np.r_[np.full(span, np.nan), hourly]
-    windows = sliding_window_view(padded, span)[:-1]  # the `span` hours before each hour
-    same_hour = windows[:, np.arange(span - 168, -1, -168)]  # 1, 2, … weeks back
+    pad = span + 24  # a day that starts before the first hour still has a full window
+    padded = np.r_[np.full(pad, np.nan), hourly]
+    relative = np.arange(size)
+    same_hour = np.stack(
+        [padded[relative + pad - 168 * back] for back in range(1, weeks + 1)], axis=1
+    ).reshape(size, weeks)
     enough = np.sum(np.isfinite(same_hour), axis=1) >= min_weeks
+    day_start = relative - (first + relative) % 24  # relative index of each hour's 00:00
+    days = np.unique(day_start)
+    windows = sliding_window_view(padded, span)[days + pad - span]  # the weeks before each day
+    denominator = _row_medians(windows)[np.searchsorted(days, day_start)]
     numerator = _row_medians(same_hour)
-    denominator = _row_medians(windows)
     with np.errstate(all="ignore"):
         weight = np.where(enough & (denominator > 0), numerator / denominator, np.nan)
     hours = (np.arange(first, last + 1, dtype=np.int64) * HOUR_MS).astype(np.int64)

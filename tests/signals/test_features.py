@@ -431,7 +431,8 @@ def _hourly_loop(
     weights = []
     for hour in hours:
         same = [by_hour[hour - 168 * k] for k in range(1, weeks + 1) if hour - 168 * k in by_hour]
-        every = [by_hour[h] for h in range(hour - 168 * weeks, hour) if h in by_hour]
+        day_start = hour - hour % 24  # the denominator is recomputed once per UTC day
+        every = [by_hour[h] for h in range(day_start - 168 * weeks, day_start) if h in by_hour]
         if len(same) < min_weeks or statistics.median(every) <= 0:
             weights.append(NAN)
         else:
@@ -451,7 +452,8 @@ def _quarter_hour_volume(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize(("weeks", "min_weeks"), [(4, 2), (3, 1), (2, 2)])
 def test_hour_of_week_weight_equals_loop(weeks: int, min_weeks: int) -> None:
-    """Weight = median(same hour, previous weeks) / median(all hours of those weeks), NaN early."""
+    """Weight = median(same hour, previous weeks) / median(all hours of the weeks before the
+    hour's UTC day), NaN early."""
     times, volume = _quarter_hour_volume(weeks)
     hours, weights = ft.hour_of_week_weight(times, volume, weeks=weeks, min_weeks=min_weeks)
     expected_hours, expected = _hourly_loop(times, volume, weeks, min_weeks)
