@@ -7,7 +7,8 @@ the internet. Cases:
   open after a cross down, 4 bps fee per side. Run only, and run + full statistics; warm
   (in-process, after a first call) and cold (a fresh process: import + first run).
 - A 200-combination sweep (10 fast × 20 slow SMA windows) vs vectorbt's one-call sweep.
-- ingmon alone: a stop/target/time-exit bracket on 1 signal per ~3 hours with funding.
+- ingmon alone: a stop/target/time-exit bracket on 1 signal per ~3 hours with funding, and on
+  the signal engine's own scored signals of the same 90 days.
 
 Peers are optional (``make bench`` installs them: the ``bench`` extra); a missing one is
 skipped with a message. All engines must agree on the SMA trade count.
@@ -364,9 +365,74 @@ def main() -> None:
         ],
         baseline=f"{OURS} bracket run + stats",
     )
-    print(
-        "  the signal engine's own setups: not measured here yet (needs ingmon.signals to "
-        "produce signals from the simulator's candles; see docs/backtesting.md)"
+    bench_engine_signals()
+
+
+def bench_engine_signals() -> None:
+    """The signal engine's own signals (every setup, scored) on its 90 days of 1m candles,
+    traded with the same ATR bracket: the run behind the dashboard's numbers."""
+    from benchmarks.bench_signals import simulated_inputs
+    from ingmon.signals import SignalConfig, evaluate
+
+    market = Market.demo(symbols=["BTCUSDT"], days=DAYS, seed=7, now_ms=NOW_MS)
+    inputs = simulated_inputs(market, start_ms=NOW_MS - DAYS * DAY_MS, end_ms=NOW_MS)
+    evaluation = evaluate(inputs, SignalConfig())
+    scores = {record.signal.signal_id: record for record in evaluation.scores}
+    frame = evaluation.frame
+    signals = pd.DataFrame(
+        {
+            "time": [s.bar_open_ms for s in evaluation.signals],
+            "known_ms": [s.bar_close_ms + 1 for s in evaluation.signals],
+            "direction": np.array(
+                [1 if s.direction == "long" else -1 for s in evaluation.signals], np.int8
+            ),
+            "atr": [frame["atr"][s.bar_index] for s in evaluation.signals],
+            "setup": [s.setup for s in evaluation.signals],
+            "score": [scores[s.signal_id].score for s in evaluation.signals],
+            "confidence": [scores[s.signal_id].confidence for s in evaluation.signals],
+        }
+    )
+    minutes = inputs.minutes
+    bars = Bars(
+        open_time_ms=minutes.open_time_ms,
+        open=minutes.open,
+        high=minutes.high,
+        low=minutes.low,
+        close=minutes.close,
+        bar_ms=60_000,
+    )
+    rates = market.funding("BTCUSDT", NOW_MS - DAYS * DAY_MS, NOW_MS - 1)
+    spec = market.spec("BTCUSDT")
+    funding = pd.DataFrame(
+        {
+            "funding_time": rates.funding_time_ms,
+            "funding_rate": rates.funding_rate,
+            "mark_price": rates.mark_price_ticks * 10.0**-spec.price_decimals,
+        }
+    )
+    bracket = BacktestConfig(stop_atr=1.0, take_profit_atr=1.5, hold_bars=240, slippage_bps=1)
+    result = run_backtest(bars, signals, config=bracket, funding=funding)
+    print_table(
+        f"{OURS} on the signal engine's {len(signals)} signals (7 setups, 90 d): "
+        f"{len(result.trades)} trades, ATR bracket + 240-bar exit + funding",
+        [
+            Case(
+                "signals: evaluate (features + setups + scores)",
+                len(bars),
+                median_seconds(lambda: evaluate(inputs, SignalConfig()), repeat=5),
+                "bars",
+            ),
+            Case(
+                f"{OURS} run + stats on them",
+                len(bars),
+                median_seconds(
+                    lambda: summarize(run_backtest(bars, signals, config=bracket, funding=funding)),
+                    repeat=5,
+                ),
+                "bars",
+            ),
+        ],
+        baseline="signals: evaluate (features + setups + scores)",
     )
 
 

@@ -4,8 +4,11 @@ the recall, lookahead and benchmark measurements need months of data quickly."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from ingmon.exchange.market import Episode, Market
+from ingmon.lake import Lake
+from ingmon.schema import CANDLES, FUNDING, OPEN_INTEREST
 from ingmon.signals.features import Bars
 from ingmon.signals.frame import MarketInputs
 from ingmon.times import DAY_MS
@@ -65,3 +68,68 @@ def planted(market: Market, symbol: str, start_ms: int, end_ms: int) -> list[Epi
 def listing_ms(market: Market, symbol: str) -> int:
     """The symbol's listing, floored to its UTC day."""
     return market.spec(symbol).listing_ms // DAY_MS * DAY_MS
+
+
+def write_lake(lake: Lake, market: Market, symbol: str, start_ms: int, end_ms: int) -> None:
+    """The market's 1m candles, 5m open interest and funding of [start_ms, end_ms) stored in
+    ``lake`` as a backfill would store them (no trades: their delta is the candles' own)."""
+    spec = market.spec(symbol)
+    quantity = 10.0**-spec.quantity_decimals
+    last_ms = end_ms - 1
+
+    def price(ticks: np.ndarray) -> np.ndarray:  # as parsed from the exchange's decimal strings
+        return np.round(ticks * 10.0**-spec.price_decimals, spec.price_decimals)
+
+    candles = market.klines(symbol, "1m", start_ms, last_ms, now_ms=last_ms)
+    lake.upsert(
+        CANDLES,
+        pa.table(
+            {
+                "open_time": candles.open_time_ms,
+                "open": price(candles.open_ticks),
+                "high": price(candles.high_ticks),
+                "low": price(candles.low_ticks),
+                "close": price(candles.close_ticks),
+                "volume": candles.volume_steps * quantity,
+                "close_time": candles.close_time_ms,
+                "quote_volume": candles.quote_volume_units * 10.0**-spec.price_decimals * quantity,
+                "trade_count": candles.trade_count,
+                "taker_buy_volume": candles.taker_buy_volume_steps * quantity,
+                "taker_buy_quote_volume": candles.taker_buy_quote_units
+                * 10.0**-spec.price_decimals
+                * quantity,
+                "ignore": np.zeros(len(candles)),
+            }
+        ),
+        symbol=symbol,
+        param="1m",
+    )
+    interest = market.open_interest(symbol, "5m", start_ms, last_ms)
+    lake.upsert(
+        OPEN_INTEREST,
+        pa.table(
+            {
+                "timestamp": interest.timestamp_ms,
+                "sum_open_interest": interest.sum_open_interest_steps * quantity,
+                "sum_open_interest_value": interest.sum_open_interest_value,
+                "cmc_circulating_supply": interest.cmc_circulating_supply,
+            }
+        ),
+        symbol=symbol,
+        param="5m",
+    )
+    funding = market.funding(symbol, start_ms, last_ms)
+    lake.upsert(
+        FUNDING,
+        pa.table(
+            {
+                "funding_time": funding.funding_time_ms,
+                "funding_rate": np.asarray(funding.funding_rate, dtype=np.float64),
+                "mark_price": price(funding.mark_price_ticks),
+                "funding_interval_hours": pa.array(
+                    np.full(len(funding), spec.funding_interval_hours), pa.int32()
+                ),
+            }
+        ),
+        symbol=symbol,
+    )
