@@ -2,8 +2,8 @@
 
 Today: a local Binance-compatible exchange (seeded simulator, real HTTP on 127.0.0.1) →
 backfill of candles, aggregated trades, open interest and funding into the Parquet lake →
-integrity check → runbook snapshot export → signals scored 0–7 into the lake. No network
-beyond loopback.
+integrity check → runbook snapshot export → signals scored 0–7 into the lake → each symbol's
+signals backtested (saved runs + JSON/CSV exports). No network beyond loopback.
 
 The demo's data root carries a marker file (``ingmon-demo.json``) naming the market it holds,
 so a rerun continues that market, a rerun with another seed is refused instead of mixing two
@@ -166,6 +166,51 @@ def _score(settings: Settings, symbols: Sequence[str]) -> int:
     return total
 
 
+def _backtest(settings: Settings, symbols: Sequence[str], *, days: int) -> list[str]:
+    """Backtest every symbol's signals with the bracket of docs/backtesting.md (stop 1 ATR,
+    target 1.5 ATR, 4 h time exit, taker fees, 1 bp slippage, funding) over trailing windows
+    that fit the demo's history; save each run in the lake and export it. Run ids."""
+    from ingmon.backtest import BacktestConfig, Bars, Funding, run_backtests  # noqa: PLC0415
+    from ingmon.backtest.export import save_run, write_exports  # noqa: PLC0415
+    from ingmon.backtest.files import read_lake_inputs  # noqa: PLC0415
+    from ingmon.lake import Lake  # noqa: PLC0415
+
+    lake = Lake(settings.lake_dir)
+    config = BacktestConfig(stop_atr=1.0, take_profit_atr=1.5, hold_bars=240, slippage_bps=1.0)
+    windows = tuple(float(n) for n in (7, 14, 30, 60, 90) if n <= days) or (float(days),)
+    end_ms = now_ms()
+    run_ids = []
+    for symbol in symbols:
+        inputs = read_lake_inputs(
+            lake, symbol=symbol, timeframe="15m", start_ms=end_ms - days * DAY_MS, end_ms=end_ms
+        )
+        run = run_backtests(
+            Bars.from_frame(inputs.bars, bar_ms=60_000),
+            inputs.signals,
+            config=config,
+            funding=Funding.from_frame(inputs.funding),
+            window_days=windows,
+            symbol=symbol,
+            source="lake",
+            timeframe="15m",
+            created_at_ms=end_ms,
+        )
+        write_exports(run, settings.data_dir / "backtests" / run.run_id, ("json", "csv"))
+        save_run(lake, run)
+        run_ids.append(run.run_id)
+        metrics = run.overall.metrics
+        hit_rate = metrics.get("hit_rate")
+        expectancy = metrics.get("expectancy")
+        _say(
+            f"backtested {symbol}: {metrics['trades']} trades over {days} days, hit rate "
+            f"{'–' if hit_rate is None else f'{hit_rate:.2f}'}, expectancy "
+            f"{'–' if expectancy is None else f'{expectancy * 1e4:+.1f} bps'} after fees "
+            f"and funding, max drawdown {metrics.get('max_drawdown', 0.0) * 100:.1f} % "
+            f"({settings.data_dir / 'backtests' / run.run_id})"
+        )
+    return run_ids
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -239,6 +284,15 @@ def run_demo(
     files = export_snapshots(settings, symbols=symbols, fmt="jsonl")
     _say(f"exported {len(files)} snapshot files to {settings.data_dir / 'binance'}")
     signals = _score(settings, symbols)
-    json.dump({"backfill": summary["status"], "check": verdict, "signals": signals}, sys.stdout)
+    runs = _backtest(settings, symbols, days=min(days, market_days))
+    json.dump(
+        {
+            "backfill": summary["status"],
+            "check": verdict,
+            "signals_new": signals,
+            "backtests": runs,
+        },
+        sys.stdout,
+    )
     sys.stdout.write("\n")
     return 0 if summary["exit_status"] == 0 and verdict != "error" else 1

@@ -4,6 +4,7 @@ escape codes."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from binance._reference import DAY_MS, expected_candles
 
 from ingmon.exchange import Market
+from ingmon.lake import Lake
 
 SYMBOL = "SOLUSDT"
 MARKER = "ingmon-demo.json"
@@ -67,6 +69,23 @@ def _assert_lake_is_market(root: Path, seed: int) -> None:
     assert stored == {row["open_time"]: row["close"] for row in reference}
 
 
+def _assert_scored_and_backtested(root: Path, printed: dict[str, Any]) -> None:
+    """The demo stored the signals it counted, an audit row for each, and one saved,
+    exported backtest run per symbol whose trades come from those signals."""
+    lake = Lake(root / "lake")
+    signals = lake.read("signals", symbols=SYMBOL, param="15m")
+    scores = lake.read("scores", symbols=SYMBOL, param="15m")
+    assert signals.num_rows == printed["signals_new"] > 0
+    assert set(scores["signal_id"].to_pylist()) == set(signals["signal_id"].to_pylist())
+    [run_id] = printed["backtests"]
+    summary = json.loads((root / "backtests" / run_id / "summary.json").read_text())
+    assert summary["run_id"] == run_id
+    assert lake.read("backtest_runs", symbols=SYMBOL)["run_id"].to_pylist() == [run_id]
+    with (root / "backtests" / run_id / "trades.csv").open() as handle:
+        traded = {row["signal_id"] for row in csv.DictReader(handle)}
+    assert traded and traded <= set(signals["signal_id"].to_pylist())
+
+
 def _one_line(stderr: str) -> str:
     lines = stderr.splitlines()
     assert len(lines) == 1, stderr
@@ -83,6 +102,7 @@ def test_rerun_resumes_other_seed_refused_fresh_rebuilds(tmp_path: Path) -> None
     assert runs[-1].returncode == 0, runs[-1].stderr
     marker: dict[str, Any] = json.loads((root / MARKER).read_text())
     assert (marker["seed"], marker["days"], marker["symbols"]) == (7, 2, [SYMBOL])
+    _assert_scored_and_backtested(root, json.loads(runs[-1].stdout))
 
     runs.append(_demo(root))
     assert runs[-1].returncode == 0, runs[-1].stderr
