@@ -146,3 +146,20 @@ def test_ingmon_never_imports_the_workbench() -> None:
     """The workbench builds on ingmon, never the other way round."""
     found = offending("ingmon", "workbench")
     assert not found, "ingmon must not import workbench:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("importer", "imported"),
+    [
+        ("ingmon.signals", "ingmon.exchange"),
+        ("ingmon.signals", "ingmon.binance"),
+        ("ingmon.signals", "ingmon.backtest"),
+        ("ingmon.backtest", "ingmon.exchange"),
+        ("ingmon.backtest", "ingmon.binance"),
+    ],
+)
+def test_the_analytics_read_the_lake_never_the_exchange(importer: str, imported: str) -> None:
+    """Signals and backtests work on what the lake holds: they never reach for the exchange
+    client or the simulator, and the signal engine does not depend on the backtest."""
+    found = offending(importer, imported)
+    assert not found, f"{importer} must not import {imported}:\n" + "\n".join(found)
