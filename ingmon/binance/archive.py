@@ -18,10 +18,13 @@ import pyarrow.csv as pacsv
 from ingmon.binance.client import BinanceClient
 from ingmon.errors import DataIntegrityError
 from ingmon.schema import AGG_TRADES, CANDLES, FUNDING, OPEN_INTEREST, Dataset
+from ingmon.times import DAY_MS
 
 __all__ = [
+    "METRICS_START_LABELS_FROM",
     "ArchiveFile",
     "archive_file",
+    "coverage_offset_ms",
     "download",
     "parse_csv",
 ]
@@ -73,6 +76,11 @@ _DATASET_OF: dict[str, Dataset] = {
 }
 # Timestamps above this are microseconds (the spot archives switched in 2025).
 _MICROSECONDS_ABOVE = 10**13
+# The metrics archive's create_time labels each 5-minute period by its end in files dated
+# before this day and by its start from it on (binance-public-data#491, 2026-06-25 00:00 UTC).
+# openInterestHist's timestamp is the period end, so start labels are moved to the end.
+METRICS_START_LABELS_FROM = date(2026, 6, 25)
+_METRICS_PERIOD_MS = 5 * 60_000
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,13 @@ class ArchiveFile:
     @property
     def dataset(self) -> Dataset:
         return _DATASET_OF[self.kind]
+
+
+def coverage_offset_ms(kind: ArchiveKind) -> int:
+    """How far a daily file's rows are shifted from its UTC day: the file of day D holds row
+    times in [D + offset, D + 1 day + offset). A metrics file holds the periods ending in
+    (D 00:00, D+1 00:00] (once labels are read as period ends), so its offset is 1 ms."""
+    return 1 if kind == "metrics" else 0
 
 
 def archive_file(
@@ -196,6 +211,32 @@ def _sorted_unique(table: pa.Table, key: str) -> pa.Table:
     return table
 
 
+def _period_ends(file: ArchiveFile, create_time: Any) -> pa.Array:
+    """A metrics file's create_time labels as period ends, the meaning of openInterestHist's
+    timestamp. DataIntegrityError when a label lies outside the range its file's date allows
+    (end labels in (D 00:00, D+1 00:00], start labels in [D 00:00, D 23:55]): a file in the
+    other convention would otherwise shift every row by a period, silently."""
+    if create_time.null_count:
+        raise DataIntegrityError(f"{file.name}: {create_time.null_count} rows without create_time")
+    day_ms = int(np.datetime64(file.label, "ms").astype(np.int64))
+    labels = np.asarray(
+        pc.cast(create_time, pa.timestamp("ms")).cast(pa.int64()).to_numpy(), dtype=np.int64
+    )
+    if date.fromisoformat(file.label) >= METRICS_START_LABELS_FROM:
+        labels = labels + _METRICS_PERIOD_MS
+        convention = "start-of-period labels (from 2026-06-25, #491)"
+    else:
+        convention = "end-of-period labels (before 2026-06-25, #491)"
+    outside = (labels <= day_ms) | (labels > day_ms + DAY_MS)
+    if outside.any():
+        first = np.datetime64(int(labels[outside][0]), "ms")
+        raise DataIntegrityError(
+            f"{file.name}: create_time labels a period ending {first}, outside its day "
+            f"under {convention}"
+        )
+    return pa.array(labels, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+
+
 def parse_csv(file: ArchiveFile, payload: bytes) -> pa.Table:
     """The archive's rows in the lake schema of ``file.dataset``, sorted and de-duplicated."""
     f64, i64 = pa.float64(), pa.int64()
@@ -236,10 +277,9 @@ def parse_csv(file: ArchiveFile, payload: bytes) -> pa.Table:
                 "sum_open_interest_value": f64,
             },
         )
-        stamps = pc.cast(raw["create_time"], pa.timestamp("ms")).cast(pa.timestamp("ms", tz="UTC"))
         table = pa.table(
             {
-                "timestamp": stamps,
+                "timestamp": _period_ends(file, raw["create_time"]),
                 "sum_open_interest": raw["sum_open_interest"],
                 "sum_open_interest_value": raw["sum_open_interest_value"],
                 "cmc_circulating_supply": pa.nulls(raw.num_rows, f64),

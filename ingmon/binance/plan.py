@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
-from ingmon.binance.archive import ArchiveFile, ArchiveKind, archive_file
+from ingmon.binance.archive import ArchiveFile, ArchiveKind, archive_file, coverage_offset_ms
 from ingmon.binance.request import Source
 from ingmon.coverage import series_coverage
 from ingmon.integrity import known_exchange_gaps, subtract
@@ -129,12 +129,13 @@ def _published(end_ms: int, server_now_ms: int) -> bool:
     return end_ms + ARCHIVE_DELAY_MS < server_now_ms
 
 
-def _days(start_ms: int, end_ms: int) -> list[tuple[date, Range]]:
-    """The UTC days that [start, end] touches, each with the part of the range inside it."""
+def _days(start_ms: int, end_ms: int, *, offset_ms: int = 0) -> list[tuple[date, Range]]:
+    """The UTC days that [start, end] touches, each with the part of the range inside it; a
+    day spans [00:00 + offset_ms, next 00:00 + offset_ms)."""
     out = []
-    day = day_of(start_ms)
-    while day_start_ms(day) <= end_ms:
-        day_start = day_start_ms(day)
+    day = day_of(start_ms - offset_ms)
+    while day_start_ms(day) + offset_ms <= end_ms:
+        day_start = day_start_ms(day) + offset_ms
         out.append((day, (max(start_ms, day_start), min(end_ms, day_start + DAY_MS - 1))))
         day += timedelta(days=1)
     return out
@@ -180,7 +181,7 @@ class _ArchiveSplitter:
         self._rest_from: int | None = None
 
     def split(self, start: int, end: int) -> None:
-        days = _days(start, end)
+        days = _days(start, end, offset_ms=coverage_offset_ms(self.kind))
         index = 0
         while index < len(days):
             index += self._take(days, index, end)
@@ -189,7 +190,7 @@ class _ArchiveSplitter:
     def _take(self, days: list[tuple[date, Range]], index: int, end: int) -> int:
         """Plan ``days[index]`` (or its whole month); return how many days were used."""
         day, (a, b) = days[index]
-        day_start = day_start_ms(day)
+        day_start = day_start_ms(day) + coverage_offset_ms(self.kind)
         whole_day = a == day_start and b == day_start + DAY_MS - 1
         month_end = month_start_ms(next_month(day)) - 1
         whole_month = whole_day and day.day == 1 and month_end <= end
@@ -199,25 +200,25 @@ class _ArchiveSplitter:
             and whole_month
             and _published(month_end, self.server_now_ms)
         ):
-            self._from_archive((a, month_end), "monthly", fallback=True)
+            self._from_archive((a, month_end), day, "monthly", fallback=True)
             return (next_month(day) - day).days
         if _published(day_start + DAY_MS - 1, self.server_now_ms) and (
             whole_day or self.source == "archive"
         ):
-            self._from_archive((a, b), "daily", fallback=self.source == "auto")
+            self._from_archive((a, b), day, "daily", fallback=self.source == "auto")
         elif self.source == "archive":
             self._unavailable((a, b), "the archive has not published this day yet", later=True)
         elif self._rest_from is None:
             self._rest_from = a
         return 1
 
-    def _from_archive(self, piece: Range, period: Period, *, fallback: bool) -> None:
-        """Close the REST run before ``piece`` and take ``piece`` from one archive file."""
+    def _from_archive(self, piece: Range, day: date, period: Period, *, fallback: bool) -> None:
+        """Close the REST run before ``piece`` and take ``piece`` from the file of ``day``."""
         self._close_rest(piece[0] - 1)
         file = archive_file(
             self.kind,
             self.symbol,
-            day_of(piece[0]),
+            day,
             period=period,
             interval=self.param if self.kind == "klines" else None,
         )

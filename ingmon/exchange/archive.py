@@ -49,6 +49,13 @@ METRICS_HEADER = (
 )
 FUNDING_HEADER = "calc_time,funding_interval_hours,last_funding_rate"
 
+# Binance's daily metrics files switched their create_time labels at 2026-06-25 00:00 UTC
+# (binance-public-data#491): files dated before label each 5-minute period by its end
+# (00:05:00 … 00:00:00 the next day), files dated from this day on by its start (00:00:00 …
+# 23:55:00), so the 00:00 label of 2026-06-25 sits in two consecutive files.
+METRICS_START_LABELS_FROM_MS = 1_782_345_600_000  # 2026-06-25 00:00 UTC
+METRICS_PERIOD_MS = 5 * 60_000
+
 _DATE = r"(?P<date>\d{4}-\d{2}(?:-\d{2})?)"
 _PATTERNS = {
     "klines": re.compile(
@@ -298,9 +305,14 @@ class ArchiveStore:
         return _csv(columns, FUNDING_HEADER)
 
     def _metrics_columns(self, file: ArchiveFile, spec: SymbolSpec) -> list[list[str]]:
-        interest = self.market.open_interest(file.symbol, "5m", file.start_ms, file.end_ms - 1)
+        # A day's file holds the periods ending in (00:00, next 00:00], labelled by their end
+        # or, from METRICS_START_LABELS_FROM_MS on, by their start.
+        interest = self.market.open_interest(file.symbol, "5m", file.start_ms + 1, file.end_ms)
         count = len(interest.timestamp_ms)
-        stamps = np.datetime_as_string(interest.timestamp_ms.astype("datetime64[ms]"), unit="s")
+        label_ms = interest.timestamp_ms
+        if file.start_ms >= METRICS_START_LABELS_FROM_MS:
+            label_ms = label_ms - METRICS_PERIOD_MS
+        stamps = np.datetime_as_string(label_ms.astype("datetime64[ms]"), unit="s")
         # The long/short ratio endpoints are not simulated; plausible, smooth and seeded values
         # keep the columns realistic (ratios around 1, never negative).
         seed = zlib.crc32(file.zip_name.encode()) ^ zlib.crc32(

@@ -340,7 +340,8 @@ def test_metrics_become_open_interest_at_utc_times(
     market: Market, archive_exchange: ExchangeServer, binance_client: MakeClient
 ) -> None:
     """The metrics file's ``YYYY-MM-DD HH:MM:SS`` times are read as UTC; OI and its value equal
-    the market's 5-minute open interest; the supply column (not archived) is null."""
+    the market's 5-minute open interest; the supply column (not archived) is null. A file dated
+    before 2026-06-25 labels periods by their end (00:05 … 00:00 the next day), kept as is."""
     day = date(2024, 3, 3)
     file = archive_file("metrics", "BTCUSDT", day, period="daily")
     got = download(binance_client(archive_exchange), file)
@@ -352,7 +353,7 @@ def test_metrics_become_open_interest_at_utc_times(
     first = datetime.strptime(first_text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
     assert table["timestamp"][0].as_py() == first
     spec = market.spec("BTCUSDT")
-    interest = market.open_interest("BTCUSDT", "5m", day_ms(day), day_ms(day) + DAY_MS - 1)
+    interest = market.open_interest("BTCUSDT", "5m", day_ms(day) + 1, day_ms(day) + DAY_MS)
     want = [
         {
             "timestamp": int(interest.timestamp_ms[i]),
@@ -365,7 +366,8 @@ def test_metrics_become_open_interest_at_utc_times(
         for i in range(len(interest))
     ]
     assert len(want) == 288
-    assert want[0]["timestamp"] == day_ms(day)
+    assert want[0]["timestamp"] == day_ms(day) + 5 * 60_000
+    assert want[-1]["timestamp"] == day_ms(day) + DAY_MS
     assert table_rows(table) == want
 
 

@@ -250,14 +250,16 @@ def test_monthly_klines_and_the_1mo_interval(client: httpx.Client) -> None:
 
 
 def test_metrics_daily_file(client: httpx.Client, market: Market) -> None:
-    """metrics: 288 five-minute rows whose create_time equals the OI timestamps, ratios > 0."""
+    """metrics before 2026-06-25: 288 five-minute rows, the periods ending in (00:00, next
+    00:00], whose create_time equals the OI timestamps (period ends), ratios > 0."""
     _, rows = fetch_zip(
         client, archive_path("metrics", period="daily", symbol="BTCUSDT", date="2024-02-20")
     )
     assert rows[0] == METRICS_HEADER
     start_ms = day_ms("2024-02-20")
-    interest = market.open_interest("BTCUSDT", "5m", start_ms, start_ms + DAY_MS - 1)
+    interest = market.open_interest("BTCUSDT", "5m", start_ms + 1, start_ms + DAY_MS)
     assert len(rows) - 1 == len(interest.timestamp_ms) == 288
+    assert (rows[1][0], rows[-1][0]) == ("2024-02-20 00:05:00", "2024-02-21 00:00:00")
     stamps = [
         datetime.fromtimestamp(value / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
         for value in interest.timestamp_ms.tolist()
