@@ -312,6 +312,7 @@ SCORE_RUNS = Dataset(
         Column("run_id", pa.string(), "Unique id of the run"),
         Column("timeframe", pa.string(), "Signal timeframe"),
         Column("rules_version", pa.string(), "Rubric version"),
+        Column("config_hash", pa.string(), "sha256 of every parameter of the run's config"),
         Column("first_bar_open_time", TIME_MS, "First signal bar evaluated", nullable=True),
         Column("last_bar_open_time", TIME_MS, "Last signal bar evaluated", nullable=True),
         Column("bars", pa.int64(), "Signal bars evaluated"),

@@ -30,6 +30,7 @@ __all__ = [
     "candle_delta",
     "ema",
     "funding_state",
+    "hour_of_week_baseline",
     "hour_of_week_weight",
     "keltner",
     "lag",
@@ -558,23 +559,20 @@ def _row_medians(matrix: FloatArray) -> FloatArray:
     return np.where(count > 0, (low + high) / 2.0, np.nan)
 
 
-def hour_of_week_weight(
+def hour_of_week_baseline(
     open_time_ms: IntArray,
     volume: FloatArray,
     *,
     weeks: int = 4,
     min_weeks: int = 2,
-) -> tuple[IntArray, FloatArray]:
-    """The liquidity of each hour of the week relative to normal, from hourly volume — the
-    data-driven session weight of reference §4 (not clipped here), recomputed daily:
-    ``w(h) = median(volume of h's hour-of-week in the previous weeks) / median(volume of every
-    hour in the weeks before h's UTC day)``.
-
-    Returns (hour open times, weight) for every hour from the first to the last bar. Only hours
-    before h's day are used; NaN until ``min_weeks`` earlier weeks of that hour exist.
-    """
+) -> tuple[IntArray, FloatArray, FloatArray]:
+    """Hourly volume baselines for every hour h from the first to the last bar:
+    (hour open times, the median volume of h's hour-of-week in the previous ``weeks`` weeks —
+    NaN until ``min_weeks`` of them exist —, the median volume of every hour in the ``weeks``
+    weeks before h's UTC day). Only hours before h's day are used."""
     if not open_time_ms.size:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
+        empty = np.zeros(0)
+        return np.zeros(0, dtype=np.int64), empty, empty.copy()
     hour = open_time_ms // HOUR_MS
     first, last = int(hour[0]), int(hour[-1])
     size = last - first + 1
@@ -593,9 +591,30 @@ def hour_of_week_weight(
     day_start = relative - (first + relative) % 24  # relative index of each hour's 00:00
     days = np.unique(day_start)
     windows = sliding_window_view(padded, span)[days + pad - span]  # the weeks before each day
-    denominator = _row_medians(windows)[np.searchsorted(days, day_start)]
-    numerator = _row_medians(same_hour)
-    with np.errstate(all="ignore"):
-        weight = np.where(enough & (denominator > 0), numerator / denominator, np.nan)
+    every_hour = _row_medians(windows)[np.searchsorted(days, day_start)]
+    same = np.where(enough, _row_medians(same_hour), np.nan)
     hours = (np.arange(first, last + 1, dtype=np.int64) * HOUR_MS).astype(np.int64)
+    return hours, same, every_hour
+
+
+def hour_of_week_weight(
+    open_time_ms: IntArray,
+    volume: FloatArray,
+    *,
+    weeks: int = 4,
+    min_weeks: int = 2,
+) -> tuple[IntArray, FloatArray]:
+    """The liquidity of each hour of the week relative to normal, from hourly volume — the
+    data-driven session weight of reference §4 (not clipped here), recomputed daily:
+    ``w(h) = median(volume of h's hour-of-week in the previous weeks) / median(volume of every
+    hour in the weeks before h's UTC day)`` (see ``hour_of_week_baseline``).
+
+    Returns (hour open times, weight) for every hour from the first to the last bar; NaN until
+    ``min_weeks`` earlier weeks of that hour exist.
+    """
+    hours, same_hour, every_hour = hour_of_week_baseline(
+        open_time_ms, volume, weeks=weeks, min_weeks=min_weeks
+    )
+    with np.errstate(all="ignore"):
+        weight = np.where(every_hour > 0, same_hour / every_hour, np.nan)
     return hours, weight

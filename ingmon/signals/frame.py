@@ -176,8 +176,13 @@ def build_features(inputs: MarketInputs, config: SignalConfig) -> FeatureFrame:
     _funding(columns, inputs, known_at)
     _higher_timeframe(columns, minutes, inputs.known_until_ms, close_ms)
     session = ft.session_labels(bars.open_time_ms)
-    hours, weight = ft.hour_of_week_weight(minutes.open_time_ms, minutes.volume)
-    columns["hour_of_week_weight"] = _at_hours(hours, weight, bars.open_time_ms)
+    hours, same_hour, every_hour = ft.hour_of_week_baseline(minutes.open_time_ms, minutes.volume)
+    with np.errstate(all="ignore"):
+        weight = np.where(every_hour > 0, same_hour / every_hour, np.nan)
+        columns["hour_of_week_weight"] = _at_hours(hours, weight, bars.open_time_ms)
+        # the bar's volume against what its hour of the week usually trades in that time
+        usual = _at_hours(hours, same_hour, bars.open_time_ms) * (config.timeframe_ms / HOUR_MS)
+        columns["relative_volume_how"] = np.where(usual > 0, bars.volume / usual, np.nan)
     columns["hour_utc"] = ((bars.open_time_ms % DAY_MS) // HOUR_MS).astype(np.float64)
     columns["weekday"] = (((bars.open_time_ms // DAY_MS) + 3) % 7).astype(np.float64)
 

@@ -112,6 +112,15 @@ def _make(
 ) -> Signal:
     bars = frame.bars
     reasons = {name: _jsonable(value) for name, value in details.pop("reasons", {}).items()}
+    close = float(bars.close[index])
+    # A stop must protect (below a long's close, above a short's) and a target lie ahead;
+    # a level on the wrong side (EMA20 already passed, say) is no level for this signal.
+    sign = 1.0 if direction == "long" else -1.0
+    stop, target = details.pop("stop_price", None), details.pop("target_price", None)
+    if stop is not None and not (np.isfinite(stop) and sign * (close - stop) > 0):
+        stop = None
+    if target is not None and not (np.isfinite(target) and sign * (target - close) > 0):
+        target = None
     return Signal(
         symbol=frame.symbol,
         timeframe=timeframe,
@@ -120,7 +129,9 @@ def _make(
         bar_index=index,
         bar_open_ms=int(bars.open_time_ms[index]),
         bar_close_ms=int(bars.close_time_ms[index]),
-        close=float(bars.close[index]),
+        close=close,
+        stop_price=stop,
+        target_price=target,
         reasons=reasons,
         **details,
     )

@@ -157,6 +157,7 @@ class ScoreRun:
     symbol: str
     timeframe: str
     rules_version: str
+    config_hash: str
     first_bar_ms: int | None
     last_bar_ms: int | None
     bars: int
@@ -175,6 +176,7 @@ class ScoreRun:
             "symbol": self.symbol,
             "timeframe": self.timeframe,
             "rules_version": self.rules_version,
+            "config_hash": self.config_hash,
             "first_bar": iso_ms(self.first_bar_ms),
             "last_bar": iso_ms(self.last_bar_ms),
             "bars": self.bars,
@@ -200,7 +202,10 @@ def require_candles(lake: Lake, symbols: Sequence[str]) -> dict[str, int]:
 
 
 def last_scored_bar(lake: Lake, symbol: str, config: SignalConfig) -> int | None:
-    """Open time of the last bar a previous run evaluated with these rules, None if none."""
+    """Where an incremental run resumes: the last bar of the unbroken stretch of bars that runs
+    with this timeframe and configuration have scored, counted from the first scored bar. A
+    windowed run further on (``--start``/``--window-days``) does not move it past bars that
+    were never scored; None when nothing was scored yet."""
     runs = lake.read(SCORE_RUNS, symbols=symbol)
     if not runs.num_rows:
         return None
@@ -209,11 +214,22 @@ def last_scored_bar(lake: Lake, symbol: str, config: SignalConfig) -> int | None
     done = frame.filter(
         (pl.col("timeframe") == config.timeframe)
         & (pl.col("rules_version") == RULES_VERSION)
+        & (pl.col("config_hash") == config.config_hash)
         & pl.col("last_bar_open_time").is_not_null()
     )
     if not done.height:
         return None
-    return int(done["last_bar_open_time"].cast(pl.Int64).max())  # type: ignore[arg-type]
+    stretches = done.select(
+        pl.col("first_bar_open_time").cast(pl.Int64).alias("first"),
+        pl.col("last_bar_open_time").cast(pl.Int64).alias("last"),
+    ).sort("first")
+    step = config.timeframe_ms
+    covered_until: int | None = None
+    for first, last in stretches.iter_rows():
+        if covered_until is not None and first > covered_until + step:
+            break  # a hole: the bars after covered_until were never scored
+        covered_until = last if covered_until is None else max(covered_until, last)
+    return covered_until
 
 
 def score_symbol(
@@ -229,8 +245,9 @@ def score_symbol(
 ) -> ScoreRun:
     """Score the closed signal bars of ``symbol`` that open in [start_ms, end_ms); persist them.
 
-    Without ``start_ms`` the run is incremental: it starts after the last bar a previous run
-    evaluated with the same rules (or at the first candle in the lake). ``warmup_days`` of
+    Without ``start_ms`` the run is incremental: it starts after the unbroken stretch of bars
+    that earlier runs with the same timeframe and configuration scored (``last_scored_bar``),
+    or at the first candle in the lake. ``warmup_days`` of
     history before the first bar are loaded but not scored. Rows already stored are kept as
     they are (append-only), so rerunning the same rules on the same data changes nothing.
     """
@@ -321,6 +338,7 @@ def _run_of(
         symbol=symbol,
         timeframe=result.config.timeframe,
         rules_version=RULES_VERSION,
+        config_hash=result.config.config_hash,
         first_bar_ms=result.first_bar_ms,
         last_bar_ms=result.last_bar_ms,
         bars=result.bars_evaluated,
@@ -340,6 +358,7 @@ def _run_row(run: ScoreRun) -> pa.Table:
         "run_id": run.run_id,
         "timeframe": run.timeframe,
         "rules_version": run.rules_version,
+        "config_hash": run.config_hash,
         "first_bar_open_time": run.first_bar_ms,
         "last_bar_open_time": run.last_bar_ms,
         "bars": run.bars,

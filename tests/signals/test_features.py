@@ -462,6 +462,31 @@ def test_hour_of_week_weight_equals_loop(weeks: int, min_weeks: int) -> None:
     assert np.isnan(weights[: 168 * min_weeks]).all() and np.isfinite(weights[-24:]).all()
 
 
+@pytest.mark.parametrize(("weeks", "min_weeks"), [(4, 2), (2, 1)])
+def test_hour_of_week_baseline_equals_loop(weeks: int, min_weeks: int) -> None:
+    """The same-hour median (NaN before min_weeks earlier weeks) and the every-hour median of
+    the weeks before the hour's UTC day equal plain loops; their ratio is the weight."""
+    times, volume = _quarter_hour_volume(weeks + 7)
+    hours, same, every = ft.hour_of_week_baseline(times, volume, weeks=weeks, min_weeks=min_weeks)
+    by_hour: dict[int, float] = {}
+    for time_ms, value in zip(times, volume, strict=True):
+        by_hour[int(time_ms) // HOUR_MS] = by_hour.get(int(time_ms) // HOUR_MS, 0.0) + value
+    expected_same, expected_every = [], []
+    for hour in range(min(by_hour), max(by_hour) + 1):
+        earlier = [
+            by_hour[hour - 168 * k] for k in range(1, weeks + 1) if hour - 168 * k in by_hour
+        ]
+        expected_same.append(statistics.median(earlier) if len(earlier) >= min_weeks else NAN)
+        day_start = hour - hour % 24
+        window = [by_hour[h] for h in range(day_start - 168 * weeks, day_start) if h in by_hour]
+        expected_every.append(statistics.median(window) if window else NAN)
+    assert hours.tolist() == [h * HOUR_MS for h in range(min(by_hour), max(by_hour) + 1)]
+    _assert_close(same, expected_same)
+    _assert_close(every, expected_every)
+    _, weight = ft.hour_of_week_weight(times, volume, weeks=weeks, min_weeks=min_weeks)
+    _assert_close(weight, np.where(every > 0, same / every, NAN))
+
+
 # ---- bars and trades -----------------------------------------------------------------------------
 
 

@@ -279,3 +279,27 @@ def test_absorption_quiet_when_price_moves() -> None:
     scenario = _absorption(LEVELS["poc"], 0.15)
     assert scenario.frame["progress_atr"][scenario.first + 4] >= 0.15
     assert scenario.signals("absorption") == []
+
+
+@pytest.mark.parametrize("direction", ["long", "short"])
+def test_a_stop_or_target_on_the_wrong_side_of_the_close_is_dropped(direction: str) -> None:
+    """A signal never carries a stop that does not protect it or a target already passed (an
+    EMA20 target above a short's close, say): such levels become None; sound ones are kept."""
+    from ingmon.signals import setups
+
+    frame = _exhaustion(LAST + 1.2).frame
+    index = len(frame) - 1
+    close = float(frame.bars.close[index])
+    sign = 1.0 if direction == "long" else -1.0
+    wrong = setups._make(
+        frame, "15m", "exhaustion", direction, index,
+        stop_price=close + sign, target_price=close - sign,
+    )  # fmt: skip
+    assert (wrong.stop_price, wrong.target_price) == (None, None)
+    right = setups._make(
+        frame, "15m", "exhaustion", direction, index,
+        stop_price=close - sign, target_price=close + sign,
+    )  # fmt: skip
+    assert (right.stop_price, right.target_price) == (close - sign, close + sign)
+    at_close = setups._make(frame, "15m", "exhaustion", direction, index, stop_price=close)
+    assert at_close.stop_price is None

@@ -301,6 +301,47 @@ def test_two_incremental_runs_store_what_one_run_over_the_whole_period_stores(
     assert sorted(runs["run_id"].to_pylist()) == sorted([first.run_id, second.run_id])
 
 
+def test_a_windowed_run_further_on_does_not_make_the_incremental_run_skip_bars(
+    backfilled: Path, tmp_path: Path
+) -> None:
+    """Incremental to a cut, then a --start/--end window hours later, then incremental again:
+    the last run resumes right after the first cut (the bars between were never scored), and
+    the lake ends up exactly as after one run over the whole period."""
+    gapped = copy_lake(backfilled, tmp_path / "gapped")
+    whole = copy_lake(backfilled, tmp_path / "whole")
+    cut_ms = on_bar(NOW_MS - 2 * DAY_MS)
+    first = score_symbol(gapped, SYMBOL, config=CONFIG, end_ms=cut_ms, clock_ms=CLOCK_MS)
+    window = score_symbol(
+        gapped,
+        SYMBOL,
+        config=CONFIG,
+        start_ms=cut_ms + DAY_MS,
+        end_ms=cut_ms + DAY_MS + 6 * 3_600_000,
+        clock_ms=CLOCK_MS + 1,
+    )
+    resumed = score_symbol(gapped, SYMBOL, config=CONFIG, end_ms=NOW_MS, clock_ms=CLOCK_MS + 2)
+    score_symbol(whole, SYMBOL, config=CONFIG, end_ms=NOW_MS, clock_ms=CLOCK_MS)
+
+    assert first.last_bar_ms is not None
+    assert window.bars == 24
+    assert resumed.first_bar_ms == first.last_bar_ms + BAR_MS
+    for name in WRITTEN:
+        ids = set(stored(gapped, name)[f"{name[:-1]}_id"].to_pylist())
+        assert ids == set(stored(whole, name)[f"{name[:-1]}_id"].to_pylist()), name
+
+
+def test_another_configuration_keeps_its_own_incremental_start(lake: Lake) -> None:
+    """A run with other rubric thresholds (another config hash) starts from the beginning even
+    after a default run: each configuration keeps its own mark."""
+    default = score_symbol(lake, SYMBOL, config=CONFIG, end_ms=NOW_MS, clock_ms=CLOCK_MS)
+    strict = SignalConfig(rules=ScoreRules(adx_min=30.0))
+    other = score_symbol(lake, SYMBOL, config=strict, end_ms=NOW_MS, clock_ms=CLOCK_MS + 1)
+    again = score_symbol(lake, SYMBOL, config=strict, end_ms=NOW_MS, clock_ms=CLOCK_MS + 2)
+    assert other.first_bar_ms == default.first_bar_ms
+    assert other.bars == default.bars
+    assert (again.bars, again.config_hash) == (0, strict.config_hash)
+
+
 def test_the_incremental_start_is_kept_per_timeframe(lake: Lake) -> None:
     """A 15m run does not move the start of an incremental 5m run, and vice versa."""
     fifteen = score_symbol(lake, SYMBOL, config=CONFIG, end_ms=NOW_MS, clock_ms=CLOCK_MS)
