@@ -371,6 +371,50 @@ def test_metrics_become_open_interest_at_utc_times(
     assert table_rows(table) == want
 
 
+def metrics_zip(day: date, labels: list[str]) -> tuple[ArchiveFile, bytes]:
+    """A hand-built metrics file of ``day`` with one row per label (OI 1, 2, 3 …)."""
+    header = (
+        "create_time,symbol,sum_open_interest,sum_open_interest_value,"
+        "count_toptrader_long_short_ratio,sum_toptrader_long_short_ratio,"
+        "count_long_short_ratio,sum_taker_long_short_vol_ratio"
+    )
+    lines = [f"{label},BTCUSDT,{n}.5,{n}0.25,1.1,1.2,1.3,1.4" for n, label in enumerate(labels, 1)]
+    file = archive_file("metrics", "BTCUSDT", day, period="daily")
+    return file, zipped(file.name.removesuffix(".zip") + ".csv", "\n".join([header, *lines]) + "\n")
+
+
+def test_metrics_start_labels_from_2026_06_25_become_period_ends() -> None:
+    """From the 2026-06-25 file on, create_time is the period start (#491): each label is moved
+    5 minutes on to the period end, openInterestHist's timestamp; the 06-24 file's last label
+    and the 06-25 file's first (both 2026-06-25 00:00:00) become two consecutive periods."""
+    before = metrics_zip(date(2026, 6, 24), ["2026-06-24 00:05:00", "2026-06-25 00:00:00"])
+    after = metrics_zip(date(2026, 6, 25), ["2026-06-25 00:00:00", "2026-06-25 23:55:00"])
+    switch_ms = day_ms(date(2026, 6, 25))
+    assert [r["timestamp"] for r in table_rows(parse_csv(*before))] == [
+        switch_ms - DAY_MS + 300_000,
+        switch_ms,
+    ]
+    rows = table_rows(parse_csv(*after))
+    assert [r["timestamp"] for r in rows] == [switch_ms + 300_000, switch_ms + DAY_MS]
+    assert [r["sum_open_interest"] for r in rows] == [1.5, 2.5]
+
+
+@pytest.mark.parametrize(
+    ("day", "label"),
+    [
+        (date(2026, 6, 24), "2026-06-24 00:00:00"),  # a start label in an end-labelled file
+        (date(2026, 6, 25), "2026-06-26 00:00:00"),  # an end label in a start-labelled file
+        (date(2024, 3, 3), "2024-03-05 12:00:00"),  # another day altogether
+    ],
+)
+def test_metrics_label_outside_its_files_day_is_data_integrity_error(day: date, label: str) -> None:
+    """A label the file's date convention cannot hold raises DataIntegrityError naming the file,
+    instead of storing every row a period early or late."""
+    file, payload = metrics_zip(day, [label])
+    with pytest.raises(DataIntegrityError, match=file.name.replace(".", r"\.")):
+        parse_csv(file, payload)
+
+
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "SOLUSDT"])
 def test_monthly_funding_equals_market(
     market: Market, archive_exchange: ExchangeServer, binance_client: MakeClient, symbol: str

@@ -514,6 +514,80 @@ def test_a_window_before_the_listing_is_bad_input(tmp_path: Path) -> None:
     assert not (tmp_path / "lake").exists()
 
 
+# The metrics archive labels periods by their start from 2026-06-25 00:00 UTC (#491).
+LABEL_SWITCH_MS = 1_782_345_600_000
+# 2026-06-28 12:00 UTC: the files of 2026-06-22 … 2026-06-26 are published, and REST's 30 days
+# still reach back past the switch, so both sources can serve the same range.
+AFTER_SWITCH_NOW_MS = LABEL_SWITCH_MS + 3 * DAY_MS + 12 * 60 * MINUTE_MS
+
+
+def test_open_interest_from_archive_equals_rest_across_the_label_switch(tmp_path: Path) -> None:
+    """5m OI over 2026-06-23 … 2026-06-26 from metrics files only (end labels before the
+    switch, start labels after it) is stored row for row as a REST-only backfill stores it and
+    as the market has it: same timestamps (period ends), same values, no gap and no duplicate
+    at the 00:00 label both the 06-24 and the 06-25 file carry."""
+    market = Market.demo(symbols=("BTCUSDT",), days=8, seed=13, now_ms=AFTER_SWITCH_NOW_MS)
+    start_ms, end_ms = LABEL_SWITCH_MS - 2 * DAY_MS, LABEL_SWITCH_MS + 2 * DAY_MS
+    columns = ["timestamp", "sum_open_interest", "sum_open_interest_value"]
+    stored_by_source = {}
+    with exchange(market, AFTER_SWITCH_NOW_MS) as server:
+        for source in ("archive", "rest"):
+            settings = settings_for(tmp_path / source, server)
+            summary, _ = _run(
+                settings,
+                BackfillRequest(
+                    symbols=("BTCUSDT",),
+                    start_ms=start_ms,
+                    end_ms=end_ms,
+                    datasets=("open_interest",),
+                    source=source,
+                ),
+            )
+            assert summary["status"] == "complete", summary["problems"]
+            counts = summary["datasets"]["open_interest"]
+            # 2026-06-23 00:00 ends a period of the 06-22 file; the 06-26 file ends at 06-27 00:00.
+            assert counts["archive_files"] == (5 if source == "archive" else 0)
+            stored_by_source[source] = stored(
+                Lake(settings.lake_dir), "open_interest", "BTCUSDT", "5m", columns
+            )
+    want = expected_open_interest(market, "BTCUSDT", "5m", start_ms, end_ms - 1)
+    assert [row["timestamp"] for row in want] == list(range(start_ms, end_ms, 5 * MINUTE_MS))
+    assert stored_by_source["rest"] == want
+    assert stored_by_source["archive"] == want
+
+
+def test_open_interest_before_the_label_switch_keeps_end_labels(tmp_path: Path) -> None:
+    """Older metrics files (end-of-period labels) are stored at their labels, as before the
+    switch was handled: a 2024 archive-only backfill equals the market's own open interest."""
+    now_ms = 1_709_642_096_789  # 2024-03-05 12:34:56.789 UTC
+    market = Market.demo(symbols=("ETHUSDT",), days=6, seed=17, now_ms=now_ms)
+    start_ms = now_ms // DAY_MS * DAY_MS - 4 * DAY_MS
+    end_ms = start_ms + 2 * DAY_MS
+    with exchange(market, now_ms) as server:
+        settings = settings_for(tmp_path, server)
+        summary, _ = _run(
+            settings,
+            BackfillRequest(
+                symbols=("ETHUSDT",),
+                start_ms=start_ms,
+                end_ms=end_ms,
+                datasets=("open_interest",),
+                source="archive",
+            ),
+        )
+    assert summary["status"] == "complete", summary["problems"]
+    assert summary["datasets"]["open_interest"]["archive_files"] == 3
+    rows = stored(
+        Lake(settings.lake_dir),
+        "open_interest",
+        "ETHUSDT",
+        "5m",
+        ["timestamp", "sum_open_interest", "sum_open_interest_value"],
+    )
+    assert rows == expected_open_interest(market, "ETHUSDT", "5m", start_ms, end_ms - 1)
+    assert len(rows) == 2 * 288
+
+
 def test_latest_open_interest_snapshot_is_stored_at_its_true_freshness(tmp_path: Path) -> None:
     """At 10 minutes past an hour the exchange serves that hour's 1h OI row: the backfill stores
     it, a resume fetches nothing more, and the check reports a 10-minute age (not 70)."""

@@ -385,3 +385,52 @@ def test_head_request_reports_the_length(client: httpx.Client) -> None:
     assert head.status_code == 200
     assert head.content == b""
     assert int(head.headers["content-length"]) == len(client.get(path).content)
+
+
+# 2026-06-28 12:00 UTC: after the metrics label switch of 2026-06-25 (binance-public-data#491).
+AFTER_SWITCH_NOW_MS = 1_782_648_000_000
+
+
+def test_metrics_labels_switch_from_period_end_to_start_on_2026_06_25() -> None:
+    """Files dated before 2026-06-25 label 00:05 … 00:00 the next day (period ends), files from
+    it on 00:00 … 23:55 (period starts), so "2026-06-25 00:00:00" is in two files; every row
+    holds the OI of the period ending 5 minutes after a start label, at an end label, and the
+    CHECKSUM matches the zip."""
+    market = Market.demo(symbols=("BTCUSDT",), days=6, seed=3, now_ms=AFTER_SWITCH_NOW_MS)
+    spec = market.spec("BTCUSDT")
+    server = ExchangeServer(
+        market, clock=FrozenClock(AFTER_SWITCH_NOW_MS), limits=Limits(enabled=False)
+    )
+    expected_ranges = {
+        "2026-06-23": ("2026-06-23 00:05:00", "2026-06-24 00:00:00", 0),
+        "2026-06-24": ("2026-06-24 00:05:00", "2026-06-25 00:00:00", 0),
+        "2026-06-25": ("2026-06-25 00:00:00", "2026-06-25 23:55:00", 5),
+        "2026-06-26": ("2026-06-26 00:00:00", "2026-06-26 23:55:00", 5),
+    }
+    with server, httpx.Client(base_url=server.base_url, timeout=10) as http:
+        for date, (first, last, end_after_label_minutes) in expected_ranges.items():
+            path = archive_path("metrics", period="daily", symbol="BTCUSDT", date=date)
+            body, rows = fetch_zip(http, path)
+            assert http.get(path + ".CHECKSUM").text == (
+                f"{hashlib.sha256(body).hexdigest()}  {path.rsplit('/', 1)[1]}\n"
+            )
+            assert rows[0] == METRICS_HEADER
+            labels = [row[0] for row in rows[1:]]
+            assert (len(labels), labels[0], labels[-1]) == (288, first, last), date
+            for row in rows[1:]:
+                label_ms = int(
+                    datetime.fromisoformat(row[0]).replace(tzinfo=UTC).timestamp() * 1000
+                )
+                end_ms = label_ms + end_after_label_minutes * MINUTE_MS
+                interest = market.open_interest("BTCUSDT", "5m", end_ms, end_ms)
+                assert interest.timestamp_ms.tolist() == [end_ms]
+                assert Decimal(row[2]) == Decimal(int(interest.sum_open_interest_steps[0])).scaleb(
+                    -spec.quantity_decimals
+                ), (date, row[0])
+        before, after = (
+            fetch_zip(http, archive_path("metrics", period="daily", symbol="BTCUSDT", date=d))[1]
+            for d in ("2026-06-24", "2026-06-25")
+        )
+    # The same label names two different periods: 23:55–00:00 in one file, 00:00–00:05 in the next.
+    assert before[-1][0] == after[1][0] == "2026-06-25 00:00:00"
+    assert before[-1][2:4] != after[1][2:4]
