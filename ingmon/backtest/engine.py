@@ -19,7 +19,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from ingmon.errors import UsageError
-from ingmon.times import DAY_MS, HOUR_MS
+from ingmon.signals.features import SESSION_NAMES, session_labels
 
 __all__ = [
     "EXIT_REASONS",
@@ -28,11 +28,11 @@ __all__ = [
     "BacktestResult",
     "Bars",
     "Funding",
+    "fill_bars_mean_true_range",
     "prepare_signals",
     "run_backtest",
     "session_codes",
     "session_of",
-    "timeframe_atr",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -46,22 +46,11 @@ Sizing = Literal["notional", "fraction"]
 EXIT_REASONS: tuple[str, ...] = ("stop", "target", "time", "opposite", "end")
 _STOP, _TARGET, _TIME, _OPPOSITE, _END = range(5)
 
-# Fixed-UTC session of a signal bar, by its open time (reference §4; overlaps are their own
-# labels; Saturday and Sunday are "weekend" whatever the hour).
-SESSIONS: tuple[str, ...] = (
-    "asia",
-    "asia_london",
-    "london",
-    "london_ny",
-    "new_york",
-    "off_hours",
-    "weekend",
-)
+# The session of a signal bar is the signal engine's (ingmon.signals.features: fixed UTC hours,
+# overlaps their own labels, Saturday and Sunday "weekend"), so breakdowns by session use the
+# labels of the audit records.
+SESSIONS: tuple[str, ...] = SESSION_NAMES
 _SIDES = ("long", "short")
-_SESSION_OF_HOUR = np.array(
-    [0] * 7 + [1] + [2] * 5 + [3] * 3 + [4] * 5 + [5] * 3,
-    dtype=np.int8,
-)
 
 # The first-crossing search looks at this many bars first, then 4× more each round: short
 # holds cost one small slice, long ones stay linear in the bars they cover.
@@ -233,10 +222,7 @@ class Funding:
 
 def session_codes(open_time_ms: IntArray) -> npt.NDArray[np.int8]:
     """Index into :data:`SESSIONS` of each bar open time."""
-    hours = (open_time_ms // HOUR_MS) % 24
-    # 1970-01-01 was a Thursday: day index 2 and 3 after it are Saturday and Sunday.
-    weekday = (open_time_ms // DAY_MS + 3) % 7  # Monday = 0
-    return np.where(weekday >= 5, 6, _SESSION_OF_HOUR[hours]).astype(np.int8)
+    return session_labels(np.asarray(open_time_ms, dtype=np.int64)).astype(np.int8)
 
 
 def session_of(open_time_ms: IntArray) -> npt.NDArray[np.object_]:
@@ -276,12 +262,16 @@ class BacktestResult:
         trades: pd.DataFrame,
         funding: Funding,
         skipped: Mapping[str, int],
+        *,
+        own_levels_ignored: int = 0,
     ) -> None:
         self.config = config
         self.bars = bars
         self.trades = trades
         self.funding = funding
         self.skipped = dict(skipped)
+        # Signals' own stops/targets refused (wrong side of the fill, non-positive, not finite).
+        self.own_levels_ignored = own_levels_ignored
 
     @functools.cached_property
     def _curve(self) -> tuple[FloatArray, FloatArray]:
@@ -378,6 +368,22 @@ class _Walk:
         return bar, price, _STOP
 
 
+def _own_level_usable(level: float, entry_fill: float, *, side: int) -> bool:
+    """Whether a signal's own level can bracket a position entered at ``entry_fill``: finite,
+    positive, and strictly on its side of the fill (``side`` +1: above it, −1: below it)."""
+    return math.isfinite(level) and level > 0 and (level - entry_fill) * side > 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Levels:
+    """The stop and target of a position (NaN: none) and how many of the signal's own levels
+    were refused."""
+
+    stop_price: float
+    target_price: float
+    own_levels_ignored: int
+
+
 def _levels(
     config: BacktestConfig,
     entry_fill: float,
@@ -386,8 +392,12 @@ def _levels(
     atr: float,
     own_stop: float,
     own_target: float,
-) -> tuple[float, float]:
-    stop = target = np.nan
+) -> _Levels:
+    """The stop and target fixed at entry. With ``signal_levels`` the signal's own level wins
+    where it is usable; one on the wrong side of the fill (a long's stop above it, a short's
+    target above it, …), non-positive or not finite is ignored and counted, and the percent/ATR
+    rule (else none) applies instead."""
+    stop = target = math.nan
     if config.stop_pct is not None:
         stop = entry_fill * (1 - direction * config.stop_pct)
     elif config.stop_atr is not None:
@@ -396,33 +406,27 @@ def _levels(
         target = entry_fill * (1 + direction * config.take_profit_pct)
     elif config.take_profit_atr is not None:
         target = entry_fill + direction * config.take_profit_atr * atr
+    ignored = 0
     if config.signal_levels:
         if not math.isnan(own_stop):
-            stop = own_stop
+            if _own_level_usable(own_stop, entry_fill, side=-direction):
+                stop = own_stop
+            else:
+                ignored += 1
         if not math.isnan(own_target):
-            target = own_target
-    return float(stop), float(target)
+            if _own_level_usable(own_target, entry_fill, side=direction):
+                target = own_target
+            else:
+                ignored += 1
+    return _Levels(float(stop), float(target), ignored)
 
 
-def timeframe_atr(bars: Bars, timeframe_ms: int, length: int) -> tuple[IntArray, FloatArray]:
-    """ATR on a coarser timeframe built from ``bars``: (open time of each timeframe bar, mean
-    true range over ``length`` timeframe bars ending with it; NaN before enough bars).
+def fill_bars_mean_true_range(bars: Bars, signal_bar: IntArray, length: int) -> FloatArray:
+    """The file-mode fallback ATR: the simple mean true range of the ``length`` fill bars (the
+    candles traded on, usually 1m) ending at each signal bar; NaN before enough bars.
 
-    A timeframe bar is the bars whose open time floors to it; only what closed by its end is
-    used, so the value at a signal bar is known at that bar's close."""
-    if len(bars) == 0:
-        return np.empty(0, np.int64), np.empty(0)
-    bucket = bars.open_time_ms // timeframe_ms
-    starts = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1])))
-    high = np.maximum.reduceat(bars.high, starts)
-    low = np.minimum.reduceat(bars.low, starts)
-    close = bars.close[np.concatenate((starts[1:], [len(bars)])) - 1]
-    coarse = Bars(bucket[starts] * timeframe_ms, bars.open[starts], high, low, close, timeframe_ms)
-    return coarse.open_time_ms, _atr_at(coarse, np.arange(len(starts)), length)
-
-
-def _atr_at(bars: Bars, signal_bar: IntArray, length: int) -> FloatArray:
-    """Mean true range over ``length`` bars ending at each signal bar (NaN before enough bars)."""
+    Used for ATR-multiple stops and targets only when the signals carry no ``atr`` column; lake
+    mode passes the signal engine's Wilder ATR on the signal timeframe instead."""
     high, low, close = bars.high, bars.low, bars.close
     previous = np.concatenate(([close[0]], close[:-1])) if len(close) else close
     true_range = np.maximum(high - low, np.maximum(abs(high - previous), abs(low - previous)))
@@ -432,6 +436,132 @@ def _atr_at(bars: Bars, signal_bar: IntArray, length: int) -> FloatArray:
     ends = signal_bar[ok] + 1
     out[ok] = (sums[ends] - sums[ends - length]) / length
     return out
+
+
+@dataclass(slots=True)
+class _Position:
+    """A position from the signal that opened it to its exit (found at entry, moved earlier by
+    an opposite signal)."""
+
+    signal_index: int
+    entry_bar: int
+    exit_bar: int
+    raw_exit_price: float  # before slippage; NaN for an end-of-data exit (the last close)
+    exit_reason: int
+    stop_price: float
+    target_price: float
+
+
+@dataclass(frozen=True)
+class _SignalPlan:
+    """Per signal, as plain lists for the sequential walk: the bar that makes it known, the bar
+    it would enter at, its direction, own levels and ATR."""
+
+    signal_bar: list[int]
+    entry_bar: list[int]
+    direction: list[int]
+    own_stop: list[float]
+    own_target: list[float]
+    atr: list[float]
+
+
+class _Trader:
+    """The sequential part of a run: which signals become positions and where each exits."""
+
+    def __init__(self, bars: Bars, plan: _SignalPlan, config: BacktestConfig) -> None:
+        self.bars = bars
+        self.plan = plan
+        self.config = config
+        self.exits = _Walk(bars, config)
+        self.allowed_directions = {"both": (1, -1), "long": (1,), "short": (-1,)}[config.directions]
+        self.needs_atr = config.stop_atr is not None or config.take_profit_atr is not None
+        self.skipped = {"before_data": 0, "no_entry_bar": 0, "in_position": 0, "no_atr": 0}
+        self.own_levels_ignored = 0
+
+    def open_position(self, index: int) -> _Position | None:
+        """Enter signal ``index`` at its entry bar's open (None when its ATR is unknown)."""
+        plan = self.plan
+        atr = plan.atr[index]
+        if self.needs_atr and math.isnan(atr):
+            self.skipped["no_atr"] += 1
+            return None
+        entry_bar, direction = plan.entry_bar[index], plan.direction[index]
+        entry_fill = float(self.bars.open[entry_bar]) * (1 + direction * self.config.slippage)
+        levels = _levels(
+            self.config,
+            entry_fill,
+            direction=direction,
+            atr=atr,
+            own_stop=plan.own_stop[index],
+            own_target=plan.own_target[index],
+        )
+        self.own_levels_ignored += levels.own_levels_ignored
+        exit_bar, raw_exit_price, reason = self.exits.exit_of(
+            entry_bar, direction, levels.stop_price, levels.target_price
+        )
+        return _Position(
+            index,
+            entry_bar,
+            exit_bar,
+            raw_exit_price,
+            reason,
+            levels.stop_price,
+            levels.target_price,
+        )
+
+    def closes_on_opposite(self, position: _Position, index: int) -> bool:
+        """Signal ``index`` opposes ``position``, is known once it is entered, and enters no
+        later than it exits: with ``opposite`` close/reverse it closes the position."""
+        plan = self.plan
+        return (
+            self.config.opposite != "ignore"
+            and plan.direction[index] != plan.direction[position.signal_index]
+            and plan.signal_bar[index] >= position.entry_bar
+            and plan.entry_bar[index] <= position.exit_bar
+        )
+
+    def trade(self) -> list[_Position]:
+        """Walk the signals in order; the closed positions, oldest first."""
+        plan, bar_count = self.plan, len(self.bars)
+        closed: list[_Position] = []
+        position: _Position | None = None
+        last_exit_bar = -1
+        for index, signal_bar in enumerate(plan.signal_bar):
+            if signal_bar < 0:
+                self.skipped["before_data"] += 1
+                continue
+            entry_bar = plan.entry_bar[index]
+            if entry_bar >= bar_count:
+                self.skipped["no_entry_bar"] += 1
+                continue
+            if position is not None:
+                if signal_bar >= position.exit_bar:  # closed by the close of this signal's bar
+                    closed.append(position)
+                    last_exit_bar, position = position.exit_bar, None
+                elif self.closes_on_opposite(position, index):
+                    position.exit_bar = entry_bar
+                    position.raw_exit_price = float(self.bars.open[entry_bar])
+                    position.exit_reason = _OPPOSITE
+                    closed.append(position)
+                    last_exit_bar, position = entry_bar, None
+                    if (
+                        self.config.opposite == "reverse"
+                        and plan.direction[index] in self.allowed_directions
+                    ):
+                        position = self.open_position(index)
+                    continue
+                else:
+                    self.skipped["in_position"] += 1
+                    continue
+            if signal_bar < last_exit_bar:
+                self.skipped["in_position"] += 1
+                continue
+            if plan.direction[index] not in self.allowed_directions:
+                continue
+            position = self.open_position(index)
+        if position is not None:
+            closed.append(position)
+        return closed
 
 
 def run_backtest(
@@ -456,102 +586,31 @@ def run_backtest(
         bars = Bars.from_frame(bars)
     if not isinstance(funding, Funding):
         funding = Funding.from_frame(funding)
-    n = len(bars)
     if "known_ms" in signals:
         known_ms = signals["known_ms"].to_numpy(dtype=np.int64)
     else:  # known at the close of the bar that opens at ``time``
         known_ms = signals["time"].to_numpy(dtype=np.int64) + bars.bar_ms
-    direction = signals["direction"].to_numpy(dtype=np.int64)
-    first_bar = np.searchsorted(bars.open_time_ms, known_ms, side="left")
-    signal_bar = first_bar - 1
-    entry_bar = first_bar + (config.entry_delay_bars - 1)
-    own_stop = _column(signals, "stop_price")
-    own_target = _column(signals, "target_price")
+    first_bar_known = np.searchsorted(bars.open_time_ms, known_ms, side="left")
+    signal_bar = first_bar_known - 1
     atr = _column(signals, "atr")
     if (config.stop_atr is not None or config.take_profit_atr is not None) and not (
         np.isfinite(atr).any()
     ):
-        atr = _atr_at(bars, signal_bar, config.atr_bars)
-
-    walk = _Walk(bars, config)
-    allowed = {"both": (1, -1), "long": (1,), "short": (-1,)}[config.directions]
-    needs_atr = config.stop_atr is not None or config.take_profit_atr is not None
-    skipped = {"before_data": 0, "no_entry_bar": 0, "in_position": 0, "no_atr": 0}
-    rows: list[tuple[int, int, int, float, int, float, float]] = []  # k, e, x, raw, reason, s, t
-    slip = config.slippage
-    bar_open = bars.open
-    signal_bar_list = signal_bar.tolist()
-    entry_list = entry_bar.tolist()
-    direction_list = direction.tolist()
-    own_stop_list, own_target_list, atr_list = own_stop.tolist(), own_target.tolist(), atr.tolist()
-    in_position = False
-    current: list[Any] = []
-    last_exit_bar = -1
-
-    def enter(k: int) -> list[Any] | None:
-        e, d = entry_list[k], direction_list[k]
-        if needs_atr and math.isnan(atr_list[k]):
-            skipped["no_atr"] += 1
-            return None
-        fill = float(bar_open[e]) * (1 + d * slip)
-        stop, target = _levels(
-            config,
-            fill,
-            direction=d,
-            atr=atr_list[k],
-            own_stop=own_stop_list[k],
-            own_target=own_target_list[k],
-        )
-        x, raw, reason = walk.exit_of(e, d, stop, target)
-        return [k, e, x, raw, reason, stop, target]
-
-    for k in range(len(signal_bar_list)):
-        sb = signal_bar_list[k]
-        if sb < 0:
-            skipped["before_data"] += 1
-            continue
-        if entry_list[k] >= n:
-            skipped["no_entry_bar"] += 1
-            continue
-        d = direction_list[k]
-        if in_position:
-            if sb >= current[2]:  # closed by the close of this signal's bar
-                rows.append(tuple(current))
-                last_exit_bar = current[2]
-                in_position = False
-            else:
-                e_k = entry_list[k]
-                held = direction_list[current[0]]
-                if (
-                    d != held
-                    and config.opposite != "ignore"
-                    and sb >= current[1]
-                    and e_k <= current[2]
-                ):
-                    current[2:5] = [e_k, float(bar_open[e_k]), _OPPOSITE]
-                    rows.append(tuple(current))
-                    last_exit_bar = e_k
-                    in_position = False
-                    if config.opposite == "reverse" and d in allowed:
-                        opened = enter(k)
-                        if opened is not None:
-                            current, in_position = opened, True
-                    continue
-                skipped["in_position"] += 1
-                continue
-        if sb < last_exit_bar:
-            skipped["in_position"] += 1
-            continue
-        if d not in allowed:
-            continue
-        opened = enter(k)
-        if opened is not None:
-            current, in_position = opened, True
-    if in_position:
-        rows.append(tuple(current))
-
-    trades = _account(bars, signals, rows, config, funding)
-    return BacktestResult(config, bars, trades, funding, skipped)
+        atr = fill_bars_mean_true_range(bars, signal_bar, config.atr_bars)
+    plan = _SignalPlan(
+        signal_bar=signal_bar.tolist(),
+        entry_bar=(first_bar_known + (config.entry_delay_bars - 1)).tolist(),
+        direction=signals["direction"].to_numpy(dtype=np.int64).tolist(),
+        own_stop=_column(signals, "stop_price").tolist(),
+        own_target=_column(signals, "target_price").tolist(),
+        atr=atr.tolist(),
+    )
+    trader = _Trader(bars, plan, config)
+    positions = trader.trade()
+    trades = _account(bars, signals, positions, config, funding)
+    return BacktestResult(
+        config, bars, trades, funding, trader.skipped, own_levels_ignored=trader.own_levels_ignored
+    )
 
 
 def _column(frame: pd.DataFrame, name: str) -> FloatArray:
@@ -566,18 +625,32 @@ def _column(frame: pd.DataFrame, name: str) -> FloatArray:
 def _account(
     bars: Bars,
     signals: pd.DataFrame,
-    rows: list[tuple[int, int, int, float, int, float, float]],
+    positions: list[_Position],
     config: BacktestConfig,
     funding: Funding,
 ) -> pd.DataFrame:
-    table = np.array(rows, dtype=np.float64).reshape(len(rows), 7)
-    k = table[:, 0].astype(np.int64)
+    table = np.array(
+        [
+            (
+                position.signal_index,
+                position.entry_bar,
+                position.exit_bar,
+                position.raw_exit_price,
+                position.exit_reason,
+                position.stop_price,
+                position.target_price,
+            )
+            for position in positions
+        ],
+        dtype=np.float64,
+    ).reshape(len(positions), 7)
+    signal_index = table[:, 0].astype(np.int64)
     entry = table[:, 1].astype(np.int64)
     exit_bar = table[:, 2].astype(np.int64)
     raw_exit = table[:, 3]
     reason = table[:, 4].astype(np.int64)
     stop, target = table[:, 5], table[:, 6]
-    direction = signals["direction"].to_numpy(dtype=np.int64)[k]
+    direction = signals["direction"].to_numpy(dtype=np.int64)[signal_index]
     ended = reason == _END
     raw_exit = np.where(ended, bars.close[exit_bar], raw_exit)
 
@@ -599,7 +672,7 @@ def _account(
     net_return = gross_return - fee_return + funding_per_unit / entry_fill
 
     if config.sizing == "notional":
-        notional = np.full(len(k), config.notional)
+        notional = np.full(len(signal_index), config.notional)
     else:
         growth = np.concatenate(([1.0], np.cumprod(1 + config.fraction * net_return)[:-1]))
         notional = config.fraction * config.initial_equity * growth
@@ -610,7 +683,7 @@ def _account(
     funding_cash = qty * funding_per_unit
     slippage_cost = qty * (np.abs(entry_fill - raw_entry) + np.abs(exit_fill - raw_exit))
     risk = qty * np.abs(entry_fill - stop)
-    r_multiple = np.full(len(k), np.nan)
+    r_multiple = np.full(len(signal_index), np.nan)
     has_risk = risk > 0  # False for NaN (no stop) too
     r_multiple[has_risk] = pnl[has_risk] / risk[has_risk]
 
@@ -626,16 +699,16 @@ def _account(
         entry_fill=entry_fill,
     )
 
-    signal_time = signals["time"].to_numpy(dtype=np.int64)[k]
+    signal_time = signals["time"].to_numpy(dtype=np.int64)[signal_index]
     return pd.DataFrame(
         {
-            "trade_id": np.arange(1, len(k) + 1),
-            "signal_id": _passthrough(signals, "signal_id", k),
-            "setup": _passthrough(signals, "setup", k),
+            "trade_id": np.arange(1, len(signal_index) + 1),
+            "signal_id": _passthrough(signals, "signal_id", signal_index),
+            "setup": _passthrough(signals, "setup", signal_index),
             # Fixed vocabularies as categoricals: no per-row string conversion.
             "direction": _labels(direction < 0, _SIDES),
-            "score": _passthrough(signals, "score", k),
-            "confidence": _passthrough(signals, "confidence", k),
+            "score": _passthrough(signals, "score", signal_index),
+            "confidence": _passthrough(signals, "confidence", signal_index),
             "session": _labels(session_codes(signal_time), SESSIONS),
             "signal_time": signal_time,
             "entry_bar": entry,

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingmon.backtest.engine import BacktestConfig, Bars, run_backtest, session_of, timeframe_atr
+from ingmon.backtest.engine import BacktestConfig, Bars, run_backtest, session_of
 from ingmon.errors import UsageError
+from ingmon.signals.features import SESSION_NAMES, session_labels
 from tests.backtest._market import MINUTE_MS, START_MS, random_bars, random_signals
 
 
@@ -94,6 +95,43 @@ def test_signal_levels_and_atr_multiples_set_the_bracket() -> None:
     ).trades.iloc[0]
     assert (trade.stop_price, trade.target_price) == (98.0, 103.0)
     assert (trade.exit_reason, trade.exit_bar, trade.exit_price) == ("target", 2, 103.0)
+
+
+@pytest.mark.parametrize(
+    ("direction", "own_stop", "own_target"),
+    [
+        (1, 100.5, 99.0),  # a long: stop above the entry at 100, target below it
+        (-1, 99.0, 101.0),  # a short: stop below, target above
+        (1, -5.0, 0.0),  # non-positive
+        (-1, float("inf"), -1.0),  # not finite, negative
+    ],
+)
+def test_own_levels_on_the_wrong_side_of_the_fill_are_ignored_and_counted(
+    direction: int, own_stop: float, own_target: float
+) -> None:
+    """A signal's own stop/target that cannot bracket the entry at 100 is not used: no 0-bar
+    "target" exit at the entry bar, the 2 % percent stop and the 3-bar time exit apply (flat
+    bars: the position leaves at bar 4's open, 100), and both refusals are counted."""
+    bars = bars_of([FLAT] * 6)
+    signals = signals_at((0, direction), stop_price=[own_stop], target_price=[own_target])
+    config = BacktestConfig(signal_levels=True, stop_pct=0.02, hold_bars=3, fee_rate=0.001)
+    result = run_backtest(bars, signals, config=config)
+    (trade,) = result.trades.itertuples()
+    assert (trade.exit_reason, trade.entry_bar, trade.exit_bar) == ("time", 1, 4)
+    assert trade.stop_price == pytest.approx(100 * (1 - direction * 0.02))
+    assert np.isnan(trade.target_price)
+    assert result.own_levels_ignored == 2
+
+
+def test_usable_own_levels_are_not_counted() -> None:
+    """Levels on the right side of the fill are used as given and nothing is counted."""
+    bars = bars_of([FLAT] * 6)
+    signals = signals_at((0, -1), stop_price=[101.0], target_price=[99.6])
+    result = run_backtest(bars, signals, config=BacktestConfig(signal_levels=True, fee_rate=0))
+    trade = result.trades.iloc[0]
+    assert (trade.stop_price, trade.target_price) == (101.0, 99.6)
+    assert (trade.exit_reason, trade.exit_bar, trade.exit_price) == ("target", 1, 99.6)
+    assert result.own_levels_ignored == 0
 
 
 def test_one_position_at_a_time_and_opposite_signals() -> None:
@@ -223,18 +261,31 @@ def test_truncating_the_data_never_changes_trades_that_closed_before(seed: int) 
 
 
 def test_sessions_follow_the_fixed_utc_table() -> None:
-    """Sessions by the signal bar's open: 06:59 Asia, 07:00 the Asia/London overlap, 13:30
-    London/NY, 21:00 off hours, any Saturday hour weekend (2026-01-01 is a Thursday)."""
+    """Sessions by the signal bar's open, with the signal engine's labels (reference §4, typed
+    out here): 06:59 Asia, 07:00 the Asia/London overlap, 13:30 the London/NY overlap, 21:00
+    off hours, any Saturday hour weekend (2026-01-01 is a Thursday)."""
     hour = 3_600_000
     day = 24 * hour
     times = np.array([6 * hour + 59 * MINUTE_MS, 7 * hour, 13 * hour + 30 * MINUTE_MS, 21 * hour])
     assert session_of(START_MS + times).tolist() == [
         "asia",
-        "asia_london",
-        "london_ny",
+        "asia_london_overlap",
+        "london_ny_overlap",
         "off_hours",
     ]
     assert session_of(np.array([START_MS + 2 * day + 12 * hour])).tolist() == ["weekend"]
+
+
+def test_trade_sessions_carry_the_signal_engines_labels() -> None:
+    """The trades' session column (and so the breakdown by session) uses the labels of the
+    signal engine's audit records: SESSION_NAMES of session_labels of the signal bar."""
+    bars = random_bars(5, 3 * 1440)
+    signals = random_signals(5, bars, probability=0.02)
+    trades = run_backtest(bars, signals, config=BacktestConfig(hold_bars=5)).trades
+    assert list(trades["session"].cat.categories) == list(SESSION_NAMES)
+    expected = [SESSION_NAMES[i] for i in session_labels(trades["signal_time"].to_numpy())]
+    assert trades["session"].astype(str).tolist() == expected
+    assert {"asia_london_overlap", "london_ny_overlap", "weekend"} <= set(expected)
 
 
 @pytest.mark.parametrize(
@@ -258,26 +309,3 @@ def test_bars_from_a_frame_infer_the_interval() -> None:
     frame = bars_of([FLAT] * 5)
     frame.loc[4, "open_time"] += 10 * MINUTE_MS
     assert Bars.from_frame(frame).bar_ms == MINUTE_MS
-
-
-def test_timeframe_atr_matches_a_pandas_resample() -> None:
-    """ATR on 15m bars built from 1m bars equals a resample to 15m and a rolling mean of the
-    true range computed by pandas."""
-    frame = random_bars(13, 15 * 40)
-    frame = frame.drop(index=range(100, 130)).reset_index(drop=True)  # a hole of 2 quarters
-    opens, atr = timeframe_atr(Bars.from_frame(frame), 15 * MINUTE_MS, 5)
-    indexed = frame.set_index(pd.to_datetime(frame["open_time"], unit="ms"))
-    quarters = indexed.resample("15min").agg({"high": "max", "low": "min", "close": "last"})
-    quarters = quarters.dropna()
-    previous = quarters["close"].shift(1).fillna(quarters["close"].iloc[0])
-    true_range = pd.concat(
-        [
-            quarters["high"] - quarters["low"],
-            (quarters["high"] - previous).abs(),
-            (quarters["low"] - previous).abs(),
-        ],
-        axis=1,
-    ).max(axis=1)
-    expected = true_range.rolling(5).mean()
-    assert opens.tolist() == quarters.index.as_unit("ms").asi8.tolist()
-    np.testing.assert_allclose(atr, expected.to_numpy(), rtol=1e-12)
