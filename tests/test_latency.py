@@ -1,0 +1,151 @@
+"""Ingestion latency from hand-built ``ingest_log`` rows whose latencies are known by
+construction: candles close one interval after their open, other events at their own time."""
+
+from __future__ import annotations
+
+import calendar
+import statistics
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from ingmon.lake import Lake
+from ingmon.latency import ingest_latency
+from ingmon.schema import INGEST_LOG
+
+SYMBOL = "BTCUSDT"
+MINUTE_MS = 60_000
+DAY_MS = 86_400_000
+START_MS = calendar.timegm((2026, 3, 1, 0, 0, 0)) * 1000
+END_MS = START_MS + DAY_MS
+
+
+def _row(
+    dataset: str, interval: str | None, last_event_ms: int | None, written_ms: float
+) -> dict[str, Any]:
+    written_us = round(written_ms * 1000)
+    return {
+        "batch_id": uuid.uuid4().hex,
+        "run_id": "test",
+        "dataset": dataset,
+        "interval": interval,
+        "first_event_time": last_event_ms,
+        "last_event_time": last_event_ms,
+        "rows_fetched": 1,
+        "rows_inserted": 1,
+        "rows_replaced": 0,
+        "fetched_at": written_us - 5_000,  # fetched 5 ms before the commit
+        "written_at": written_us,
+        "source": "rest",
+        "request_cursor": "test",
+    }
+
+
+def _write(lake: Lake, rows: list[dict[str, Any]], symbol: str = SYMBOL) -> None:
+    lake.upsert(
+        INGEST_LOG, pa.Table.from_pylist(rows, schema=INGEST_LOG.arrow_schema), symbol=symbol
+    )
+
+
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    """p50 and p95 by the standard library (linear between order statistics)."""
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return cuts[49], cuts[94]
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake(tmp_path / "lake")
+
+
+def test_candle_latency_counts_from_the_candle_close(lake: Lake) -> None:
+    """A 1m candle opened at T closes at T + 1 min: its latency is written_at − (T + 60 s)."""
+    latencies = [0.25, 1.5, 3.0, 2.0, 0.75, 10.0, 4.5, 0.5, 7.25, 1.0, 2.5]
+    rows = []
+    for n, seconds in enumerate(latencies):
+        open_ms = START_MS + 3600_000 + n * 5 * MINUTE_MS
+        rows.append(_row("candles", "1m", open_ms, open_ms + MINUTE_MS + seconds * 1000))
+    _write(lake, rows)
+    result = ingest_latency(lake, "candles", symbol=SYMBOL, start_ms=START_MS, end_ms=END_MS)
+    p50, p95 = _percentiles(latencies)
+    assert result["batches"] == len(latencies)
+    assert result["last_seconds"] == pytest.approx(latencies[-1])
+    assert result["p50_seconds"] == pytest.approx(p50)
+    assert result["p95_seconds"] == pytest.approx(p95)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "param"), [("agg_trades", None), ("open_interest", "5m"), ("funding", None)]
+)
+def test_events_close_at_their_own_time(lake: Lake, dataset: str, param: str | None) -> None:
+    """Trades, open-interest snapshots and funding settlements are final at their stamp: the
+    latency is written_at − last_event_time, with no step added."""
+    latencies = [12.0, 0.5, 3.25, 90.0, 7.0]
+    event_ms = [START_MS + 7200_000 + n * 600_000 for n in range(len(latencies))]
+    rows = [
+        _row(dataset, param, at, at + seconds * 1000)
+        for at, seconds in zip(event_ms, latencies, strict=True)
+    ]
+    _write(lake, rows)
+    result = ingest_latency(
+        lake, dataset, symbol=SYMBOL, param=param, start_ms=START_MS, end_ms=END_MS
+    )
+    ordered = sorted(latencies)
+    assert result["batches"] == 5
+    assert result["last_seconds"] == pytest.approx(latencies[-1])
+    assert result["p50_seconds"] == pytest.approx(ordered[2])  # the median of five
+    # p95 of five by hand: rank 0.95 · 4 = 3.8, between the 4th and 5th smallest.
+    assert result["p95_seconds"] == pytest.approx(ordered[3] + 0.8 * (ordered[4] - ordered[3]))
+
+
+def test_only_the_series_and_window_asked_for(lake: Lake) -> None:
+    """Other datasets, other intervals, other symbols, empty batches and batches written
+    outside [start, end) are not counted; the last one is the one written last, not the one
+    with the newest events."""
+    in_window = [
+        _row("candles", "1m", START_MS + 10 * MINUTE_MS, START_MS + 11 * MINUTE_MS + 2_000),
+        # Written later but holding older events (a backfill of the day before).
+        _row("candles", "1m", START_MS - DAY_MS, START_MS + 20 * MINUTE_MS),
+    ]
+    old_close_ms = START_MS - DAY_MS + MINUTE_MS
+    noise = [
+        _row("candles", "5m", START_MS, START_MS + 6 * MINUTE_MS),
+        _row("agg_trades", None, START_MS, START_MS + 1_000),
+        _row("candles", "1m", None, START_MS + 30 * MINUTE_MS),
+        _row("candles", "1m", START_MS - 2 * MINUTE_MS, START_MS - 1),  # written just before
+        _row("candles", "1m", END_MS - 2 * MINUTE_MS, END_MS),  # written at the exclusive end
+    ]
+    _write(lake, in_window + noise)
+    _write(lake, [_row("candles", "1m", START_MS, START_MS + 3 * MINUTE_MS)], symbol="ETHUSDT")
+    result = ingest_latency(
+        lake, "candles", symbol=SYMBOL, param="1m", start_ms=START_MS, end_ms=END_MS
+    )
+    latest_seconds = (START_MS + 20 * MINUTE_MS - old_close_ms) / 1000
+    assert result["batches"] == 2
+    assert result["last_seconds"] == pytest.approx(latest_seconds)
+    assert result["p50_seconds"] == pytest.approx(statistics.median([2.0, latest_seconds]))
+
+
+def test_no_batches(lake: Lake) -> None:
+    """A series without batches in the window: zero batches and no seconds."""
+    assert ingest_latency(lake, "funding", symbol=SYMBOL, start_ms=START_MS, end_ms=END_MS) == {
+        "batches": 0,
+        "last_seconds": None,
+        "p50_seconds": None,
+        "p95_seconds": None,
+    }
+
+
+def test_one_batch_is_every_percentile(lake: Lake) -> None:
+    """With a single batch, its latency is the last, the median and the 95th percentile."""
+    _write(lake, [_row("funding", None, START_MS + 8 * 3600_000, START_MS + 8 * 3600_000 + 750)])
+    result = ingest_latency(lake, "funding", symbol=SYMBOL, start_ms=START_MS, end_ms=END_MS)
+    assert result == {
+        "batches": 1,
+        "last_seconds": 0.75,
+        "p50_seconds": 0.75,
+        "p95_seconds": 0.75,
+    }
