@@ -170,9 +170,8 @@ def _backtest(settings: Settings, symbols: Sequence[str], *, days: int) -> list[
     """Backtest every symbol's signals with the bracket of docs/backtesting.md (stop 1 ATR,
     target 1.5 ATR, 4 h time exit, taker fees, 1 bp slippage, funding) over trailing windows
     that fit the demo's history; save each run in the lake and export it. Run ids."""
-    from ingmon.backtest import BacktestConfig, Bars, Funding, run_backtests  # noqa: PLC0415
-    from ingmon.backtest.export import save_run, write_exports  # noqa: PLC0415
-    from ingmon.backtest.files import read_lake_inputs  # noqa: PLC0415
+    from ingmon.backtest import BacktestConfig  # noqa: PLC0415
+    from ingmon.backtest.lake import backtest_lake  # noqa: PLC0415
     from ingmon.lake import Lake  # noqa: PLC0415
 
     lake = Lake(settings.lake_dir)
@@ -181,22 +180,15 @@ def _backtest(settings: Settings, symbols: Sequence[str], *, days: int) -> list[
     end_ms = now_ms()
     run_ids = []
     for symbol in symbols:
-        inputs = read_lake_inputs(
-            lake, symbol=symbol, timeframe="15m", start_ms=end_ms - days * DAY_MS, end_ms=end_ms
-        )
-        run = run_backtests(
-            Bars.from_frame(inputs.bars, bar_ms=60_000),
-            inputs.signals,
+        run = backtest_lake(
+            lake,
+            symbol,
             config=config,
-            funding=Funding.from_frame(inputs.funding),
-            window_days=windows,
-            symbol=symbol,
-            source="lake",
             timeframe="15m",
-            created_at_ms=end_ms,
-        )
-        write_exports(run, settings.data_dir / "backtests" / run.run_id, ("json", "csv"))
-        save_run(lake, run)
+            window_days=windows,
+            end_ms=end_ms,
+            exports_root=settings.data_dir / "backtests",
+        ).run
         run_ids.append(run.run_id)
         metrics = run.overall.metrics
         hit_rate = metrics.get("hit_rate")

@@ -20,13 +20,19 @@ from ingmon.arguments import (
     symbol_list,
 )
 from ingmon.errors import UsageError
+from ingmon.schema import INTERVAL_MS, SIGNAL_TIMEFRAMES
 
 if TYPE_CHECKING:
     from ingmon.backtest.run import BacktestRun
 
-__all__ = ["register"]
+__all__ = ["DEFAULT_HOLD_BARS", "register"]
 
-_TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
+# With no exit option a position would be held to the end of the data: 4 hours of 1m bars.
+DEFAULT_HOLD_BARS = 240
+_EXIT_OPTIONS = ("hold_bars", "stop_pct", "take_profit_pct", "stop_atr", "take_profit_atr")
+MAX_SLIPPAGE_BPS = 1000.0  # 10 %: beyond it a fill is not a fill
+MAX_FRACTION = 100.0  # 100× equity
+MAX_MONEY = 1e15
 
 
 @checked
@@ -44,6 +50,21 @@ def _fee_rate(text: str) -> float:
     if value >= 0.1:
         raise ValueError(f"{text} is a fraction per side (0.0005 = 0.05 %), must be < 0.1")
     return value
+
+
+def _at_most(parse: Any, high: float, *, inclusive: bool, what: str) -> Any:
+    """An argparse type: ``parse`` (already one-line on bad input), then an upper bound."""
+
+    def bounded(text: str) -> float:
+        value = float(parse(text))
+        if value > high or (not inclusive and value == high):
+            raise argparse.ArgumentTypeError(
+                f"{text} must be {'<=' if inclusive else '<'} {high:g} ({what})"
+            )
+        return value
+
+    bounded.__name__ = getattr(parse, "__name__", "number")
+    return bounded
 
 
 @checked
@@ -89,9 +110,10 @@ def register(subparsers: Any) -> None:
     source.add_argument("--funding", type=Path, metavar="FILE", help="funding file (file mode)")
     source.add_argument(
         "--timeframe",
-        choices=_TIMEFRAMES,
-        help="signal bar length: lake signals of this timeframe (default 15m); in file mode "
-        "the signals' bar length (default: the candles' interval)",
+        metavar="TF",
+        help="signal bar length: lake mode reads the signals of this timeframe, one of "
+        f"{', '.join(SIGNAL_TIMEFRAMES)} (default 15m); file mode: the signals' bar length, "
+        "any kline interval (default: the candles' interval)",
     )
     source.add_argument(
         "--window-days",
@@ -99,7 +121,9 @@ def register(subparsers: Any) -> None:
         nargs="+",
         default=[30, 60, 90],
         metavar="N",
-        help="trailing windows ending at the last candle, in days (default 30 60 90)",
+        help="trailing windows in days (default 30 60 90), ending at --end (lake mode, default "
+        "now) or at the last candle's close (file mode); a window the data does not fill is "
+        "flagged partial_data",
     )
     source.add_argument(
         "--rolling-days",
@@ -107,7 +131,11 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="also consecutive rolling (walk-forward) windows of N days",
     )
-    source.add_argument("--end", type=iso_time, help="lake mode: end of the data (default now)")
+    source.add_argument(
+        "--end",
+        type=iso_time,
+        help="lake mode: end of the data and of the windows (default now)",
+    )
     filters = parser.add_argument_group("signal filters")
     filters.add_argument("--setup", type=_words(), action="extend", help="setup(s), comma list")
     filters.add_argument(
@@ -119,8 +147,20 @@ def register(subparsers: Any) -> None:
     filters.add_argument("--direction", choices=("both", "long", "short"), default="both")
     fills = parser.add_argument_group("fills and costs")
     fills.add_argument("--fee-rate", type=_fee_rate, default=0.0005, help="per side (0.0005)")
-    fills.add_argument("--slippage-bps", type=non_negative_float, default=0.0, help="per side")
-    fills.add_argument("--hold-bars", type=positive_int, metavar="N", help="exit at open of +N")
+    fills.add_argument(
+        "--slippage-bps",
+        type=_at_most(non_negative_float, MAX_SLIPPAGE_BPS, inclusive=False, what="bps per side"),
+        default=0.0,
+        help="per side, < 1000",
+    )
+    fills.add_argument(
+        "--hold-bars",
+        type=positive_int,
+        metavar="N",
+        help="time exit at the open of the Nth 1m bar after the entry bar (1m bars whatever "
+        f"--timeframe); without any exit option (--hold-bars, --stop-*, --take-profit-*, "
+        f"--signal-levels) the default is --hold-bars {DEFAULT_HOLD_BARS}",
+    )
     fills.add_argument("--stop-pct", type=_percent, metavar="P", help="stop at P %% from entry")
     fills.add_argument("--take-profit-pct", type=_percent, metavar="P", help="target at P %%")
     fills.add_argument("--stop-atr", type=positive_float, metavar="K", help="stop at K × ATR")
@@ -128,12 +168,25 @@ def register(subparsers: Any) -> None:
     fills.add_argument(
         "--signal-levels", action="store_true", help="use the signals' own stop/target levels"
     )
-    fills.add_argument("--entry-delay", type=positive_int, default=1, metavar="BARS")
+    fills.add_argument(
+        "--entry-delay",
+        type=positive_int,
+        default=1,
+        metavar="BARS",
+        help="enter at the open of the Nth 1m bar after the signal is known (default 1: the "
+        "next 1m bar)",
+    )
     fills.add_argument("--opposite", choices=("ignore", "close", "reverse"), default="ignore")
     fills.add_argument("--sizing", choices=("notional", "fraction"), default="notional")
-    fills.add_argument("--notional", type=positive_float, default=10_000.0)
-    fills.add_argument("--fraction", type=positive_float, default=1.0)
-    fills.add_argument("--initial-equity", type=positive_float, default=10_000.0)
+    money = _at_most(positive_float, MAX_MONEY, inclusive=True, what="quote currency")
+    fills.add_argument("--notional", type=money, default=10_000.0, help="<= 1e15")
+    fills.add_argument(
+        "--fraction",
+        type=_at_most(positive_float, MAX_FRACTION, inclusive=True, what="times equity"),
+        default=1.0,
+        help="of equity per trade, <= 100",
+    )
+    fills.add_argument("--initial-equity", type=money, default=10_000.0, help="<= 1e15")
     out = parser.add_argument_group("output")
     out.add_argument("--export", type=_formats, default=("json", "csv"), help="json,csv")
     out.add_argument(
@@ -145,22 +198,20 @@ def register(subparsers: Any) -> None:
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
     # Heavy imports only when the command runs: `ingmon --help` stays fast.
-    from ingmon.backtest.engine import BacktestConfig, Bars, Funding  # noqa: PLC0415
-    from ingmon.backtest.export import save_run, write_exports  # noqa: PLC0415
-    from ingmon.backtest.files import (  # noqa: PLC0415
-        read_candles,
-        read_funding,
-        read_lake_inputs,
-        read_signals,
-    )
-    from ingmon.backtest.run import run_backtests  # noqa: PLC0415
-    from ingmon.lake import Lake  # noqa: PLC0415
-    from ingmon.schema import interval_ms  # noqa: PLC0415
-    from ingmon.times import DAY_MS, now_ms  # noqa: PLC0415
+    from ingmon.backtest.engine import BacktestConfig  # noqa: PLC0415
+    from ingmon.times import now_ms  # noqa: PLC0415
 
+    notes = []
+    hold_bars = args.hold_bars
+    if not args.signal_levels and all(getattr(args, name) is None for name in _EXIT_OPTIONS):
+        hold_bars = DEFAULT_HOLD_BARS
+        notes.append(
+            f"no exit option given: default --hold-bars {DEFAULT_HOLD_BARS} "
+            f"(time exit {DEFAULT_HOLD_BARS} 1m bars after entry)"
+        )
     config = BacktestConfig(
         entry_delay_bars=args.entry_delay,
-        hold_bars=args.hold_bars,
+        hold_bars=hold_bars,
         stop_pct=args.stop_pct,
         take_profit_pct=args.take_profit_pct,
         stop_atr=args.stop_atr,
@@ -179,46 +230,54 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     symbols = args.symbol or []
     if len(symbols) > 1:
         raise UsageError("give one --symbol per backtest")
-    filters = {
+    settings = settings_from(args, reads_only=not file_mode)
+    created = now_ms()
+    if file_mode:
+        run, written = _backtest_files(args, config, settings, created, notes)
+    else:
+        run, written = _backtest_lake(args, config, settings, created, notes)
+    print(summary_table(run))
+    for path in written:
+        print(f"wrote {path}")
+    sys.stdout.flush()
+    return 0
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {
         "setup": args.setup or [],
         "min_score": args.min_score,
         "confidence": args.confidence or [],
         "direction": args.direction,
     }
-    settings = settings_from(args, reads_only=not file_mode)
-    created = now_ms()
-    if file_mode:
-        if args.candles is None or args.signals is None:
-            raise UsageError("file mode needs both --candles FILE and --signals FILE")
-        if args.end is not None:
-            raise UsageError("--end applies to lake mode; trim the files instead")
-        candles = read_candles(args.candles)
-        bars = Bars.from_frame(candles)
-        timeframe_ms = interval_ms(args.timeframe) if args.timeframe else bars.bar_ms
-        signals = read_signals(args.signals, candles=candles, timeframe_ms=timeframe_ms)
-        signals = _filter_file_signals(signals, filters)
-        funding = Funding.from_frame(read_funding(args.funding) if args.funding else None)
-        symbol, source, timeframe = (symbols[0] if symbols else "FILE"), "file", args.timeframe
-    else:
-        if not symbols:
-            raise UsageError("give --symbol SYM (lake mode) or --candles and --signals files")
-        if args.funding is not None:
-            raise UsageError("--funding FILE applies to file mode; lake mode reads the lake's")
-        symbol, source, timeframe = symbols[0], "lake", args.timeframe or "15m"
-        end_ms = args.end if args.end is not None else created
-        span_days = max(*args.window_days, args.rolling_days or 0)
-        inputs = read_lake_inputs(
-            Lake(settings.lake_dir),
-            symbol=symbol,
-            timeframe=timeframe,
-            start_ms=end_ms - round(span_days * DAY_MS),
-            end_ms=end_ms,
-            setups=filters["setup"],
-            min_score=args.min_score,
-            confidences=filters["confidence"],
+
+
+def _backtest_files(
+    args: argparse.Namespace, config: Any, settings: Any, created: int, notes: list[str]
+) -> tuple[BacktestRun, list[Path]]:
+    """File mode: every file read and checked, the run computed, then saved, then exported."""
+    from ingmon.backtest.engine import Bars, Funding  # noqa: PLC0415
+    from ingmon.backtest.export import save_run, write_exports  # noqa: PLC0415
+    from ingmon.backtest.files import read_candles, read_funding, read_signals  # noqa: PLC0415
+    from ingmon.backtest.run import run_backtests  # noqa: PLC0415
+    from ingmon.lake import Lake  # noqa: PLC0415
+
+    if args.candles is None or args.signals is None:
+        raise UsageError("file mode needs both --candles FILE and --signals FILE")
+    if args.end is not None:
+        raise UsageError("--end applies to lake mode; trim the files instead")
+    if args.timeframe is not None and args.timeframe not in INTERVAL_MS:
+        raise UsageError(
+            f"argument --timeframe: invalid interval {args.timeframe!r}: expected one of "
+            f"{', '.join(INTERVAL_MS)}"
         )
-        bars = Bars.from_frame(inputs.bars, bar_ms=60_000)
-        signals, funding = inputs.signals, Funding.from_frame(inputs.funding)
+    filters = _filters(args)
+    candles = read_candles(args.candles)
+    bars = Bars.from_frame(candles)
+    timeframe_ms = INTERVAL_MS[args.timeframe] if args.timeframe else bars.bar_ms
+    signals = read_signals(args.signals, candles=candles, timeframe_ms=timeframe_ms)
+    signals = _filter_file_signals(signals, filters)
+    funding = Funding.from_frame(read_funding(args.funding) if args.funding else None)
     run = run_backtests(
         bars,
         signals,
@@ -226,21 +285,64 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         funding=funding,
         window_days=tuple(args.window_days),
         rolling_days=args.rolling_days,
-        symbol=symbol,
-        source=source,
-        timeframe=timeframe,
+        symbol=args.symbol[0] if args.symbol else "FILE",
+        source="file",
+        timeframe=args.timeframe,
         filters=filters,
         created_at_ms=created,
+        notes=tuple(notes),
     )
-    out_dir = args.out or settings.data_dir / "backtests" / run.run_id
-    written = write_exports(run, out_dir, args.export)
     if not args.no_save:
         save_run(Lake(settings.lake_dir), run)
-    print(summary_table(run))
-    for path in written:
-        print(f"wrote {path}")
-    sys.stdout.flush()
-    return 0
+    written = write_exports(
+        run, args.out or settings.data_dir / "backtests" / run.run_id, args.export
+    )
+    return run, written
+
+
+def _backtest_lake(
+    args: argparse.Namespace, config: Any, settings: Any, created: int, notes: list[str]
+) -> tuple[BacktestRun, list[Path]]:
+    """Lake mode: the signal engine's signals of one symbol, windows anchored at --end/now."""
+    from ingmon.backtest.lake import backtest_lake  # noqa: PLC0415
+    from ingmon.lake import Lake  # noqa: PLC0415
+    from ingmon.signals.setups import SETUPS  # noqa: PLC0415
+
+    if not args.symbol:
+        raise UsageError("give --symbol SYM (lake mode) or --candles and --signals files")
+    if args.funding is not None:
+        raise UsageError("--funding FILE applies to file mode; lake mode reads the lake's")
+    timeframe = args.timeframe or "15m"
+    if timeframe not in SIGNAL_TIMEFRAMES:
+        raise UsageError(
+            f"argument --timeframe: invalid signal timeframe {timeframe!r}: expected one of "
+            f"{', '.join(SIGNAL_TIMEFRAMES)}"
+        )
+    unknown = [setup for setup in args.setup or [] if setup not in SETUPS]
+    if unknown:
+        raise UsageError(
+            f"argument --setup: unknown setup {unknown[0]!r}: expected one of {', '.join(SETUPS)}"
+        )
+    done = backtest_lake(
+        Lake(settings.lake_dir),
+        args.symbol[0],
+        config=config,
+        timeframe=timeframe,
+        window_days=tuple(args.window_days),
+        rolling_days=args.rolling_days,
+        end_ms=args.end if args.end is not None else created,
+        exports_root=settings.data_dir / "backtests",
+        out_dir=args.out,
+        formats=args.export,
+        save=not args.no_save,
+        setups=args.setup or (),
+        min_score=args.min_score,
+        confidences=args.confidence or (),
+        direction=args.direction,
+        created_at_ms=created,
+        notes=notes,
+    )
+    return done.run, done.written
 
 
 def _filter_file_signals(signals: Any, filters: dict[str, Any]) -> Any:
@@ -314,4 +416,14 @@ def summary_table(run: BacktestRun) -> str:
     skipped = {k: v for k, v in run.overall.result.skipped.items() if v}
     if skipped:
         lines.append("skipped signals: " + ", ".join(f"{k} {v}" for k, v in skipped.items()))
+    ignored = run.overall.result.own_levels_ignored
+    if ignored:
+        lines.append(
+            f"own levels ignored: {ignored} (a signal's stop/target on the wrong side of the "
+            "entry fill, or not a positive price)"
+        )
+    rules_version = run.filters.get("rules_version")
+    if rules_version:
+        lines.append(f"scores: rules version {rules_version}")
+    lines.extend(f"note: {note}" for note in run.notes)
     return "\n".join(lines)

@@ -110,7 +110,9 @@ def run_document(run: BacktestRun) -> dict[str, Any]:
             "config": run.config_document,
             "config_hash": run.config_hash,
             "data": run.data,
+            "notes": list(run.notes),
             "skipped_signals": dict(overall.result.skipped),
+            "own_levels_ignored": overall.result.own_levels_ignored,
             "flags": list(overall.flags),
             "metrics": _with_iso_times(overall.metrics),
             "breakdowns": overall.breakdowns,
@@ -167,7 +169,8 @@ def write_exports(run: BacktestRun, out_dir: Path, formats: Sequence[str]) -> li
 
 def save_run(lake: Lake, run: BacktestRun) -> None:
     """One ``backtest_runs`` row (config, data hash, headline metrics, the document) and the
-    run's trades in ``backtest_trades``, under the run's symbol."""
+    run's trades in ``backtest_trades``, under the run's symbol. Both tables are built before
+    either is written, so a run that cannot be stored leaves nothing behind."""
     metrics = run.overall.metrics
     document = run_document(run)
     row = {
@@ -186,23 +189,33 @@ def save_run(lake: Lake, run: BacktestRun) -> None:
         "max_drawdown": [metrics["max_drawdown"]],
         "summary": [json.dumps(document, allow_nan=False)],
     }
-    lake.upsert(BACKTEST_RUNS, pa.table(row), symbol=run.symbol)
+    runs_table = pa.table(row)
     trades = run.overall.result.trades
-    if len(trades) == 0:
-        return
+    trades_table = _trades_table(run, trades) if len(trades) else None
+    lake.upsert(BACKTEST_RUNS, runs_table, symbol=run.symbol)
+    if trades_table is not None:
+        lake.upsert(BACKTEST_TRADES, trades_table, symbol=run.symbol)
+
+
+def _text_or_none(values: Any) -> pa.Array:
+    """Labels as strings (a setup named 7 is "7"), missing ones null."""
+    return pa.array([None if pd.isna(value) else str(value) for value in values], pa.string())
+
+
+def _trades_table(run: BacktestRun, trades: pd.DataFrame) -> pa.Table:
     score = pd.to_numeric(trades["score"], errors="coerce")
-    table = pa.table(
+    return pa.table(
         {
             "trade_id": [f"{run.run_id}:{int(i)}" for i in trades["trade_id"]],
             "run_id": [run.run_id] * len(trades),
-            "signal_id": pa.array(trades["signal_id"].tolist(), pa.string()),
-            "setup": pa.array(trades["setup"].tolist(), pa.string()),
+            "signal_id": _text_or_none(trades["signal_id"].tolist()),
+            "setup": _text_or_none(trades["setup"].tolist()),
             "direction": trades["direction"].tolist(),
             "score": pa.array(
                 [None if math.isnan(v) else int(v) for v in score.to_numpy(dtype=np.float64)],
                 pa.int32(),
             ),
-            "confidence": pa.array(trades["confidence"].tolist(), pa.string()),
+            "confidence": _text_or_none(trades["confidence"].tolist()),
             "entry_time": pa.array(trades["entry_time"].to_numpy(), pa.timestamp("ms", tz="UTC")),
             "entry_price": trades["entry_price"].to_numpy(),
             "exit_time": pa.array(trades["exit_time"].to_numpy(), pa.timestamp("ms", tz="UTC")),
@@ -213,4 +226,3 @@ def save_run(lake: Lake, run: BacktestRun) -> None:
             "pnl": trades["pnl"].to_numpy(),
         }
     )
-    lake.upsert(BACKTEST_TRADES, table, symbol=run.symbol)

@@ -15,19 +15,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ingmon.backtest.engine import Bars, timeframe_atr
 from ingmon.errors import UsageError
 from ingmon.lake import Lake
 from ingmon.schema import CANDLES, FUNDING, SCORES, SIGNALS, interval_ms
+from ingmon.signals.features import Bars as SignalBars
+from ingmon.signals.features import atr as wilder_atr
+from ingmon.signals.rules import RULES_VERSION
 from ingmon.times import MINUTE_MS, iso_ms
 
 __all__ = [
+    "ATR_WARMUP_FACTOR",
     "CANDLE_TIME_COLUMNS",
+    "CONFIDENCES",
     "Inputs",
     "read_candles",
     "read_funding",
     "read_lake_inputs",
     "read_signals",
+    "signal_timeframe_atr",
 ]
 
 CANDLE_TIME_COLUMNS: tuple[str, ...] = ("open_time", "time", "timestamp", "date")
@@ -44,6 +49,10 @@ _SIGNAL_OPTIONAL = {
 }
 # Epoch-ms values below this (1973-03-03) are taken for seconds: refused, not guessed.
 _MIN_EPOCH_MS = 100_000_000_000
+CONFIDENCES: tuple[str, ...] = ("high", "medium", "low")
+# Lake mode reads this many × atr_bars signal-timeframe bars before the data for the Wilder ATR:
+# the seed's weight left after them, (1 − 1/14)^266 < 1e-8, is below any price tick.
+ATR_WARMUP_FACTOR = 20
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class Inputs:
     funding: pd.DataFrame | None
     source: str
     timeframe_ms: int
+    rules_version: str | None = None
 
 
 def _read_table(path: Path, what: str) -> pd.DataFrame:
@@ -86,39 +96,70 @@ def _read_table(path: Path, what: str) -> pd.DataFrame:
     return frame
 
 
+def _show(value: Any) -> str:
+    """A cell as the user wrote it: Python's repr of a plain value, never numpy's."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
+def _first(mask: Any) -> int:
+    """0-based position of the first True of a boolean array or Series."""
+    return int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
+
+
 def _find(frame: pd.DataFrame, names: Sequence[str]) -> str | None:
     return next((name for name in names if name in frame.columns), None)
 
 
 def _times_ms(values: pd.Series, *, where: str, what: str, column: str) -> np.ndarray:
-    """Epoch ms from integer ms, ISO-8601 strings or timestamps."""
+    """Epoch ms from integer ms, ISO-8601 strings or timestamps. The first row decides which:
+    a number among ISO strings (or text among numbers) is named by its row."""
+    empty = values.isna().to_numpy()
+    if empty.any():
+        row = _first(empty)
+        raise UsageError(f"{where}: empty time in column {column} (row {row + 1})", field=what)
     if pd.api.types.is_datetime64_any_dtype(values):
-        if values.isna().any():
-            row = int(np.flatnonzero(values.isna().to_numpy())[0]) + 1
-            raise UsageError(f"{where}: empty time in column {column} (row {row})", field=what)
         stamps = values.dt.tz_localize("UTC") if values.dt.tz is None else values
         return np.asarray(
             stamps.dt.tz_convert("UTC").astype("datetime64[ms, UTC]").astype(np.int64),
             dtype=np.int64,
         )
     numeric = pd.to_numeric(values, errors="coerce")
-    if numeric.notna().all():
-        ms = numeric.to_numpy(dtype=np.float64)
-        if not np.all(ms == np.floor(ms)):
-            raise UsageError(f"{where}: column {column} has fractional epoch ms", field=what)
-        if ms.min() < _MIN_EPOCH_MS:
+    is_number = numeric.notna().to_numpy()
+    if is_number[0]:
+        if not is_number.all():
+            row = _first(~is_number)
             raise UsageError(
-                f"{where}: column {column} holds {int(ms.min())}, which is not epoch "
-                "milliseconds (seconds?)",
+                f"{where}: unparsable time {_show(values.iloc[row])} in column {column} "
+                f"(row {row + 1}); expected epoch ms like the rows before it",
+                field=what,
+            )
+        ms = numeric.to_numpy(dtype=np.float64)
+        fractional = ms != np.floor(ms)
+        if fractional.any():
+            row = _first(fractional)
+            raise UsageError(
+                f"{where}: column {column} has fractional epoch ms {float(ms[row])!r} "
+                f"(row {row + 1})",
+                field=what,
+            )
+        small = ms < _MIN_EPOCH_MS
+        if small.any():
+            row = _first(small)
+            raise UsageError(
+                f"{where}: column {column} holds {int(ms[row])} (row {row + 1}), which is not "
+                "epoch milliseconds (seconds?)",
                 field=what,
             )
         return ms.astype(np.int64)
     parsed = pd.to_datetime(values.astype(str), utc=True, errors="coerce", format="ISO8601")
-    if parsed.isna().any():
-        row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+    bad = parsed.isna().to_numpy() | is_number
+    if bad.any():
+        row = _first(bad)
         raise UsageError(
-            f"{where}: unparsable time {values.iloc[row]!r} in column {column} (row {row + 1}); "
-            "expected epoch ms or ISO-8601",
+            f"{where}: unparsable time {_show(values.iloc[row])} in column {column} "
+            f"(row {row + 1}); expected epoch ms or ISO-8601",
             field=what,
         )
     return parsed.astype("datetime64[ms, UTC]").astype(np.int64).to_numpy()
@@ -157,20 +198,70 @@ def read_candles(path: Path) -> pd.DataFrame:
     _check_increasing(times, where=where, what="candles")
     out = pd.DataFrame({"open_time": times})
     for column in (*PRICE_COLUMNS, "volume"):
-        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(values) | (values < 0 if column == "volume" else values <= 0)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise UsageError(
-                f"{where}: column {column} has an empty, negative or non-numeric value "
-                f"{frame[column].iloc[row]!r} (row {row + 1})",
-                field="candles",
-            )
-        out[column] = values
-    inverted = np.flatnonzero(out["high"].to_numpy() < out["low"].to_numpy())
-    if inverted.size:
-        raise UsageError(f"{where}: high below low (row {int(inverted[0]) + 1})", field="candles")
+        out[column] = _numbers(
+            frame[column], where=where, what="candles", column=column, low=0.0,
+            low_inclusive=column == "volume",
+        )  # fmt: skip
+    _check_consistent(out, where=where)
     return out
+
+
+def _numbers(
+    values: pd.Series,
+    *,
+    where: str,
+    what: str,
+    column: str,
+    low: float | None = None,
+    low_inclusive: bool = False,
+    high: float | None = None,
+    allow_empty: bool = False,
+) -> np.ndarray:
+    """A numeric column, checked in the order a reader would fix it: empty cells, then text,
+    then values that are not finite or outside (low, high]; each named by its first row."""
+    empty = values.isna().to_numpy()
+    if empty.any() and not allow_empty:
+        row = _first(empty)
+        raise UsageError(f"{where}: empty value in column {column} (row {row + 1})", field=what)
+    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    text = np.isnan(numeric) & ~empty
+    if text.any():
+        row = _first(text)
+        raise UsageError(
+            f"{where}: column {column} has a non-numeric value {_show(values.iloc[row])} "
+            f"(row {row + 1})",
+            field=what,
+        )
+    with np.errstate(invalid="ignore"):
+        bad = ~empty & ~np.isfinite(numeric)
+        if low is not None:
+            bad |= ~empty & ((numeric < low) if low_inclusive else (numeric <= low))
+        if high is not None:
+            bad |= ~empty & (numeric > high)
+    if bad.any():
+        row = _first(bad)
+        bound = f"{'>=' if low_inclusive else '>'} {low:g}" if low is not None else "finite"
+        raise UsageError(
+            f"{where}: column {column} has {float(numeric[row])!r} (row {row + 1}); it must be "
+            f"finite and {bound}",
+            field=what,
+        )
+    return numeric
+
+
+def _check_consistent(candles: pd.DataFrame, *, where: str) -> None:
+    """low <= min(open, close) and high >= max(open, close) on every bar."""
+    open_, close = candles["open"].to_numpy(), candles["close"].to_numpy()
+    low, high = candles["low"].to_numpy(), candles["high"].to_numpy()
+    bad = (low > np.minimum(open_, close)) | (high < np.maximum(open_, close))
+    if bad.any():
+        row = _first(bad)
+        raise UsageError(
+            f"{where}: inconsistent candle (row {row + 1}): open {float(open_[row])!r}, high "
+            f"{float(high[row])!r}, low {float(low[row])!r}, close {float(close[row])!r}; "
+            "expected low <= open, close <= high",
+            field="candles",
+        )
 
 
 def read_signals(path: Path, *, candles: pd.DataFrame, timeframe_ms: int) -> pd.DataFrame:
@@ -193,33 +284,24 @@ def read_signals(path: Path, *, candles: pd.DataFrame, timeframe_ms: int) -> pd.
             f"comes after row {row + 1} ({iso_ms(int(times[row]))})",
             field="signals",
         )
-    words = frame["direction"].astype(str).str.strip().str.lower()
+    empty = frame["direction"].isna().to_numpy()
+    if empty.any():
+        row = _first(empty)
+        raise UsageError(f"{where}: empty direction (row {row + 1})", field="signals")
+    words = frame["direction"].map(_text).str.strip().str.lower()
     unknown = ~words.isin(list(_DIRECTIONS))
     if unknown.any():
-        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        row = _first(unknown)
         raise UsageError(
-            f"{where}: direction {frame['direction'].iloc[row]!r} (row {row + 1}); expected "
-            "long, short, 1 or -1",
+            f"{where}: direction {_show(frame['direction'].iloc[row])} (row {row + 1}); "
+            "expected long, short, 1 or -1",
             field="signals",
         )
     out = pd.DataFrame({"time": times, "direction": words.map(_DIRECTIONS).astype(np.int8)})
     for name, aliases in _SIGNAL_OPTIONAL.items():
         column = _find(frame, aliases)
-        if column is None:
-            continue
-        if name in ("stop_price", "target_price", "atr", "score"):
-            values = pd.to_numeric(frame[column], errors="coerce")
-            bad = values.isna() & frame[column].notna()
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise UsageError(
-                    f"{where}: column {column} has a non-numeric value "
-                    f"{frame[column].iloc[row]!r} (row {row + 1})",
-                    field="signals",
-                )
-            out[name] = values.to_numpy(dtype=np.float64)
-        else:
-            out[name] = frame[column].astype(object).where(frame[column].notna(), None)
+        if column is not None:
+            out[name] = _optional_signal_column(frame[column], name, where=where, column=column)
     key = out[["time", "direction"]].assign(setup=out.get("setup"))
     twice = key.duplicated()
     if twice.any():
@@ -240,6 +322,48 @@ def read_signals(path: Path, *, candles: pd.DataFrame, timeframe_ms: int) -> pd.
         )
     out["known_ms"] = out["time"] + timeframe_ms
     return out
+
+
+def _text(value: Any) -> Any:
+    """A cell as text: integers read as floats (a column with gaps) lose their ".0"."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _optional_signal_column(values: pd.Series, name: str, *, where: str, column: str) -> Any:
+    """An optional signal column checked and typed: levels and atr finite and > 0, score an
+    integer 0–7, confidence high/medium/low, setup and signal_id text; empty cells allowed."""
+    if name in ("stop_price", "target_price", "atr"):
+        return _numbers(values, where=where, what="signals", column=column, low=0.0,
+                        allow_empty=True)  # fmt: skip
+    if name == "score":
+        score = _numbers(values, where=where, what="signals", column=column, allow_empty=True)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isnan(score) & ((score != np.floor(score)) | (score < 0) | (score > 7))
+        if bad.any():
+            row = _first(bad)
+            raise UsageError(
+                f"{where}: score {float(score[row])!r} (row {row + 1}); expected an integer 0–7",
+                field="signals",
+            )
+        return score
+    text = values.map(_text).astype(object)
+    if name == "confidence":
+        text = text.map(lambda tag: None if tag is None else tag.strip().lower())
+        bad = text.notna() & ~text.isin(list(CONFIDENCES))
+        if bad.any():
+            row = _first(bad)
+            raise UsageError(
+                f"{where}: confidence {_show(values.iloc[row])} (row {row + 1}); expected "
+                f"{', '.join(CONFIDENCES)}",
+                field="signals",
+            )
+    return text.where(text.notna(), None).to_numpy(dtype=object)
 
 
 def read_funding(path: Path) -> pd.DataFrame:
@@ -290,23 +414,28 @@ def read_lake_inputs(
     min_score: int | None = None,
     confidences: Sequence[str] = (),
     directions: Sequence[str] = (),
+    rules_version: str = RULES_VERSION,
     atr_bars: int = 14,
 ) -> Inputs:
     """1m candles, funding and the signals of ``timeframe`` in ``[start_ms, end_ms)``, each
-    signal with the score of its latest scoring (by ``scored_at``) and filtered by setup,
-    minimum score, confidence and direction. A signal is known at ``bar_close_time + 1 ms``.
-    Each signal carries ``atr``: the mean true range of the ``atr_bars`` timeframe bars
-    (built from the 1m candles, read from that many bars before ``start_ms``) ending with its
-    bar, for ATR-multiple stops and targets on the signal timeframe.
+    signal with its score under ``rules_version`` (the latest scoring by ``scored_at`` within
+    that version; scores of other rubrics are never mixed in), filtered by setup, minimum
+    score, confidence and direction. A signal is known at ``bar_close_time + 1 ms``.
 
-    A filter on score or confidence drops the signals that have no score yet."""
+    Each signal carries ``atr``: the signal engine's ATR (Wilder, ``atr_bars``) on the signal
+    timeframe at its bar, from 1m candles resampled the way the signal engine does and read
+    from ``ATR_WARMUP_FACTOR × atr_bars`` timeframe bars before ``start_ms``; only bars closed
+    by the signal bar's close enter it.
+
+    A filter on score or confidence drops the signals that have no score in that version."""
     last_ms = end_ms - 1  # Lake.read is inclusive of both ends
     timeframe_ms = interval_ms(timeframe)
+    warmup_ms = ATR_WARMUP_FACTOR * atr_bars * timeframe_ms
     candles = lake.read(
         CANDLES,
         symbols=symbol,
         param="1m",
-        start=start_ms - atr_bars * timeframe_ms,
+        start=start_ms - warmup_ms,
         end=last_ms,
         columns=["open_time", "open", "high", "low", "close", "volume"],
     )
@@ -343,6 +472,7 @@ def read_lake_inputs(
         columns=["signal_id", "score", "confidence", "rules_version", "scored_at"],
     )
     scores = score_table.to_pandas()
+    scores = scores[scores["rules_version"] == rules_version]
     if len(scores):
         scores = scores.sort_values("scored_at").drop_duplicates("signal_id", keep="last")
     signals = signals.merge(
@@ -374,14 +504,9 @@ def read_lake_inputs(
             "target_price": signals["target_price"].to_numpy(dtype=np.float64, na_value=np.nan),
         }
     )
-    coarse_open, coarse_atr = timeframe_atr(
-        Bars.from_frame(bars, bar_ms=MINUTE_MS), timeframe_ms, atr_bars
+    frame["atr"] = signal_timeframe_atr(
+        bars, timeframe_ms=timeframe_ms, length=atr_bars, end_ms=end_ms, at_ms=frame["time"]
     )
-    at = np.searchsorted(coarse_open, frame["time"].to_numpy())
-    found = (at < len(coarse_open)) & (
-        coarse_open[np.minimum(at, len(coarse_open) - 1)] == frame["time"].to_numpy()
-    )
-    frame["atr"] = np.where(found, coarse_atr[np.minimum(at, len(coarse_open) - 1)], np.nan)
     bars = bars[bars["open_time"] >= start_ms].reset_index(drop=True)  # the warm-up goes
     if bars.empty:
         raise UsageError(
@@ -389,4 +514,32 @@ def read_lake_inputs(
             f"{iso_ms(end_ms)})",
             field="symbols",
         )
-    return Inputs(bars, frame.reset_index(drop=True), funding, "lake", timeframe_ms)
+    return Inputs(bars, frame.reset_index(drop=True), funding, "lake", timeframe_ms, rules_version)
+
+
+def signal_timeframe_atr(
+    minutes: pd.DataFrame, *, timeframe_ms: int, length: int, end_ms: int, at_ms: Any
+) -> np.ndarray:
+    """The signal engine's ATR (``ingmon.signals.features.atr``: Wilder over ``length`` bars)
+    on 1m ``minutes`` resampled to ``timeframe_ms`` as the signal engine resamples them, at the
+    bars opening at each of ``at_ms`` (NaN where there is no such closed bar or too little
+    history). Causal: a bar's value uses the bars up to and including it."""
+    signal_bars = SignalBars.from_candles(
+        open_time_ms=minutes["open_time"].to_numpy(dtype=np.int64),
+        open=minutes["open"].to_numpy(dtype=np.float64),
+        high=minutes["high"].to_numpy(dtype=np.float64),
+        low=minutes["low"].to_numpy(dtype=np.float64),
+        close=minutes["close"].to_numpy(dtype=np.float64),
+        volume=minutes["volume"].to_numpy(dtype=np.float64),
+        taker_buy_volume=np.zeros(len(minutes)),  # not needed for the ATR
+        interval_ms=MINUTE_MS,
+    ).resample(timeframe_ms, known_until_ms=end_ms)
+    wanted = np.asarray(at_ms, dtype=np.int64)
+    out = np.full(len(wanted), np.nan)
+    if not len(signal_bars) or not len(wanted):
+        return out
+    values = wilder_atr(signal_bars.high, signal_bars.low, signal_bars.close, length)
+    at = np.minimum(np.searchsorted(signal_bars.open_time_ms, wanted), len(signal_bars) - 1)
+    found = signal_bars.open_time_ms[at] == wanted
+    out[found] = values[at[found]]
+    return out

@@ -22,6 +22,7 @@ from ingmon.backtest.windows import (
     rolling_windows,
     trailing_windows,
 )
+from ingmon.errors import UsageError
 from ingmon.times import DAY_MS, iso_ms
 
 __all__ = [
@@ -51,6 +52,7 @@ class BacktestRun:
     overall: WindowReport
     windows: list[WindowReport]
     rolling: list[WindowReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # said in the summary: defaults applied, …
 
     @property
     def config_document(self) -> dict[str, Any]:
@@ -105,12 +107,21 @@ def run_backtests(
     filters: dict[str, Any] | None = None,
     created_at_ms: int = 0,
     run_id: str | None = None,
+    as_of_ms: int | None = None,
+    notes: tuple[str, ...] = (),
 ) -> BacktestRun:
-    """The whole data, the trailing windows ending at the last bar's close and, with
-    ``rolling_days``, consecutive rolling windows of that length, each its own backtest."""
+    """The whole data, the trailing windows ending at ``as_of_ms`` and, with ``rolling_days``,
+    consecutive rolling windows of that length ending there, each its own backtest.
+
+    ``as_of_ms`` defaults to the last bar's close (file mode: the data ends where it ends);
+    lake mode passes the end it read the data for (``--end`` or now), so a stale lake shows as
+    windows flagged ``partial_data`` instead of windows silently shifted back in time. Rolling
+    days longer than the data are bad input (:class:`UsageError`), not zero windows."""
     funding = funding or Funding.empty()
     first_ms = int(bars.open_time_ms[0])
-    as_of_ms = int(bars.close_time_ms[-1]) + 1
+    data_end_ms = int(bars.close_time_ms[-1]) + 1
+    if as_of_ms is None:
+        as_of_ms = data_end_ms
     everything = Window("all", "all", first_ms, as_of_ms, (as_of_ms - first_ms) / DAY_MS)
 
     def evaluate(windows: list[Window]) -> list[WindowReport]:
@@ -120,12 +131,21 @@ def run_backtests(
 
     (overall,) = evaluate([everything])
     windows = evaluate(trailing_windows(as_of_ms, window_days))
-    rolling = (
-        evaluate(rolling_windows(first_ms, as_of_ms, days=rolling_days)) if rolling_days else []
-    )
+    rolling: list[WindowReport] = []
+    if rolling_days:
+        fitting = rolling_windows(first_ms, as_of_ms, days=rolling_days)
+        if not fitting:
+            raise UsageError(
+                f"rolling_days {rolling_days:g} is longer than the data: "
+                f"{(as_of_ms - first_ms) / DAY_MS:.2f} days from {iso_ms(first_ms)} to "
+                f"{iso_ms(as_of_ms)}",
+                field="rolling_days",
+            )
+        rolling = evaluate(fitting)
     data = {
         "start": iso_ms(first_ms),
-        "end": iso_ms(as_of_ms),
+        "end": iso_ms(data_end_ms),
+        "as_of": iso_ms(as_of_ms),
         "bars": len(bars),
         "bar_ms": bars.bar_ms,
         "signals": len(signals),
@@ -144,6 +164,7 @@ def run_backtests(
         overall=overall,
         windows=windows,
         rolling=rolling,
+        notes=list(notes),
     )
 
 

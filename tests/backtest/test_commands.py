@@ -144,7 +144,10 @@ BAD_CANDLES = {
     "empty": (CANDLE_HEADER, "has no rows"),
     "seconds": (CANDLE_HEADER + "1767225600,100,101,99,100,5\n", "not epoch milliseconds"),
     "bad time": ("date,open,high,low,close,volume\nyesterday,1,2,1,1,1\n", "unparsable time"),
-    "bad price": (CANDLE_HEADER + f"{T0},100,101,99,x,5\n", "column close has an empty"),
+    "bad price": (
+        CANDLE_HEADER + f"{T0},100,101,99,x,5\n",
+        "column close has a non-numeric value 'x' (row 1)",
+    ),
 }
 
 

@@ -16,6 +16,7 @@ from ingmon.backtest.files import read_lake_inputs
 from ingmon.cli import main
 from ingmon.lake import Lake
 from ingmon.schema import CANDLES, FUNDING, SCORES, SIGNALS
+from ingmon.signals.rules import RULES_VERSION
 from tests.backtest._market import MINUTE_MS, random_bars
 
 DAYS = 2
@@ -35,14 +36,16 @@ def table(schema: pa.Schema, rows: dict[str, Any]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-# (quarter index, setup, direction, scores as (rules_version, scored_at offset, score, tag))
+CURRENT, OLD = RULES_VERSION, "score-0"
+# (quarter index, setup, direction, scores as (rules_version, scored_at offset, score, tag)):
+# sig-40 was rescored later under the old rubric, sig-100 only ever under it.
 SIGNAL_ROWS = [
-    (4, "sweep_reclaim", "long", [("r1", 0, 3, "low"), ("r2", 1, 6, "high")]),
-    (50, "absorption", "short", [("r1", 0, 5, "medium")]),
-    (40, "sweep_reclaim", "short", [("r1", 0, 6, "high"), ("r2", 1, 2, "low")]),
+    (4, "sweep_reclaim", "long", [(OLD, 0, 3, "low"), (CURRENT, 1, 6, "high")]),
+    (50, "absorption", "short", [(CURRENT, 0, 5, "medium")]),
+    (40, "sweep_reclaim", "short", [(CURRENT, 0, 6, "high"), (OLD, 1, 2, "low")]),
     (60, "exhaustion", "long", []),
-    (100, "absorption", "long", [("r2", 0, 7, "high")]),
-    (150, "sweep_reclaim", "long", [("r1", 0, 4, "medium")]),
+    (100, "absorption", "long", [(OLD, 0, 7, "high")]),
+    (150, "sweep_reclaim", "long", [(CURRENT, 0, 4, "medium")]),
 ]
 
 
@@ -120,10 +123,11 @@ def end_of(root: Path) -> int:
     return int(candles["open_time"].cast(pa.int64())[-1].as_py()) + MINUTE_MS
 
 
-def test_scores_join_on_the_latest_scoring_and_filters_apply(lake_root: Path) -> None:
-    """Each signal carries the score of its latest scoring; --min-score 4 keeps sig-4 (6 by
-    r2), sig-50 (5), sig-100 (7), sig-150 (4) and drops sig-40 (rescored 2) and the unscored
-    sig-60; known at bar_close_time + 1 ms."""
+def test_scores_join_one_rules_version_and_filters_apply(lake_root: Path) -> None:
+    """Each signal carries its score under the current rules version only, never a later
+    rescoring under another rubric: --min-score 4 keeps sig-4 (6), sig-40 (6, though rescored 2
+    later by the old rules), sig-50 (5) and sig-150 (4), and drops sig-100 (scored only by the
+    old rules) and the unscored sig-60; known at bar_close_time + 1 ms."""
     end = end_of(lake_root)
     inputs = read_lake_inputs(
         Lake(lake_root / "lake"),
@@ -134,30 +138,94 @@ def test_scores_join_on_the_latest_scoring_and_filters_apply(lake_root: Path) ->
         min_score=4,
     )
     signals = inputs.signals
-    assert signals["signal_id"].tolist() == ["sig-4", "sig-50", "sig-100", "sig-150"]
-    assert signals["score"].tolist() == [6, 5, 7, 4]
-    assert signals["confidence"].tolist() == ["high", "medium", "high", "medium"]
+    assert inputs.rules_version == RULES_VERSION
+    assert signals["signal_id"].tolist() == ["sig-4", "sig-40", "sig-50", "sig-150"]
+    assert signals["score"].tolist() == [6, 6, 5, 4]
+    assert signals["confidence"].tolist() == ["high", "high", "medium", "medium"]
     np.testing.assert_array_equal(signals["known_ms"], signals["time"] + QUARTER_MS)
-    # 15m ATR over 14 quarters: sig-4 has only 5 quarters of history, the others have enough.
-    assert np.isnan(signals["atr"].iloc[0]) and np.isfinite(signals["atr"].iloc[1:]).all()
     assert len(inputs.bars) == DAYS * 1440 and len(inputs.funding) == 3 * DAYS - 1  # type: ignore[arg-type]
+
+
+def test_another_rules_version_is_asked_for_by_name(lake_root: Path) -> None:
+    """rules_version="score-0" joins that rubric's scores alone: sig-4 3, sig-40 2, sig-100 7."""
+    end = end_of(lake_root)
+    inputs = read_lake_inputs(
+        Lake(lake_root / "lake"),
+        symbol="BTCUSDT",
+        timeframe="15m",
+        start_ms=end - DAYS * 86_400_000,
+        end_ms=end,
+        min_score=0,
+        rules_version=OLD,
+    )
+    assert inputs.signals["signal_id"].tolist() == ["sig-4", "sig-40", "sig-100"]
+    assert inputs.signals["score"].tolist() == [3, 2, 7]
+
+
+def wilder_atr_by_hand(quarters: pd.DataFrame, length: int) -> np.ndarray:
+    """Wilder's ATR as written in the reference: true range (the first bar's is high − low),
+    seeded with the mean of the first ``length`` values, then atr = (prev·(n−1) + tr) / n."""
+    high, low, close = (quarters[c].to_numpy() for c in ("high", "low", "close"))
+    true_range = [high[0] - low[0]]
+    for i in range(1, len(quarters)):
+        true_range.append(
+            max(high[i] - low[i], abs(high[i] - close[i - 1]), abs(low[i] - close[i - 1]))
+        )
+    out = [float("nan")] * len(quarters)
+    level = sum(true_range[:length]) / length
+    out[length - 1] = level
+    for i in range(length, len(quarters)):
+        level = (level * (length - 1) + true_range[i]) / length
+        out[i] = level
+    return np.asarray(out)
+
+
+def test_lake_signals_carry_the_signal_engines_wilder_atr_without_lookahead(
+    lake_root: Path,
+) -> None:
+    """The ATR a signal brings is Wilder's ATR14 on 15m bars (pandas resample of the 1m
+    candles, a hand loop for the average) at its bar: NaN for sig-4 (5 quarters of history),
+    equal elsewhere; reading only up to a signal bar's close gives it the same value."""
+    end = end_of(lake_root)
+    lake = Lake(lake_root / "lake")
+    inputs = read_lake_inputs(
+        lake, symbol="BTCUSDT", timeframe="15m", start_ms=end - DAYS * 86_400_000, end_ms=end
+    )
+    candles = lake.read("candles", symbols="BTCUSDT", param="1m").to_pandas()
+    indexed = candles.set_index("open_time")
+    quarters = indexed.resample("15min").agg({"high": "max", "low": "min", "close": "last"})
+    expected = pd.Series(wilder_atr_by_hand(quarters, 14), index=quarters.index.as_unit("ms"))
+    by_time = expected.set_axis(expected.index.asi8)
+    signals = inputs.signals
+    assert np.isnan(signals["atr"].iloc[0]) and np.isfinite(signals["atr"].iloc[1:]).all()
+    np.testing.assert_allclose(
+        signals["atr"].to_numpy(), by_time.loc[signals["time"]].to_numpy(), rtol=1e-12
+    )
+    sig_50 = signals[signals["signal_id"] == "sig-50"].iloc[0]
+    cut = read_lake_inputs(
+        lake, symbol="BTCUSDT", timeframe="15m", start_ms=end - DAYS * 86_400_000,
+        end_ms=int(sig_50["known_ms"]),
+    )  # fmt: skip
+    assert cut.signals["signal_id"].iloc[-1] == "sig-50"
+    assert cut.signals["atr"].iloc[-1] == sig_50["atr"]
 
 
 def test_backtest_of_lake_signals_enters_after_the_signal_bar_closes(
     lake_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The CLI on the lake: trades of the filtered signals only, each entering at the open of
-    the first 1m bar after its 15m bar closed, with funding charged and the run saved."""
+    the first 1m bar after its 15m bar closed, with funding charged and the run saved with the
+    rules version its scores come from."""
     out = lake_root / "out"
     code = main(
         ["backtest", "--symbol", "BTCUSDT", "--window-days", "1", "2", "--timeframe", "15m",
-         "--min-score", "4", "--confidence", "high,medium", "--hold-bars", "600",
+         "--min-score", "4", "--confidence", "high,medium", "--hold-bars", "140",
          "--end", str(end_of(lake_root)), "--data-dir", str(lake_root), "--out", str(out)]
     )  # fmt: skip
     captured = capsys.readouterr()
     assert (code, captured.err) == (0, ""), captured.err
     trades = pd.read_csv(out / "trades.csv")
-    assert trades["signal_id"].tolist() == ["sig-4", "sig-50", "sig-100", "sig-150"]
+    assert trades["signal_id"].tolist() == ["sig-4", "sig-40", "sig-50", "sig-150"]
     signal_open = pd.to_datetime(trades["signal_time"])
     entry = pd.to_datetime(trades["entry_time"])
     assert ((entry - signal_open) == pd.Timedelta(minutes=15)).all()
@@ -165,9 +233,11 @@ def test_backtest_of_lake_signals_enters_after_the_signal_bar_closes(
     document = json.loads((out / "summary.json").read_text())
     assert document["source"] == "lake" and document["config"]["timeframe"] == "15m"
     assert document["config"]["filters"]["min_score"] == 4
-    assert set(document["breakdowns"]["score"]) == {"4", "5", "6", "7"}
+    assert document["config"]["filters"]["rules_version"] == RULES_VERSION
+    assert set(document["breakdowns"]["score"]) == {"4", "5", "6"}
     runs = Lake(lake_root / "lake").read("backtest_runs", symbols="BTCUSDT")
     assert runs["run_id"].to_pylist() == [document["run_id"]]
+    assert json.loads(runs["config"][0].as_py())["filters"]["rules_version"] == RULES_VERSION
     saved = Lake(lake_root / "lake").read("backtest_trades", symbols="BTCUSDT")
     assert saved.num_rows == 4
 
