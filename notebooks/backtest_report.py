@@ -46,14 +46,14 @@ import pandas as pd
 from IPython.display import Markdown, display
 from matplotlib.ticker import PercentFormatter
 
-from ingmon.backtest import BacktestConfig, BacktestRun, Bars, Funding, run_backtests
+from ingmon.backtest import BacktestConfig
 from ingmon.backtest.export import equity_frame, run_document, trades_frame
-from ingmon.backtest.files import read_lake_inputs
+from ingmon.backtest.lake import backtest_lake
 from ingmon.config import load_settings
 from ingmon.errors import IngmonError
 from ingmon.lake import Lake
 from ingmon.schema import CANDLES
-from ingmon.times import DAY_MS, iso_ms, now_ms, to_ms
+from ingmon.times import iso_ms, now_ms, to_ms
 
 settings = load_settings(**({"data_dir": Path(data_dir)} if data_dir else {}))
 lake = Lake(settings.lake_dir)
@@ -66,7 +66,6 @@ config = BacktestConfig(
     fee_rate=fee_rate,
     slippage_bps=slippage_bps,
 )
-filters = {"setup": setups, "min_score": min_score or None, "confidence": [], "direction": "both"}
 pd.set_option("display.max_columns", 40)
 pd.set_option("display.precision", 4)
 display(
@@ -81,42 +80,32 @@ display(
 # %% [markdown]
 # ## Runs
 #
-# One run per symbol over the longest window (inputs read the way `ingmon backtest --symbol`
-# reads them); each trailing window is its own backtest inside it.
-
+# One run per symbol by `ingmon.backtest.lake.backtest_lake`, the pipeline of
+# `ingmon backtest --symbol`: saved in the lake's `backtest_runs` and exported (summary.json,
+# trades.csv, equity.csv) under the data root's `backtests/RUN_ID`.
 
 # %%
-def backtest(symbol: str) -> BacktestRun:
-    inputs = read_lake_inputs(
-        lake,
-        symbol=symbol,
-        timeframe=timeframe,
-        start_ms=end_ms - max(window_days) * DAY_MS,
-        end_ms=end_ms,
-        setups=setups,
-        min_score=filters["min_score"],
-    )
-    return run_backtests(
-        Bars.from_frame(inputs.bars, bar_ms=60_000),
-        inputs.signals,
-        config=config,
-        funding=Funding.from_frame(inputs.funding),
-        window_days=tuple(window_days),
-        symbol=symbol,
-        source="lake",
-        timeframe=timeframe,
-        filters=filters,
-        created_at_ms=now_ms(),
-    )
-
-
 runs = {}
+exports = {}
 skipped = {}
 for symbol in chosen:
     try:
-        runs[symbol] = backtest(symbol)
+        done = backtest_lake(
+            lake,
+            symbol,
+            config=config,
+            timeframe=timeframe,
+            window_days=window_days,
+            end_ms=end_ms,
+            exports_root=settings.data_dir / "backtests",
+            setups=setups,
+            min_score=min_score or None,
+        )
     except IngmonError as error:
         skipped[symbol] = str(error)
+        continue
+    runs[symbol] = done.run
+    exports[symbol] = done.written
 for symbol, why in skipped.items():
     display(Markdown(f"**{symbol}** is not backtested: {why}"))
 if not chosen:
@@ -212,7 +201,7 @@ for symbol, document in documents.items():
 # %% [markdown]
 # ## Trades
 #
-# The latest trades of each run (all of them are in `ingmon backtest`'s `trades.csv`).
+# The latest trades of each run; all of them are in the run's exported `trades.csv`.
 
 # %%
 TRADE_COLUMNS = [
@@ -233,7 +222,8 @@ TRADE_COLUMNS = [
 for symbol, run in runs.items():
     trades = trades_frame(run)
     shown = "" if len(trades) <= 50 else ", the last 50"
-    display(Markdown(f"**{symbol}**: {len(trades)} trades{shown}"))
+    files = ", ".join(f"`{path}`" for path in exports[symbol])
+    display(Markdown(f"**{symbol}**: {len(trades)} trades{shown} (exported: {files})"))
     if len(trades):
         display(trades[TRADE_COLUMNS].tail(50))
 
