@@ -149,6 +149,7 @@ _COMMAND_MODULES = (
     "ingmon.binance.commands",
     "ingmon.signals.commands",
     "ingmon.backtest.commands",
+    "ingmon.reports.commands",
 )
 
 
