@@ -7,8 +7,10 @@ is undefined (no trades, no losses, one day) is ``None``, never ``NaN`` or infin
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +36,19 @@ BREAKDOWN_COLUMNS: tuple[str, ...] = ("setup", "direction", "score", "confidence
 _Z95 = 1.959963984540054
 
 FloatArray = npt.NDArray[np.float64]
+_Result = TypeVar("_Result")
+
+
+def _quiet(compute: Callable[..., _Result]) -> Callable[..., _Result]:
+    """Run ``compute`` with numpy's floating-point warnings off: a division by a zero equity or
+    an empty slice yields inf/NaN, which the metrics report as None, not as a warning."""
+
+    @functools.wraps(compute)
+    def quiet(*args: Any, **kwargs: Any) -> _Result:
+        with np.errstate(all="ignore"):
+            return compute(*args, **kwargs)
+
+    return quiet
 
 
 def _number(value: float) -> float | None:
@@ -42,6 +57,16 @@ def _number(value: float) -> float | None:
 
 def _ratio(numerator: float, denominator: float) -> float | None:
     return _number(numerator / denominator) if denominator != 0 else None
+
+
+def _compound(growth: float, power: float) -> float:
+    """growth^power − 1 (−1 for a growth of zero or less; inf when it overflows a float)."""
+    if growth <= 0:
+        return -1.0
+    try:
+        return float(growth**power - 1)
+    except OverflowError:
+        return math.inf
 
 
 def wilson_interval(wins: int, trials: int, *, z: float = _Z95) -> tuple[float, float] | None:
@@ -63,6 +88,7 @@ def _longest_run(flags: npt.NDArray[np.bool_]) -> int:
     return int((edges[1::2] - edges[0::2]).max())
 
 
+@_quiet
 def trade_metrics(trades: pd.DataFrame) -> dict[str, Any]:
     """Statistics of closed trades: counts, hit rate, expectancy, R, profit factor, streaks."""
     returns = trades["net_return"].to_numpy(dtype=np.float64)
@@ -111,6 +137,7 @@ def trade_metrics(trades: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+@_quiet
 def daily_equity(
     open_time_ms: npt.NDArray[np.int64], equity: FloatArray, initial_equity: float
 ) -> pd.DataFrame:
@@ -137,6 +164,7 @@ def daily_equity(
     )
 
 
+@_quiet
 def drawdown_stats(
     time_ms: npt.NDArray[np.int64], equity: FloatArray, initial_equity: float, *, start_ms: int
 ) -> dict[str, Any]:
@@ -189,6 +217,7 @@ def drawdown_stats(
     return result
 
 
+@_quiet
 def equity_metrics(
     daily_returns: FloatArray,
     *,
@@ -203,7 +232,7 @@ def equity_metrics(
     std = float(daily_returns.std(ddof=1)) if count > 1 else 0.0
     downside = math.sqrt(float(np.sum(np.minimum(daily_returns, 0.0) ** 2)) / count) if count else 0
     growth = final_equity / initial_equity
-    cagr = (growth ** (PERIODS_PER_YEAR / days) - 1 if growth > 0 else -1.0) if days > 0 else None
+    cagr = _compound(growth, PERIODS_PER_YEAR / days) if days > 0 else None
     annual = math.sqrt(PERIODS_PER_YEAR)
     return {
         "days": days,
@@ -217,6 +246,7 @@ def equity_metrics(
     }
 
 
+@_quiet
 def summarize(result: BacktestResult) -> dict[str, Any]:
     """Every metric of a run: trades, equity, risk, exposure, costs, buy and hold."""
     bars, config, trades = result.bars, result.config, result.trades
@@ -263,6 +293,7 @@ def summarize(result: BacktestResult) -> dict[str, Any]:
     return metrics
 
 
+@_quiet
 def breakdowns(trades: pd.DataFrame) -> dict[str, dict[str, dict[str, Any]]]:
     """Trade metrics per value of each slice column (setup, direction, score, confidence,
     session); a column that is empty for every trade gives no slices."""

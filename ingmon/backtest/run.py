@@ -136,7 +136,7 @@ def run_backtests(
         fitting = rolling_windows(first_ms, as_of_ms, days=rolling_days)
         if not fitting:
             raise UsageError(
-                f"rolling_days {rolling_days:g} is longer than the data: "
+                f"rolling windows of {rolling_days:g} days are longer than the data: "
                 f"{(as_of_ms - first_ms) / DAY_MS:.2f} days from {iso_ms(first_ms)} to "
                 f"{iso_ms(as_of_ms)}",
                 field="rolling_days",

@@ -148,6 +148,31 @@ BAD_CANDLES = {
         CANDLE_HEADER + f"{T0},100,101,99,x,5\n",
         "column close has a non-numeric value 'x' (row 1)",
     ),
+    "empty price": (
+        CANDLE_HEADER + candle_rows(0) + f"{T0 + MINUTE_MS},100,101,99,,5\n",
+        "empty value in column close (row 2)",
+    ),
+    "zero price": (
+        CANDLE_HEADER + candle_rows(0) + f"{T0 + MINUTE_MS},0,101,99,100,5\n",
+        "column open has 0.0 (row 2); it must be finite and > 0",
+    ),
+    "low above the open": (
+        CANDLE_HEADER + candle_rows(0, 1) + f"{T0 + 2 * MINUTE_MS},100,101,100.5,100.7,5\n",
+        "inconsistent candle (row 3): open 100.0, high 101.0, low 100.5, close 100.7",
+    ),
+    "high below the close": (
+        CANDLE_HEADER + f"{T0},100,101,99,102,5\n",
+        "inconsistent candle (row 1)",
+    ),
+    "text among epoch ms": (
+        CANDLE_HEADER + candle_rows(0) + "soon,100,101,99,100,5\n",
+        "unparsable time 'soon' in column open_time (row 2)",
+    ),
+    "epoch ms among ISO": (
+        "date,open,high,low,close,volume\n2026-01-01T00:00:00Z,100,101,99,100,5\n"
+        f"{T0 + MINUTE_MS},100,101,99,100,5\n",
+        f"unparsable time '{T0 + MINUTE_MS}' in column date (row 2)",
+    ),
 }
 
 
@@ -165,6 +190,7 @@ def test_bad_candle_files_are_one_line_and_exit_2(
     assert code == 2 and stdout == ""
     assert stderr.count("\n") == 1 and message in stderr, stderr
     assert stderr.startswith("ingmon backtest: error: candles file")
+    assert "np." not in stderr
 
 
 BAD_SIGNALS = {
@@ -174,6 +200,15 @@ BAD_SIGNALS = {
     "unsorted": ("time,direction\n{t2},long\n{t},short\n", "times are not sorted"),
     "twice": ("time,direction\n{t},long\n{t},long\n", "is there twice"),
     "direction": ("time,direction\n{t},up\n", "direction 'up' (row 1)"),
+    "numeric direction": ("time,direction\n{t},1\n{t2},2\n", "direction 2 (row 2)"),
+    "empty direction": ("time,direction\n{t},long\n{t2},\n", "empty direction (row 2)"),
+    "score above 7": ("time,direction,score\n{t},long,3\n{t2},long,8\n", "score 8.0 (row 2)"),
+    "fractional score": ("time,direction,score\n{t},long,2.5\n", "score 2.5 (row 1)"),
+    "text score": ("time,direction,score\n{t},long,\n{t2},long,high\n", "value 'high' (row 2)"),
+    "confidence": ("time,direction,confidence\n{t},long,sure\n", "confidence 'sure' (row 1)"),
+    "zero stop": ("time,direction,stop\n{t},long,\n{t2},long,0\n", "column stop has 0.0 (row 2)"),
+    "negative target": ("time,direction,target\n{t},short,-1\n", "column target has -1.0"),
+    "infinite target": ("time,direction,target\n{t},short,inf\n", "column target has inf"),
 }
 
 
@@ -194,6 +229,7 @@ def test_bad_signal_files_are_one_line_and_exit_2(
     )
     assert code == 2
     assert stderr.count("\n") == 1 and message in stderr, stderr
+    assert "np." not in stderr
 
 
 @pytest.mark.parametrize(
@@ -206,6 +242,18 @@ def test_bad_signal_files_are_one_line_and_exit_2(
         (["--export", "xml"], "invalid format"),
         ([], "give --symbol SYM (lake mode) or --candles and --signals files"),
         (["--candles", "c.txt", "--signals", "c.txt"], "unknown format .txt"),
+        (
+            ["--candles", "c.csv", "--signals", "s.csv", "--timeframe", "7m"],
+            "invalid interval '7m'",
+        ),
+        (["--slippage-bps", "1000", "--candles", "c.csv"], "1000 must be < 1000"),
+        (["--fraction", "101", "--candles", "c.csv"], "101 must be <= 100"),
+        (["--notional", "1e16", "--candles", "c.csv"], "1e16 must be <= 1e+15"),
+        (["--initial-equity", "inf", "--candles", "c.csv"], "'inf' is not a finite number"),
+        (
+            ["--candles", "c.csv", "--signals", "s.csv", "--rolling-days", "3"],
+            "rolling windows of 3 days are longer than the data",
+        ),
     ],
 )
 def test_bad_flags_are_one_line_and_exit_2(
@@ -217,6 +265,7 @@ def test_bad_flags_are_one_line_and_exit_2(
 ) -> None:
     """Flags that cannot work: one line, exit 2, whether argparse or the command says it."""
     write(tmp_path / "c.csv", CANDLE_HEADER + candle_rows(0, 1))
+    write(tmp_path / "s.csv", f"time,direction\n{T0},long\n")
     write(tmp_path / "c.txt", "x")
     monkeypatch.chdir(tmp_path)
     try:
@@ -241,3 +290,66 @@ def test_the_console_script_says_bad_input_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "times are not sorted" in done.stderr
+
+
+def test_without_an_exit_option_positions_leave_after_240_one_minute_bars(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No --hold-bars, stop, target or own levels: the run uses --hold-bars 240 and says so in
+    the summary and the document; every trade leaves by time 240 1m bars after its entry (or
+    at the end of the data), never holding one trade to the end."""
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(
+        "--candles", files["candles"], "--signals", files["signals"], "--window-days", 1,
+        "--out", out, "--no-save", "--data-dir", tmp_path, capsys=capsys,
+    )  # fmt: skip
+    assert (code, stderr) == (0, "")
+    assert "no exit option given: default --hold-bars 240" in stdout
+    document = json.loads((out / "summary.json").read_text())
+    assert document["config"]["engine"]["hold_bars"] == 240
+    assert any("--hold-bars 240" in note for note in document["notes"])
+    trades = pd.read_csv(out / "trades.csv")
+    assert len(trades) > 10
+    held = pd.to_datetime(trades["exit_time"]) - pd.to_datetime(trades["entry_time"])
+    timed = trades["exit_reason"] == "time"
+    assert (held[timed] == pd.Timedelta(minutes=240)).all()
+    assert set(trades["exit_reason"]) <= {"time", "end"} and timed.sum() >= len(trades) - 1
+
+
+def test_help_says_the_default_exit_and_that_bars_are_one_minute_bars(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--help: --hold-bars and --entry-delay count 1m bars; the default exit is 240 of them."""
+    with pytest.raises(SystemExit):
+        main(["backtest", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    hold = text[text.rindex("--hold-bars N") :]
+    delay = text[text.rindex("--entry-delay BARS") :]
+    assert "1m bar" in hold[:200] and "--hold-bars 240" in hold[:400]
+    assert "1m bar" in delay[:200]
+
+
+def test_numeric_setups_and_ids_are_saved_as_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A signals file whose setup and signal_id columns are numbers (setup 7, id 12) runs to
+    the end: the lake's backtest_trades hold "7" and "12", the exports are written."""
+    bars = random_bars(3, 600)
+    bars.to_csv(tmp_path / "c.csv", index=False)
+    times = bars["open_time"].to_numpy()[[10, 200, 400]]
+    pd.DataFrame(
+        {"time": times, "direction": [1, -1, 1], "setup": [7, 7, 3], "signal_id": [12, 13, 14]}
+    ).to_csv(tmp_path / "s.csv", index=False)
+    out = tmp_path / "out"
+    code, _, stderr = run_cli(
+        "--candles", tmp_path / "c.csv", "--signals", tmp_path / "s.csv", "--hold-bars", 30,
+        "--window-days", 0.25, "--setup", "7", "--symbol", "BTCUSDT", "--out", out,
+        "--data-dir", tmp_path / "data", capsys=capsys,
+    )  # fmt: skip
+    assert (code, stderr) == (0, "")
+    saved = Lake(tmp_path / "data" / "lake").read("backtest_trades", symbols="BTCUSDT")
+    assert saved["setup"].to_pylist() == ["7", "7"]
+    assert saved["signal_id"].to_pylist() == ["12", "13"]
+    assert (out / "summary.json").exists() and (out / "trades.csv").exists()
+    document = json.loads((out / "summary.json").read_text())
+    assert set(document["breakdowns"]["setup"]) == {"7"}

@@ -12,7 +12,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from ingmon.backtest.engine import BacktestConfig
 from ingmon.backtest.files import read_lake_inputs
+from ingmon.backtest.lake import backtest_lake
 from ingmon.cli import main
 from ingmon.lake import Lake
 from ingmon.schema import CANDLES, FUNDING, SCORES, SIGNALS
@@ -253,3 +255,81 @@ def test_a_window_without_candles_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "ETHUSDT: no 1m candles in the lake" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--timeframe", "2h"], "invalid signal timeframe '2h': expected one of 5m, 15m, 30m"),
+        (["--timeframe", "1m"], "invalid signal timeframe '1m'"),
+        (["--setup", "sweep_reclaim,moonshot"], "unknown setup 'moonshot': expected one of"),
+    ],
+)
+def test_lake_mode_takes_signal_timeframes_and_known_setups_only(
+    flags: list[str], message: str, lake_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A timeframe the signal engine does not score, or a setup it does not have: one line,
+    exit 2, no traceback."""
+    code = main(
+        ["backtest", "--symbol", "BTCUSDT", *flags, "--end", str(end_of(lake_root)),
+         "--data-dir", str(lake_root), "--no-save", "--out", str(lake_root / "out")]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_windows_end_at_the_requested_end_and_a_stale_lake_is_flagged(
+    lake_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--end 12 hours after the last candle: the 1- and 2-day windows end at --end (not at the
+    last candle) and, holding 12 and 36 hours of data, are flagged partial_data; so is the
+    whole run."""
+    end = end_of(lake_root) + 12 * 3_600_000
+    out = lake_root / "out"
+    code = main(
+        ["backtest", "--symbol", "BTCUSDT", "--window-days", "1", "2", "--hold-bars", "60",
+         "--end", str(end), "--data-dir", str(lake_root), "--no-save", "--out", str(out)]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert (code, captured.err) == (0, ""), captured.err
+    document = json.loads((out / "summary.json").read_text())
+    end_iso = pd.Timestamp(end, unit="ms", tz="UTC")
+    for window in document["windows"]:
+        assert pd.Timestamp(window["end"]) == end_iso
+        assert "partial_data" in window["flags"], window["label"]
+    assert "partial_data" in document["flags"]
+    assert pd.Timestamp(document["data"]["as_of"]) == end_iso
+    assert "flags 1d: " in captured.out and "partial_data" in captured.out
+
+
+def test_backtest_lake_is_the_pipeline_the_cli_runs(
+    lake_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """backtest_lake with the CLI's options saves the run, writes its exports and backtests the
+    same data (same data hash, same trades) as ``ingmon backtest --symbol``."""
+    end = end_of(lake_root)
+    out = lake_root / "cli"
+    code = main(
+        ["backtest", "--symbol", "BTCUSDT", "--window-days", "1", "2", "--hold-bars", "140",
+         "--min-score", "4", "--end", str(end), "--data-dir", str(lake_root), "--no-save",
+         "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    lake = Lake(lake_root / "lake")
+    done = backtest_lake(
+        lake,
+        "BTCUSDT",
+        config=BacktestConfig(hold_bars=140),
+        timeframe="15m",
+        window_days=(1, 2),
+        end_ms=end,
+        min_score=4,
+        exports_root=lake_root / "exports",
+    )
+    cli_document = json.loads((out / "summary.json").read_text())
+    assert done.run.data["hash"] == cli_document["data"]["hash"]
+    assert done.run.config_hash == cli_document["config_hash"]
+    ours = pd.read_csv(lake_root / "exports" / done.run.run_id / "trades.csv")
+    pd.testing.assert_frame_equal(ours, pd.read_csv(out / "trades.csv"))
+    assert {path.name for path in done.written} == {"summary.json", "trades.csv", "equity.csv"}
+    assert lake.read("backtest_runs", symbols="BTCUSDT")["run_id"].to_pylist() == [done.run.run_id]

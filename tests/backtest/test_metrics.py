@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -211,3 +212,42 @@ def test_drawdowns_match_a_walk_over_random_curves(seed: int) -> None:
     assert stats["max_drawdown"] == pytest.approx(expected["max_drawdown"], rel=1e-12)
     assert stats["max_drawdown_abs"] == pytest.approx(expected["max_drawdown_abs"], rel=1e-12)
     assert stats["longest_underwater_days"] == pytest.approx(expected["longest"], rel=1e-12)
+
+
+def _bars_at(prices: list[float], minutes_each: int) -> pd.DataFrame:
+    """Flat bars holding each price for ``minutes_each`` minutes in turn."""
+    closes = np.repeat(np.asarray(prices, dtype=np.float64), minutes_each)
+    return pd.DataFrame(
+        {
+            "open_time": START_MS + np.arange(len(closes), dtype=np.int64) * 60_000,
+            "open": closes,
+            "high": closes,
+            "low": closes,
+            "close": closes,
+        }
+    )
+
+
+def test_a_wiped_out_account_and_a_huge_short_growth_give_none_without_warnings() -> None:
+    """Equity at zero for two days (0/0 daily returns) and a tripling within four minutes (a
+    CAGR beyond any float) give None ratios, no RuntimeWarning and no OverflowError."""
+    signal = pd.DataFrame({"time": [START_MS], "direction": [1]})
+    wiped = run_backtest(
+        _bars_at([100.0, 1e-300, 1e-300], 1440),
+        signal,
+        config=BacktestConfig(sizing="fraction", fraction=1.0, fee_rate=0),
+    )
+    tripled = run_backtest(
+        _bars_at([100.0, 100.0, 300.0, 300.0], 1),
+        signal,
+        config=BacktestConfig(hold_bars=1, fee_rate=0),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        depleted = summarize(wiped)
+        breakdowns(wiped.trades)
+        daily_equity(wiped.bars.open_time_ms, wiped.equity, 10_000.0)
+        grown = summarize(tripled)
+    assert depleted["equity_depleted"] and depleted["sharpe"] is None
+    assert grown["total_return"] == pytest.approx(2.0)
+    assert grown["cagr"] is None and grown["calmar"] is None

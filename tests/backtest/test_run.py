@@ -7,6 +7,7 @@ import pytest
 from ingmon.backtest import BacktestConfig, Bars, run_backtest, run_backtests, summarize, sweep
 from ingmon.backtest.engine import Funding
 from ingmon.backtest.run import data_hash
+from ingmon.errors import UsageError
 from tests.backtest._market import random_bars, random_signals
 
 DAY_BARS = 1440
@@ -69,3 +70,38 @@ def test_the_data_hash_changes_with_any_input() -> None:
     assert base != data_hash(Bars.from_frame(moved), signals, funding)
     assert base != data_hash(Bars.from_frame(frame), flipped, funding)
     assert base != data_hash(Bars.from_frame(frame), signals, other)
+
+
+def test_windows_are_anchored_at_as_of_and_a_window_the_data_does_not_fill_is_flagged() -> None:
+    """as_of_ms half a day after the last bar: the trailing windows end there, the 1-day
+    window is the run of the last half day of bars alone and, like every window, flagged
+    partial_data; without as_of_ms the windows end at the last bar's close, unflagged."""
+    frame = random_bars(43, 3 * DAY_BARS)
+    signals = random_signals(43, frame, probability=0.01)
+    bars = Bars.from_frame(frame)
+    config = BacktestConfig(hold_bars=20)
+    last_close = int(bars.close_time_ms[-1]) + 1
+    as_of = last_close + DAY_BARS // 2 * 60_000
+    run = run_backtests(bars, signals, config=config, window_days=(1, 2), as_of_ms=as_of)
+    assert [report.window.end_ms for report in run.windows] == [as_of, as_of]
+    assert all("partial_data" in report.flags for report in [run.overall, *run.windows])
+    half_day = frame.iloc[-DAY_BARS // 2 :].reset_index(drop=True)
+    alone = run_backtest(
+        half_day, signals[signals["time"] >= half_day["open_time"].iloc[0]], config=config
+    )
+    assert run.windows[0].metrics == summarize(alone)
+    default = run_backtests(bars, signals, config=config, window_days=(1, 2))
+    assert [report.window.end_ms for report in default.windows] == [last_close, last_close]
+    assert not any("partial_data" in report.flags for report in default.windows)
+
+
+def test_rolling_windows_longer_than_the_data_are_bad_input() -> None:
+    """rolling_days beyond the data's span is a UsageError, not a run without rolling windows."""
+    frame = random_bars(44, DAY_BARS)
+    with pytest.raises(UsageError, match="rolling windows of 2 days are longer than the data"):
+        run_backtests(
+            Bars.from_frame(frame),
+            random_signals(44, frame),
+            config=BacktestConfig(hold_bars=5),
+            rolling_days=2,
+        )
