@@ -1,0 +1,532 @@
+"""The report runner: papermill over tiny notebooks in tmp_path, then the real integrity report.
+
+The tiny notebooks stand in for ``notebooks/`` (``--notebooks DIR``): a parameters cell with
+annotated types, a cell writing ``result_path`` JSON from inside the kernel, and a cell that
+raises when asked to. Every run goes through a real kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ingmon
+from ingmon.cli import main
+from ingmon.errors import UsageError
+from ingmon.reports import (
+    REPORTS,
+    NotebookFailedError,
+    ReportError,
+    ReportRun,
+    find_notebook,
+    notebook_parameters,
+    report_paths,
+    report_runs,
+    report_state,
+    run_report,
+)
+
+DAY = date(2026, 11, 26)
+
+# Text that is only in the code of the tiny notebook; its printed output is OUTPUT_MARKER.
+CODE_MARKER = "only_in_the_code_cell"
+OUTPUT_MARKER = "printed by the kernel"
+
+TINY = textwrap.dedent(
+    f'''\
+    # ---
+    # jupyter:
+    #   kernelspec:
+    #     display_name: Python 3
+    #     language: python
+    #     name: python3
+    # ---
+
+    # %% tags=["parameters"]
+    symbols: list[str] = ["BTCUSDT"]  # symbols to look at
+    windows: list[int] = [30, 60]
+    min_score: int = 4
+    fee_rate: float = 0.0005
+    fail: bool = False
+    write_result: bool = True
+    as_of: str = ""
+    data_dir: str = ""
+    result_path: str = ""
+
+    # %%
+    import json
+    import os
+
+    {CODE_MARKER} = "{OUTPUT_MARKER}"
+    print({CODE_MARKER})
+    values = {{
+        "symbols": symbols, "windows": windows, "min_score": min_score, "fee_rate": fee_rate
+    }}
+    document = {{
+        "verdict": "ok",
+        "values": values,
+        "types": {{name: repr(type(value)) for name, value in values.items()}},
+        "item_types": {{
+            name: sorted({{repr(type(item)) for item in value}})
+            for name, value in values.items()
+            if isinstance(value, list)
+        }},
+        "as_of": as_of,
+        "data_dir": data_dir,
+        "cwd": os.getcwd(),
+    }}
+    if result_path and write_result:
+        with open(result_path, "w") as handle:
+            json.dump(document, handle)
+
+    # %% [markdown]
+    # A markdown cell: cells are numbered as in the source file.
+
+    # %%
+    if fail:
+        raise ValueError("planted failure")
+    '''
+)
+
+FAILING = textwrap.dedent(
+    """\
+    # %% tags=["parameters"]
+    data_dir: str = ""
+    result_path: str = ""
+
+    # %%
+    x = 1
+
+    # %% [markdown]
+    # text
+
+    # %%
+    y = x / 0
+    """
+)
+
+
+@pytest.fixture
+def notebooks(tmp_path: Path) -> Path:
+    """A notebooks directory: the tiny notebook as `integrity`, the failing one as `backtest`."""
+    directory = tmp_path / "notebooks"
+    directory.mkdir()
+    (directory / f"{REPORTS['integrity']}.py").write_text(TINY)
+    (directory / f"{REPORTS['backtest']}.py").write_text(FAILING)
+    return directory
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    root.mkdir()
+    return root
+
+
+def _run(notebooks: Path, data_dir: Path, *overrides: str, **options: Any) -> ReportRun:
+    options.setdefault("day", DAY)
+    return run_report(
+        "integrity", data_dir=data_dir, notebooks_dir=notebooks, overrides=overrides, **options
+    )
+
+
+def _sidecar(data_dir: Path, day: date = DAY) -> dict[str, Any]:
+    path = report_paths(data_dir / "reports", "integrity", day).sidecar
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document
+
+
+def test_outputs_land_in_report_slash_day_named_after_the_report(
+    notebooks: Path, data_dir: Path
+) -> None:
+    """A run writes exactly <out>/integrity/2026-11-26/integrity.{ipynb,html,json}, nothing else."""
+    run = _run(notebooks, data_dir)
+    directory = data_dir / "reports" / "integrity" / "2026-11-26"
+    assert sorted(path.name for path in directory.iterdir()) == [
+        "integrity.html",
+        "integrity.ipynb",
+        "integrity.json",
+    ]
+    assert run.outputs == {
+        "ipynb": str(directory / "integrity.ipynb"),
+        "html": str(directory / "integrity.html"),
+        "json": str(directory / "integrity.json"),
+    }
+    # No staging directory is left behind (only the lock file beside the days).
+    assert sorted(path.name for path in directory.parent.iterdir()) == [".lock", "2026-11-26"]
+    executed = json.loads((directory / "integrity.ipynb").read_text())
+    assert executed["metadata"]["papermill"]["exception"] is not True
+    assert executed["metadata"]["papermill"]["input_path"] == str(notebooks / "data_integrity.py")
+
+
+def test_out_flag_moves_the_outputs_and_html_shows_outputs_without_code(
+    notebooks: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """--out picks the root; the HTML holds what the kernel printed but none of the code."""
+    out = tmp_path / "elsewhere"
+    _run(notebooks, data_dir, out_dir=out)
+    html = report_paths(out, "integrity", DAY).html.read_text()
+    assert OUTPUT_MARKER in html
+    assert CODE_MARKER not in html
+    assert "result_path" not in html and "import json" not in html
+    assert not (data_dir / "reports").exists()
+
+
+def test_sidecar_is_the_notebooks_document_plus_the_run(notebooks: Path, data_dir: Path) -> None:
+    """The sidecar keeps the notebook's keys and adds report_run: name, date, parameters as run,
+    times, duration, outputs and the ingmon version."""
+    run = _run(notebooks, data_dir, "min_score=6")
+    sidecar = _sidecar(data_dir)
+    assert sidecar["verdict"] == "ok"
+    assert sidecar["values"]["min_score"] == 6
+    meta = sidecar["report_run"]
+    assert meta["report"] == "integrity"
+    assert meta["notebook"] == "data_integrity.py"
+    assert meta["date"] == "2026-11-26"
+    assert meta["status"] == "success"
+    assert meta["failure"] is None
+    assert meta["ingmon_version"] == ingmon.__version__
+    assert meta["parameters"] == {
+        "symbols": ["BTCUSDT"],
+        "windows": [30, 60],
+        "min_score": 6,
+        "fee_rate": 0.0005,
+        "fail": False,
+        "write_result": True,
+        "as_of": "2026-11-27T00:00:00.000Z",
+        "data_dir": str(data_dir.resolve()),
+    }
+    assert meta["outputs"] == run.outputs
+    assert meta["started"] < meta["finished"]
+    assert meta["duration_seconds"] == pytest.approx(run.duration_seconds)
+    assert 0 < meta["duration_seconds"] < 120
+    # The kernel saw the runner's data root and ran in the run's own directory, not the repo.
+    assert sidecar["data_dir"] == str(data_dir.resolve())
+    assert Path(sidecar["cwd"]).parent == data_dir.resolve() / "reports" / "integrity"
+
+
+def test_overrides_reach_the_kernel_typed(notebooks: Path, data_dir: Path) -> None:
+    """-p values arrive as the annotation says: list[str], list[int], int, float."""
+    _run(
+        notebooks,
+        data_dir,
+        "symbols=BTCUSDT, ETHUSDT",
+        "windows=7,14,90",
+        "min_score=5",
+        "fee_rate=0.0004",
+    )
+    sidecar = _sidecar(data_dir)
+    assert sidecar["values"] == {
+        "symbols": ["BTCUSDT", "ETHUSDT"],
+        "windows": [7, 14, 90],
+        "min_score": 5,
+        "fee_rate": 0.0004,
+    }
+    assert sidecar["types"] == {
+        "symbols": "<class 'list'>",
+        "windows": "<class 'list'>",
+        "min_score": "<class 'int'>",
+        "fee_rate": "<class 'float'>",
+    }
+    assert sidecar["item_types"] == {"symbols": ["<class 'str'>"], "windows": ["<class 'int'>"]}
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("min_score=high", "min_score expects int"),
+        ("min_score=4.5", "min_score expects int"),
+        ("fee_rate=cheap", "fee_rate expects float"),
+        ("fee_rate=nan", "fee_rate expects float"),
+        ("windows=30,sixty", "windows expects list[int]"),
+        ("fail=maybe", "fail expects bool"),
+        ("window=30", "-p window: unknown parameter"),
+        ("min_score", "expected key=value"),
+        ("data_dir=/elsewhere", "-p data_dir: set by --data-dir"),
+        ("result_path=/tmp/x.json", "-p result_path: set by the runner"),
+        ("as_of=yesterday", "-p as_of=yesterday: invalid time"),
+    ],
+)
+def test_bad_overrides_are_usage_errors_before_anything_runs(
+    notebooks: Path, data_dir: Path, override: str, named: str
+) -> None:
+    """A bad -p is a one-line UsageError naming the parameter (and its type); nothing is
+    written or recorded."""
+    with pytest.raises(UsageError) as raised:
+        _run(notebooks, data_dir, override)
+    message = str(raised.value)
+    assert named in message
+    assert "\n" not in message
+    assert list(data_dir.iterdir()) == []
+
+
+def test_the_day_and_as_of_follow_each_other(notebooks: Path, data_dir: Path) -> None:
+    """--date D runs as of the end of D; -p as_of names the day of its last instant (windows
+    are half-open); a future --date is refused."""
+    run = _run(notebooks, data_dir, day=date(2026, 10, 1))
+    assert run.parameters["as_of"] == "2026-10-02T00:00:00.000Z"
+    run = _run(notebooks, data_dir, "as_of=2026-10-05", day=None)
+    assert run.day == date(2026, 10, 4)
+    assert _sidecar(data_dir, date(2026, 10, 4))["as_of"] == "2026-10-05"
+    run = _run(notebooks, data_dir, "as_of=2026-10-05T06:00:00Z", day=None)
+    assert run.day == date(2026, 10, 5)
+    with pytest.raises(UsageError, match="after today"):
+        _run(notebooks, data_dir, day=date(2999, 1, 1))
+
+
+def test_a_rerun_the_same_day_replaces_the_outputs(notebooks: Path, data_dir: Path) -> None:
+    """The second run of a day replaces the whole day directory: new sidecar, no stale file."""
+    _run(notebooks, data_dir, "symbols=BTCUSDT")
+    paths = report_paths(data_dir / "reports", "integrity", DAY)
+    (paths.directory / "stale.txt").write_text("from an earlier run")
+    first_started = _sidecar(data_dir)["report_run"]["started"]
+    _run(notebooks, data_dir, "symbols=ETHUSDT")
+    sidecar = _sidecar(data_dir)
+    assert sidecar["values"]["symbols"] == ["ETHUSDT"]
+    assert sidecar["report_run"]["started"] > first_started
+    assert sorted(path.name for path in paths.directory.iterdir()) == [
+        "integrity.html",
+        "integrity.ipynb",
+        "integrity.json",
+    ]
+    assert len(report_runs(data_dir)) == 2
+
+
+def test_state_and_log_record_a_success_then_a_failure(notebooks: Path, data_dir: Path) -> None:
+    """reports.json keeps the last success when a later run fails; the log has both runs; the
+    good outputs stay and the failed run's partial notebook and HTML sit beside them."""
+    assert report_state(data_dir) == {}
+    good = _run(notebooks, data_dir)
+    state = report_state(data_dir)["integrity"]
+    assert state.last_status == "success"
+    assert state.last_success_timestamp_seconds == good.finished_ms / 1000
+    assert state.last_success_duration_seconds == good.duration_seconds
+    assert (state.runs_total, state.failures_total) == (1, 0)
+    assert state.last_failure_message is None
+
+    with pytest.raises(NotebookFailedError) as raised:
+        _run(notebooks, data_dir, "fail=true")
+    state = report_state(data_dir)["integrity"]
+    assert state.last_status == "failed"
+    assert state.last_success_timestamp_seconds == good.finished_ms / 1000
+    assert (state.runs_total, state.failures_total) == (2, 1)
+    assert state.last_failure_message is not None
+    assert "ValueError: planted failure" in state.last_failure_message
+    assert state.last_failure_time == raised.value.run.to_dict()["finished"]
+
+    runs = report_runs(data_dir)
+    assert [run["status"] for run in runs] == ["success", "failed"]
+    assert runs[0]["started"] == good.to_dict()["started"]
+    assert runs[1]["parameters"]["fail"] is True
+    stored = json.loads((data_dir / "state" / "reports.json").read_text())
+    assert stored["format"] == 1 and set(stored["reports"]) == {"integrity"}
+
+    paths = report_paths(data_dir / "reports", "integrity", DAY)
+    assert _sidecar(data_dir)["report_run"]["status"] == "success"
+    assert paths.failed_notebook.exists() and paths.failed_html.exists()
+    assert raised.value.partial_notebook == paths.failed_notebook
+
+
+def test_a_notebook_that_writes_no_result_fails(notebooks: Path, data_dir: Path) -> None:
+    """A run whose notebook finishes without writing result_path is a failure, recorded."""
+    with pytest.raises(NotebookFailedError, match="wrote no result"):
+        _run(notebooks, data_dir, "write_result=false")
+    assert report_state(data_dir)["integrity"].last_status == "failed"
+    assert report_state(data_dir)["integrity"].last_success_timestamp_seconds is None
+
+
+def test_cli_failing_cell_exits_1_naming_the_cell(
+    notebooks: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ingmon report` on a notebook whose 4th cell divides by zero exits 1 with one error line
+    naming cell 4, its first source line and the exception; the partial notebook is kept and
+    the failure recorded."""
+    status = main(
+        [
+            "report",
+            "backtest",
+            "--notebooks",
+            str(notebooks),
+            "--data-dir",
+            str(data_dir),
+            "--date",
+            DAY.isoformat(),
+        ]
+    )
+    assert status == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    errors = [line for line in captured.err.splitlines() if ": error: " in line]
+    assert len(errors) == 1
+    assert "cell 4 (In [" in errors[0]
+    assert "`y = x / 0`" in errors[0]
+    assert "ZeroDivisionError: division by zero" in errors[0]
+    partial = data_dir / "reports" / "backtest" / "2026-11-26" / "backtest.failed.ipynb"
+    assert str(partial) in errors[0]
+    executed = json.loads(partial.read_text())
+    assert executed["metadata"]["papermill"]["exception"] is True
+    assert "running" in captured.err  # the progress line said which notebook
+    state = report_state(data_dir)["backtest"]
+    assert state.last_status == "failed"
+    assert state.last_failure_message is not None
+    assert "cell 4" in state.last_failure_message
+
+
+def test_cli_success_prints_the_sidecar_and_progress(
+    notebooks: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Success: exit 0, the sidecar's path on stdout, which notebook / where / how long on
+    stderr; the default output root is DATA_DIR/reports."""
+    status = main(
+        [
+            *("report", "integrity", "--notebooks", str(notebooks), "--data-dir", str(data_dir)),
+            *("-p", "symbols=SOLUSDT", "--date", DAY.isoformat()),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert status == 0
+    sidecar = report_paths(data_dir.resolve() / "reports", "integrity", DAY).sidecar
+    assert captured.out == f"{sidecar}\n"
+    assert "data_integrity.py" in captured.err
+    assert str(sidecar.parent) in captured.err
+    assert " s\n" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["-p", "min_score=x"], "min_score expects int"),
+        (["-p", "nope=1"], "-p nope: unknown parameter"),
+        (["--date", "26/11/2026"], "invalid date '26/11/2026'"),
+        (["--data-dir", "/nonexistent/ingmon-data"], "--data-dir '/nonexistent/ingmon-data'"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(
+    notebooks: Path,
+    data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    named: str,
+) -> None:
+    """Bad -p, --date or --data-dir: exit 2, one line on stderr, no traceback."""
+    base = ["report", "integrity", "--notebooks", str(notebooks), "--data-dir", str(data_dir)]
+    try:
+        status = main(base + argv)
+    except SystemExit as exited:  # argparse's own errors (a malformed --date)
+        status = int(exited.code or 0)
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1
+    assert named in err
+    assert "Traceback" not in err
+
+
+def test_report_list_shows_each_reports_parameters(
+    notebooks: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ingmon report list` prints every report's notebook and its typed parameters."""
+    assert main(["report", "list", "--notebooks", str(notebooks)]) == 0
+    out = capsys.readouterr().out
+    assert f"integrity: {notebooks / 'data_integrity.py'}" in out
+    assert '  symbols: list[str] = ["BTCUSDT"]  # symbols to look at' in out
+    assert "  windows: list[int] = [30, 60]" in out
+    assert "  fee_rate: float = 0.0005" in out
+    assert '  data_dir: str = ""  (set by --data-dir)' in out
+    assert f"backtest: {notebooks / 'backtest_report.py'}" in out
+
+
+def test_a_missing_notebook_or_contract_is_a_report_error(tmp_path: Path, data_dir: Path) -> None:
+    """No notebook, or one without data_dir/result_path parameters: a one-line ReportError."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ReportError, match=r"data_integrity\.py of report 'integrity' not found"):
+        run_report("integrity", data_dir=data_dir, notebooks_dir=empty)
+    (empty / "data_integrity.py").write_text('# %% tags=["parameters"]\nx: int = 1\n')
+    with pytest.raises(ReportError, match="does not declare data_dir and result_path"):
+        run_report("integrity", data_dir=data_dir, notebooks_dir=empty)
+    with pytest.raises(UsageError, match="unknown report 'weekly'"):
+        run_report("weekly", data_dir=data_dir, notebooks_dir=empty)
+
+
+# ---- the real notebooks ---------------------------------------------------------------------
+
+CONTRACT = {
+    "backtest": {
+        "symbols": "list[str]",
+        "window_days": "list[int]",
+        "setups": "list[str]",
+        "min_score": "int",
+        "fee_rate": "float",
+        "slippage_bps": "float",
+        "stop_atr": "float",
+        "take_profit_atr": "float",
+        "hold_bars": "int",
+        "as_of": "str",
+        "timeframe": "str",
+        "data_dir": "str",
+        "result_path": "str",
+    },
+    "integrity": {
+        "symbols": "list[str]",
+        "datasets": "list[str]",
+        "window_days": "int",
+        "as_of": "str",
+        "data_dir": "str",
+        "result_path": "str",
+    },
+}
+
+
+def _real_notebook(report: str) -> Path:
+    try:
+        return find_notebook(report)
+    except ReportError:
+        pytest.skip(f"notebooks/{REPORTS[report]}.py has not landed")
+
+
+@pytest.mark.parametrize("report", sorted(REPORTS))
+def test_the_real_notebooks_declare_the_runners_contract(report: str) -> None:
+    """Each scheduled notebook declares exactly the agreed parameters, each with its type."""
+    declared = notebook_parameters(_real_notebook(report))
+    assert {parameter.name: parameter.type_name for parameter in declared} == CONTRACT[report]
+
+
+@pytest.mark.slow
+def test_integrity_report_end_to_end_matches_run_check(tmp_path: Path) -> None:
+    """`ingmon report integrity` on a 2-day demo lake: the sidecar's verdict, status and
+    problems are ingmon.check.run_check's for the same symbols, window and instant."""
+    from ingmon.check import run_check
+    from ingmon.config import load_settings
+    from ingmon.demo import run_demo
+    from ingmon.times import day_of, iso_ms, now_ms, parse_instant_ms
+
+    _real_notebook("integrity")
+    settings = load_settings(data_dir=tmp_path / "data")
+    assert run_demo(settings, days=2, seed=7, symbols=("SOLUSDT",)) in (0, 1)
+    as_of_ms = now_ms() // 60_000 * 60_000
+    as_of = iso_ms(as_of_ms)
+    assert as_of is not None
+    status = main(
+        [
+            *("report", "integrity", "--data-dir", str(settings.data_dir)),
+            *("-p", "symbols=SOLUSDT", "-p", "window_days=2", "-p", f"as_of={as_of}"),
+        ]
+    )
+    assert status == 0
+    day = day_of(parse_instant_ms(as_of) - 1)
+    sidecar = json.loads(
+        report_paths(settings.data_dir / "reports", "integrity", day).sidecar.read_text()
+    )
+    expected = run_check(settings, symbols=["SOLUSDT"], window_days=2, end_ms=as_of_ms)
+    assert sidecar["verdict"] == expected.verdict
+    assert sidecar["status"] == expected.status
+    assert len(sidecar["problems"]) == len(expected.problems)
+    assert sidecar["rows"], "the notebook judged no series"
+    assert sidecar["report_run"]["parameters"]["window_days"] == 2
+    state = report_state(settings.data_dir)["integrity"]
+    assert state.last_status == "success"
