@@ -188,7 +188,7 @@ for symbol, found in consistency.items():
 
 # %%
 problems = [problem.to_dict() for problem in report.problems]
-repairs = list(dict.fromkeys(problem["repair"] for problem in problems if problem.get("repair")))
+repairs = list(dict.fromkeys(problem.repair for problem in report.problems if problem.repair))
 if problems:
     display(pd.DataFrame(problems)[["severity", "symbol", "dataset", "param", "kind", "message"]])
 else:
