@@ -8,7 +8,10 @@ raises when asked to. Every run goes through a real kernel.
 from __future__ import annotations
 
 import json
+import os
 import textwrap
+import time
+import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,7 @@ TINY = textwrap.dedent(
     fee_rate: float = 0.0005
     fail: bool = False
     write_result: bool = True
+    sleep_seconds: float = 0.0
     as_of: str = ""
     data_dir: str = ""
     result_path: str = ""
@@ -90,6 +94,7 @@ TINY = textwrap.dedent(
     # %%
     if fail:
         raise ValueError("planted failure")
+    import time; time.sleep(sleep_seconds)
     '''
 )
 
@@ -198,6 +203,7 @@ def test_sidecar_is_the_notebooks_document_plus_the_run(notebooks: Path, data_di
         "fee_rate": 0.0005,
         "fail": False,
         "write_result": True,
+        "sleep_seconds": 0.0,
         "as_of": "2026-11-27T00:00:00.000Z",
         "data_dir": str(data_dir.resolve()),
     }
@@ -340,6 +346,32 @@ def test_a_notebook_that_writes_no_result_fails(notebooks: Path, data_dir: Path)
     assert report_state(data_dir)["integrity"].last_success_timestamp_seconds is None
 
 
+def test_a_cell_over_the_timeout_fails_the_run_naming_it(notebooks: Path, data_dir: Path) -> None:
+    """A cell running past --timeout is a failed run naming that cell, recorded as such."""
+    with pytest.raises(NotebookFailedError) as raised:
+        _run(notebooks, data_dir, "sleep_seconds=30", timeout_seconds=1)
+    assert raised.value.cell is not None
+    assert raised.value.cell.number == 4
+    assert raised.value.cell.error_type == "CellTimeoutError"
+    assert "cell 4" in str(raised.value)
+    assert report_state(data_dir)["integrity"].last_status == "failed"
+
+
+def test_leftovers_of_killed_runs_are_swept_after_a_day(notebooks: Path, data_dir: Path) -> None:
+    """A staging directory older than a day (a killed run) goes at the next run; a young one
+    (a run in progress) stays."""
+    report_dir = data_dir / "reports" / "integrity"
+    old = report_dir / ".2026-11-20.dead.tmp"
+    young = report_dir / ".2026-11-26.running.tmp"
+    for directory in (old, young):
+        directory.mkdir(parents=True)
+        (directory / "integrity.ipynb").write_text("{}")
+    os.utime(old, (time.time() - 2 * 86400, time.time() - 2 * 86400))
+    _run(notebooks, data_dir)
+    assert not old.exists()
+    assert young.exists()
+
+
 def test_cli_failing_cell_exits_1_naming_the_cell(
     notebooks: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -480,6 +512,15 @@ CONTRACT = {
         "result_path": "str",
     },
 }
+
+
+def test_the_wheel_ships_each_report_notebook() -> None:
+    """pyproject's hatch force-include puts every report's notebook into ingmon/_notebooks,
+    where find_notebook looks first."""
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    included = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    for stem in REPORTS.values():
+        assert included[f"notebooks/{stem}.py"] == f"ingmon/_notebooks/{stem}.py"
 
 
 def _real_notebook(report: str) -> Path:

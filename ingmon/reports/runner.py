@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ __all__ = [
 # papermill's per-cell limit (nbclient ``timeout``); a cron report that hangs must end.
 DEFAULT_TIMEOUT_SECONDS = 1800.0
 KERNEL_START_TIMEOUT_SECONDS = 60
+# Age after which a staging directory is a killed run's remains (see _sweep_leftovers).
+LEFTOVER_AGE_SECONDS = 24 * 3600
 _AS_OF = "as_of"
 # The kernel's "running over TCP without encryption" warning would land in every cron mail.
 _KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
@@ -197,6 +200,7 @@ def run_report(
     paths = report_paths(out_dir, report, report_day)
     staging = paths.directory.parent / f".{report_day.isoformat()}.{uuid.uuid4().hex}.tmp"
     staging.mkdir(parents=True)
+    _sweep_leftovers(paths.directory.parent)
     staged_notebook = staging / paths.notebook.name
     staged_html = staging / paths.html.name
     result_file = staging / f"{report}.result.json"
@@ -319,24 +323,31 @@ def _execute(
 
 
 def _locate(cell: FailedCell, source: NotebookNode, executed: NotebookNode) -> FailedCell:
-    """Number the failing cell as in the source notebook (papermill adds cells of its own)."""
+    """Number the failing cell as in the source notebook (papermill adds cells of its own).
+
+    A raising cell is known by its ``In [n]``; after a timeout or a dead kernel it is the last
+    code cell papermill started (the cells after it stay ``pending``).
+    """
     position = {item.get("id"): number for number, item in enumerate(source.cells, start=1)}
+    found = None
     for item in executed.cells:
-        meta = item.get("metadata", {}).get("papermill", {})
-        matches = (
-            item.get("execution_count") == cell.execution_count
-            if cell.execution_count is not None
-            else meta.get("status") == "running" or meta.get("exception")
-        )
-        if item.get("cell_type") == "code" and matches and item.get("id") in position:
-            return FailedCell(
-                number=position[item.get("id")],
-                execution_count=item.get("execution_count") or cell.execution_count,
-                first_line=cell.first_line or _first_line(item.get("source", "")),
-                error_type=cell.error_type,
-                error_message=cell.error_message,
-            )
-    return cell
+        if item.get("cell_type") != "code" or item.get("id") not in position:
+            continue
+        if cell.execution_count is not None:
+            if item.get("execution_count") == cell.execution_count:
+                found = item
+                break
+        elif item.get("metadata", {}).get("papermill", {}).get("start_time"):
+            found = item
+    if found is None:
+        return cell
+    return FailedCell(
+        number=position[found.get("id")],
+        execution_count=found.get("execution_count") or cell.execution_count,
+        first_line=cell.first_line or _first_line(found.get("source", "")),
+        error_type=cell.error_type,
+        error_message=cell.error_message,
+    )
 
 
 def _first_line(text: str) -> str:
@@ -381,6 +392,18 @@ def _read_result(path: Path) -> tuple[dict[str, Any], str | None]:
 def _ensure_dir(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     return directory
+
+
+def _sweep_leftovers(report_dir: Path) -> None:
+    """Remove staging and retired directories that a killed run left behind a day ago or more
+    (a run in progress is younger than that: its cells time out long before)."""
+    cutoff = time.time() - LEFTOVER_AGE_SECONDS
+    for leftover in [*report_dir.glob(".*.tmp"), *report_dir.glob(".*.old")]:
+        try:
+            if leftover.is_dir() and leftover.stat().st_mtime < cutoff:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except FileNotFoundError:
+            continue  # another run's cleanup got there first
 
 
 def _swap_directory(staging: Path, target: Path) -> None:
