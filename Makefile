@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml $(LOCK)
 
 venv: $(STAMP)
 
+# The unit tests and the notebooks' smoke run in one pytest: pyproject.toml's testpaths include
+# notebooks/ and addopts --nbval-lax, which executes each notebooks/*.ipynb cell by cell.
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
