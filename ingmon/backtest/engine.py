@@ -63,9 +63,12 @@ class BacktestConfig:
 
     Stops and targets are fixed at entry from the entry fill: ``stop_pct``/``take_profit_pct``
     (fraction of the entry price), or ``stop_atr``/``take_profit_atr`` (multiples of the
-    signal's ``atr`` column, else of the ATR over ``atr_bars`` bars ending at the signal bar).
-    With ``signal_levels`` the signal's own ``stop_price``/``target_price`` are used where it
-    has them, the percent/ATR rule where it has not.
+    signal's ``atr`` column — lake mode: the signal engine's Wilder ATR on the signal timeframe
+    — else of :func:`fill_bars_mean_true_range` over ``atr_bars`` fill bars ending at the
+    signal bar). With ``signal_levels`` the signal's own ``stop_price``/``target_price`` are
+    used where they can bracket the entry fill, the percent/ATR rule where not (see
+    :func:`_levels`). ``entry_delay_bars`` and ``hold_bars`` count bars of the market filled
+    on (1m in the CLI).
     """
 
     entry_delay_bars: int = 1
