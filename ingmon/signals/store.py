@@ -7,10 +7,9 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from ingmon.errors import UsageError
@@ -21,6 +20,9 @@ from ingmon.signals.features import Bars
 from ingmon.signals.frame import MarketInputs
 from ingmon.signals.rules import RULES_VERSION, SignalConfig
 from ingmon.times import DAY_MS, MINUTE_MS, ceil_ms, floor_ms, iso_ms, now_ms
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
     "ScoreRun",
@@ -121,6 +123,8 @@ def _use_trade_delta(
     lake: Lake, symbol: str, minutes: Bars, trade_count: Any, *, end_ms: int
 ) -> bool:
     """Replace the candle delta by the trades' own where a minute's trades are complete."""
+    import polars as pl  # noqa: PLC0415 - polars loads only for the reads that use it
+
     first = int(minutes.open_time_ms[0])
     flows = (
         lake.scan("agg_trades", symbols=symbol, start=first, end=end_ms - 1)
@@ -206,6 +210,8 @@ def last_scored_bar(lake: Lake, symbol: str, config: SignalConfig) -> int | None
     with this timeframe and configuration have scored, counted from the first scored bar. A
     windowed run further on (``--start``/``--window-days``) does not move it past bars that
     were never scored; None when nothing was scored yet."""
+    import polars as pl  # noqa: PLC0415 - polars loads only for the reads that use it
+
     runs = lake.read(SCORE_RUNS, symbols=symbol)
     if not runs.num_rows:
         return None
@@ -384,6 +390,8 @@ def read_signals(
     """Stored signals with their score under ``rules_version`` (score columns null when that
     version has not scored a signal), oldest first — the frame notebooks and the backtest use.
     ``end_ms`` is exclusive."""
+    import polars as pl  # noqa: PLC0415 - polars loads only for the reads that use it
+
     end = None if end_ms is None else end_ms - 1
     signals = pl.from_arrow(
         lake.read(SIGNALS, symbols=symbols, param=timeframe, start=start_ms, end=end)
@@ -425,6 +433,8 @@ def read_scores(
     """The stored audit records (every rules version and configuration), with their JSON
     columns (components, inputs, thresholds, watermarks, notes) as strings, oldest bar first.
     ``end_ms`` is exclusive."""
+    import polars as pl  # noqa: PLC0415 - polars loads only for the reads that use it
+
     end = None if end_ms is None else end_ms - 1
     frame = pl.from_arrow(
         lake.read(SCORES, symbols=symbols, param=timeframe, start=start_ms, end=end)
