@@ -265,4 +265,3 @@ result = {
 }
 if result_path:
     Path(result_path).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
-    display(Markdown(f"Results written to `{result_path}`."))

@@ -26,9 +26,7 @@
 symbols: list[str] = []  # symbols to check (empty: every symbol with market data in the lake)
 datasets: list[str] = []  # market datasets to check (empty: all of them)
 window_days: int = 7  # the trailing window judged, in days, ending at as_of
-as_of: str = (
-    ""  # end of the window and the instant freshness is judged at, ISO-8601 UTC (empty: now)
-)
+as_of: str = ""  # window end and freshness instant, ISO-8601 UTC (empty: now)
 data_dir: str = ""  # data root (empty: INGMON_DATA_DIR, else ./data)
 result_path: str = ""  # write the JSON results to this file (empty: do not)
 
@@ -212,4 +210,3 @@ result = {
 }
 if result_path:
     Path(result_path).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
-    display(Markdown(f"Results written to `{result_path}`."))
