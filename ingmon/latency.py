@@ -8,15 +8,28 @@ import numpy as np
 import pyarrow as pa
 
 from ingmon.lake import Lake
-from ingmon.schema import INGEST_LOG, interval_ms, market_series
-from ingmon.times import HOUR_MS
+from ingmon.schema import INGEST_LOG, MarketSeries, interval_ms, market_series
+from ingmon.times import HOUR_MS, SECOND_MS
 
-__all__ = ["LATENCY_PERCENTILES", "ingest_latency"]
+__all__ = ["LATENCY_PERCENTILES", "LIVE_HEAD_STEPS", "ingest_latency"]
 
 LATENCY_PERCENTILES = (50, 95)
+# A batch is live when its newest event closed at most this many steps of its series before
+# the fetch: the head of the series, as the worker polls it (one step late, plus slack).
+LIVE_HEAD_STEPS = 2
+# Trades have no step; a live trades page ends within a minute of its fetch.
+_TRADES_HEAD_MS = 60 * SECOND_MS
 # ``ingest_log`` is read by ``fetched_at``; a batch is committed seconds after its fetch, so a
 # batch written inside the window was fetched less than this before the window's start.
 _FETCH_TO_WRITE_MARGIN_MS = HOUR_MS
+
+
+def _head_ms(series: MarketSeries, param: str | None) -> int:
+    """How far before its fetch a live batch's newest event may have closed."""
+    if series.cadence == "ids":
+        return _TRADES_HEAD_MS
+    step_ms = interval_ms(param) if series.cadence == "param" and param else series.nominal_step_ms
+    return LIVE_HEAD_STEPS * (step_ms or 0)
 
 
 def ingest_latency(
@@ -28,17 +41,25 @@ def ingest_latency(
     start_ms: int,
     end_ms: int,
 ) -> dict[str, Any]:
-    """Latency of the batches of one series written in ``[start_ms, end_ms)``, from
-    ``ingest_log``: each batch's ``written_at`` minus the close of its newest event.
+    """Latency of the live batches of one series written in ``[start_ms, end_ms)``, from
+    ``ingest_log``: each live batch's ``written_at`` minus the close of its newest event.
 
     An event closes at its ``last_event_time`` plus the series' step when a row is final only
     after its step (a candle closes at open + interval), else at ``last_event_time`` itself
     (trades, open-interest snapshots, funding settlements). ``param`` defaults to the series'
     default interval/period. Batches without events are not counted.
 
-    Returns ``batches``, ``last_seconds`` (the batch written last) and ``p50_seconds`` /
-    ``p95_seconds`` (linear interpolation between order statistics, as
-    ``statistics.quantiles(method="inclusive")``); the seconds are None without batches.
+    A batch is *live* when it came from REST and its newest event closed at most
+    ``LIVE_HEAD_STEPS`` (2) steps of the series before its ``fetched_at`` — the interval or
+    period for candles and open interest, the nominal 8 h for funding, and 60 s for trades:
+    it fetched the head of the series. Every other batch (archive files, REST pages of older
+    history) is a *backfill* batch: its "latency" is the age of the history it filled, days on
+    a freshly backfilled lake, and says nothing about how late live data arrives.
+
+    Returns ``batches`` (live), ``backfill_batches``, ``last_seconds`` (the live batch written
+    last) and ``p50_seconds`` / ``p95_seconds`` over the live batches (linear interpolation
+    between order statistics, as ``statistics.quantiles(method="inclusive")``); the seconds
+    are None without live batches.
     """
     series = market_series(dataset)
     param = param if param is not None else series.default_param
@@ -48,29 +69,40 @@ def ingest_latency(
         symbols=symbol,
         start=start_ms - _FETCH_TO_WRITE_MARGIN_MS,
         end=end_ms,
-        columns=["dataset", "interval", "last_event_time", "written_at"],
+        columns=["dataset", "interval", "last_event_time", "fetched_at", "written_at", "source"],
     )
     names = np.asarray(table["dataset"].to_pylist(), dtype=object)
     params = np.asarray(table["interval"].to_pylist(), dtype=object)
+    sources = np.asarray(table["source"].to_pylist(), dtype=object)
     last_event = table["last_event_time"].cast(pa.int64())
     has_events = last_event.is_valid().to_numpy(zero_copy_only=False)
-    last_event_ms = last_event.fill_null(0).to_numpy()
+    close_us = (last_event.fill_null(0).to_numpy() + step_ms) * 1000
+    fetched_us = table["fetched_at"].cast(pa.int64()).to_numpy()
     written_us = table["written_at"].cast(pa.int64()).to_numpy()
-    keep = (
+    counted = (
         (names == series.name)
         & (params == param)
         & has_events
         & (written_us >= start_ms * 1000)
         & (written_us < end_ms * 1000)
     )
+    live = (sources == "rest") & (fetched_us - close_us <= _head_ms(series, param) * 1000)
+    keep = counted & live
     order = np.argsort(written_us[keep], kind="stable")
-    close_us = (last_event_ms[keep][order] + step_ms) * 1000
-    latency_seconds = (written_us[keep][order] - close_us) / 1e6
+    latency_seconds = (written_us[keep][order] - close_us[keep][order]) / 1e6
+    backfill_batches = int(np.count_nonzero(counted & ~live))
     if latency_seconds.size == 0:
-        return {"batches": 0, "last_seconds": None, "p50_seconds": None, "p95_seconds": None}
+        return {
+            "batches": 0,
+            "backfill_batches": backfill_batches,
+            "last_seconds": None,
+            "p50_seconds": None,
+            "p95_seconds": None,
+        }
     p50, p95 = np.percentile(latency_seconds, LATENCY_PERCENTILES)
     return {
         "batches": int(latency_seconds.size),
+        "backfill_batches": backfill_batches,
         "last_seconds": float(latency_seconds[-1]),
         "p50_seconds": float(p50),
         "p95_seconds": float(p95),
