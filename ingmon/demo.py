@@ -167,15 +167,15 @@ def _score(settings: Settings, symbols: Sequence[str]) -> int:
 
 
 def _backtest(settings: Settings, symbols: Sequence[str], *, days: int) -> list[str]:
-    """Backtest every symbol's signals with the bracket of docs/backtesting.md (stop 1 ATR,
-    target 1.5 ATR, 4 h time exit, taker fees, 1 bp slippage, funding) over trailing windows
-    that fit the demo's history; save each run in the lake and export it. Run ids."""
-    from ingmon.backtest import BacktestConfig  # noqa: PLC0415
+    """Backtest every symbol's signals with ``REPORT_BRACKET``, the bracket of
+    docs/backtesting.md (stop 1 ATR, target 1.5 ATR, 4 h time exit, taker fees, 1 bp slippage,
+    funding) over trailing windows that fit the demo's history; save each run in the lake and
+    export it. Run ids."""
+    from ingmon.backtest import REPORT_BRACKET  # noqa: PLC0415
     from ingmon.backtest.lake import backtest_lake  # noqa: PLC0415
     from ingmon.lake import Lake  # noqa: PLC0415
 
     lake = Lake(settings.lake_dir)
-    config = BacktestConfig(stop_atr=1.0, take_profit_atr=1.5, hold_bars=240, slippage_bps=1.0)
     windows = tuple(float(n) for n in (7, 14, 30, 60, 90) if n <= days) or (float(days),)
     end_ms = now_ms()
     run_ids = []
@@ -183,7 +183,7 @@ def _backtest(settings: Settings, symbols: Sequence[str], *, days: int) -> list[
         run = backtest_lake(
             lake,
             symbol,
-            config=config,
+            config=REPORT_BRACKET,
             timeframe="15m",
             window_days=windows,
             end_ms=end_ms,

@@ -36,8 +36,17 @@ from ingmon.backtest.windows import (
     trailing_windows,
 )
 
+REPORT_BRACKET = BacktestConfig(
+    stop_atr=1.0, take_profit_atr=1.5, hold_bars=240, fee_rate=0.0005, slippage_bps=1.0
+)
+"""The bracket the demo, the reports and docs/backtesting.md use: market entry on the bar after
+the signal, stop 1 ATR and target 1.5 ATR of the signal timeframe, time exit after 240 1m bars
+(4 h), taker fee 0.05 % and 1 bp slippage per side. ``notebooks/backtest_report.py`` repeats
+these as literal parameter defaults (papermill reads literals); a test keeps them equal."""
+
 __all__ = [
     "EXIT_REASONS",
+    "REPORT_BRACKET",
     "SCHEMA_VERSION",
     "SESSIONS",
     "BacktestConfig",

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ingmon.backtest import BacktestConfig, Bars, Funding, run_backtests, trade_metrics
+from ingmon.backtest import REPORT_BRACKET, Bars, Funding, run_backtests, trade_metrics
 from ingmon.backtest.files import read_lake_inputs
 from ingmon.lake import Lake
 from ingmon.signals import SETUPS, SignalConfig, score_symbol
@@ -31,9 +31,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 WINDOWS = (30, 60, 90)
 # Market entry and stop/time exit: taker fees both sides (0.05 %), 1 bp slippage per side, a
 # stop at 1 ATR and a target at 1.5 ATR of the 15m signal timeframe, at most 4 hours held.
-CONFIG = BacktestConfig(
-    stop_atr=1.0, take_profit_atr=1.5, hold_bars=240, fee_rate=0.0005, slippage_bps=1.0
-)
+CONFIG = REPORT_BRACKET
 
 
 @dataclass(frozen=True)
