@@ -20,7 +20,8 @@
 # trailing windows' metrics, equity and drawdown, breakdowns by setup, score and confidence, the
 # trades, and the config and data hashes that identify each run. Every number comes from
 # `ingmon.backtest` (the same engine as `ingmon backtest` and the dashboard); this notebook only
-# selects and formats.
+# selects and formats. The report is its own record: it saves nothing in the lake and writes
+# nothing under the data root.
 
 # %% tags=["parameters"]
 symbols: list[str] = []  # symbols to backtest (empty: every symbol with 1m candles in the lake)
@@ -35,7 +36,7 @@ hold_bars: int = 240  # time exit after this many 1m bars
 as_of: str = ""  # end of the data, ISO-8601 UTC (empty: now)
 timeframe: str = "15m"  # signal timeframe
 data_dir: str = ""  # data root (empty: INGMON_DATA_DIR, else ./data)
-result_path: str = ""  # write the JSON results to this file (empty: do not)
+result_path: str = ""  # write the JSON results (and trades/equity CSVs beside) (empty: do not)
 
 # %%
 import json
@@ -66,8 +67,10 @@ config = BacktestConfig(
     fee_rate=fee_rate,
     slippage_bps=slippage_bps,
 )
+# Tables are shown through their Styler: a missing value reads "–", not None or NaN.
 pd.set_option("display.max_columns", 40)
-pd.set_option("display.precision", 4)
+pd.set_option("styler.format.precision", 4)
+pd.set_option("styler.format.na_rep", "–")
 display(
     Markdown(
         f"Lake `{lake.root}`, data up to **{iso_ms(end_ms)}**, signals on **{timeframe}**, "
@@ -81,10 +84,12 @@ display(
 # ## Runs
 #
 # One run per symbol by `ingmon.backtest.lake.backtest_lake`, the pipeline of
-# `ingmon backtest --symbol`: saved in the lake's `backtest_runs` and exported (summary.json,
-# trades.csv, equity.csv) under the data root's `backtests/RUN_ID`.
+# `ingmon backtest --symbol`, not saved in the lake (a scheduled report would flood the
+# dashboard's run list). With a `result_path`, each run's trades.csv and equity.csv are written
+# beside it, in `<result_path without .json>/SYMBOL/`; without one, nothing is written.
 
 # %%
+exports_dir = Path(result_path).with_suffix("") if result_path else None
 runs = {}
 exports = {}
 skipped = {}
@@ -97,7 +102,11 @@ for symbol in chosen:
             timeframe=timeframe,
             window_days=window_days,
             end_ms=end_ms,
-            exports_root=settings.data_dir / "backtests",
+            exports_root=exports_dir or Path.cwd(),
+            # Without exports_dir: no formats, and an existing directory, so nothing is made.
+            out_dir=exports_dir / symbol if exports_dir else Path.cwd(),
+            formats=("csv",) if exports_dir else (),
+            save=False,
             setups=setups,
             min_score=min_score or None,
         )
@@ -136,7 +145,7 @@ for symbol, document in documents.items():
     display(
         Markdown(
             f"### {symbol}\n\n"
-            f"run `{document['run_id']}` · config hash `{document['config_hash'][:16]}` · "
+            f"config hash `{document['config_hash'][:16]}` · "
             f"data hash `{data['hash'][:16]}` · data {data['start']} → {data['end']} "
             f"({data['bars']} bars, {data['signals']} signals, "
             f"{data['funding_events']} funding events)"
@@ -148,7 +157,7 @@ for symbol, document in documents.items():
             [[report["metrics"].get(key) for key in HEADLINE] for report in reports],
             index=[report["label"] for report in reports],
             columns=list(HEADLINE.values()),
-        )
+        ).style
     )
     display(
         Markdown(
@@ -196,12 +205,13 @@ for symbol, document in documents.items():
             display(Markdown(f"**{symbol}**: no trades to break down by {column}."))
             continue
         display(Markdown(f"**{symbol}** by {column}"))
-        display(pd.DataFrame(slices).T[BREAKDOWN_METRICS])
+        display(pd.DataFrame(slices).T[BREAKDOWN_METRICS].style)
 
 # %% [markdown]
 # ## Trades
 #
-# The latest trades of each run; all of them are in the run's exported `trades.csv`.
+# The latest trades of each run; all of them are in its `trades.csv` when the report has a
+# `result_path`.
 
 # %%
 TRADE_COLUMNS = [
@@ -222,10 +232,9 @@ TRADE_COLUMNS = [
 for symbol, run in runs.items():
     trades = trades_frame(run)
     shown = "" if len(trades) <= 50 else ", the last 50"
-    files = ", ".join(f"`{path}`" for path in exports[symbol])
-    display(Markdown(f"**{symbol}**: {len(trades)} trades{shown} (exported: {files})"))
+    display(Markdown(f"**{symbol}**: {len(trades)} trades{shown}"))
     if len(trades):
-        display(trades[TRADE_COLUMNS].tail(50))
+        display(trades[TRADE_COLUMNS].tail(50).style)
 
 # %% [markdown]
 # ## Config
@@ -233,7 +242,7 @@ for symbol, run in runs.items():
 # %%
 for symbol, document in documents.items():
     display(Markdown(f"**{symbol}** `{document['config_hash']}`"))
-    display(pd.json_normalize(document["config"], sep=".").T.rename(columns={0: "value"}))
+    display(pd.json_normalize(document["config"], sep=".").T.rename(columns={0: "value"}).style)
 
 # %%
 WINDOW_METRICS = ["trades", "hit_rate", "expectancy", "max_drawdown", "sharpe"]
@@ -258,10 +267,30 @@ result = {
                 column: document["breakdowns"].get(column, {})
                 for column in ("setup", "score", "confidence")
             },
+            # The CSVs beside the result document, relative to its directory.
+            "exports": [str(path.relative_to(exports_dir.parent)) for path in exports[symbol]]
+            if exports_dir
+            else [],
         }
         for symbol, document in documents.items()
     },
     "skipped": skipped,
 }
+
+# %% [markdown]
+# ## Outcome
+#
+# A report of nothing fails here, naming why, rather than recording an empty success.
+
+# %%
+# A report with no symbol backtested fails; `pytest --nbval-lax` compares what this cell prints.
+# NBVAL_CHECK_OUTPUT
+if not runs:
+    raise IngmonError(
+        f"No symbol was backtested: {'; '.join(f'{s}: {why}' for s, why in skipped.items())}."
+        if skipped
+        else f"No symbol was backtested: the lake {lake.root} holds no 1m candles."
+    )
 if result_path:
     Path(result_path).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+print(f"backtested: {', '.join(sorted(runs))}")

@@ -40,6 +40,7 @@ from IPython.display import Markdown, display
 from ingmon.check import run_check
 from ingmon.config import load_settings
 from ingmon.coverage import MARKET_DATASETS, coverage_report
+from ingmon.errors import IngmonError
 from ingmon.lake import Lake
 from ingmon.latency import ingest_latency
 from ingmon.schema import MARKET_SERIES
@@ -58,8 +59,11 @@ report = run_check(
     end_ms=end_ms,
     skip=[name for name in MARKET_DATASETS if name not in checked],
 )
+# Tables are shown through their Styler: a missing value reads "–", not None or NaN.
 pd.set_option("display.max_columns", 40)
 pd.set_option("display.max_colwidth", 200)
+pd.set_option("styler.format.precision", 4)
+pd.set_option("styler.format.na_rep", "–")
 display(
     Markdown(
         f"Lake `{lake.root}`, window **{iso_ms(report.start_ms)} → {iso_ms(report.end_ms)}** "
@@ -89,7 +93,7 @@ if coverage.series:
                 }
                 for series in coverage.series
             ]
-        )
+        ).style
     )
 else:
     display(Markdown("No stored series."))
@@ -98,8 +102,10 @@ else:
 # ## The window: gaps, freshness and latency
 #
 # Each series over the window: freshness is the age of its newest event at the end of the
-# window; latency is `written_at` minus the event's close for the batches written in the window
-# (`ingest_log`).
+# window; latency is `written_at` minus the newest event's close for the live batches written in
+# the window (`ingest_log`: REST batches that fetched the head of the series, their newest event
+# closed at most two steps — 60 s for trades — before the fetch). Backfill batches (archive
+# files, pages of older history) are counted apart: their age is that of the history filled.
 
 # %%
 rows = []
@@ -144,14 +150,15 @@ if rows:
                     "duplicates": row["duplicates"],
                     "age (s)": row["age_seconds"],
                     "freshness": row["freshness"],
-                    "batches": row["latency"]["batches"],
+                    "live batches": row["latency"]["batches"],
                     "latency last (s)": row["latency"]["last_seconds"],
                     "latency p50 (s)": row["latency"]["p50_seconds"],
                     "latency p95 (s)": row["latency"]["p95_seconds"],
+                    "backfill batches": row["latency"]["backfill_batches"],
                 }
                 for row in rows
             ]
-        )
+        ).style
     )
 
 # %% [markdown]
@@ -159,7 +166,7 @@ if rows:
 
 # %%
 if gap_rows:
-    display(pd.DataFrame(gap_rows))
+    display(pd.DataFrame(gap_rows).style)
 else:
     display(Markdown("No gaps in the window."))
 
@@ -177,7 +184,7 @@ consistency = {
 for symbol, found in consistency.items():
     if found["mismatches"]:
         display(Markdown(f"**{symbol}**: {found['mismatches']} candles differ from their trades"))
-        display(pd.DataFrame(found["examples"]))
+        display(pd.DataFrame(found["examples"]).style)
     else:
         display(Markdown(f"**{symbol}**: every compared candle matches its trades."))
 
@@ -188,7 +195,9 @@ for symbol, found in consistency.items():
 problems = [problem.to_dict() for problem in report.problems]
 repairs = list(dict.fromkeys(problem.repair for problem in report.problems if problem.repair))
 if problems:
-    display(pd.DataFrame(problems)[["severity", "symbol", "dataset", "param", "kind", "message"]])
+    display(
+        pd.DataFrame(problems)[["severity", "symbol", "dataset", "param", "kind", "message"]].style
+    )
 else:
     display(Markdown("No problems."))
 if repairs:
@@ -208,5 +217,20 @@ result = {
     "repair_commands": repairs,
     "coverage": coverage.to_dict()["series"],
 }
+
+# %% [markdown]
+# ## Outcome
+#
+# A report that judged no series fails here, naming why, rather than recording an empty success.
+
+# %%
+# A report with no series judged fails; `pytest --nbval-lax` compares what this cell prints.
+# NBVAL_CHECK_OUTPUT
+if not rows:
+    raise IngmonError(
+        f"No series was judged: the lake {lake.root} holds no {', '.join(checked)} "
+        f"for {', '.join(chosen) or 'any symbol'}."
+    )
 if result_path:
     Path(result_path).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+print(f"series judged: {len(rows)} ({', '.join(sorted({row['symbol'] for row in rows}))})")

@@ -56,8 +56,11 @@ from ingmon.times import HOUR_MS, iso_ms, to_ms
 
 settings = load_settings(**({"data_dir": Path(data_dir)} if data_dir else {}))
 lake = Lake(settings.lake_dir)
+# Tables are shown through their Styler: a missing value reads "–", not None or NaN.
 pd.set_option("display.max_columns", 40)
 pd.set_option("display.max_colwidth", 120)
+pd.set_option("styler.format.precision", 4)
+pd.set_option("styler.format.na_rep", "–")
 
 chosen = symbol or next(
     (
@@ -121,7 +124,7 @@ signals = (
 if signals.is_empty():
     display(Markdown("No signals in the window."))
 else:
-    display(signals.select(SIGNAL_COLUMNS).to_pandas())
+    display(signals.select(SIGNAL_COLUMNS).to_pandas().style)
 
 # %% [markdown]
 # ## Price, signals and the volume profile
@@ -225,7 +228,7 @@ if profile is not None:
     for session_ms, session in sessions.items():
         levels[f"candles, session {iso_ms(session_ms)[:10]}"] = session.levels()
 if levels:
-    display(pd.DataFrame(levels).T)
+    display(pd.DataFrame(levels).T.style)
 else:
     display(Markdown("No profile levels."))
 
@@ -251,7 +254,7 @@ for audit in audits:
             f"{audit['rules_version']}; notes: {', '.join(json.loads(audit['notes'])) or 'none'}"
         )
     )
-    display(pd.DataFrame(json.loads(audit["components"])).T)
+    display(pd.DataFrame(json.loads(audit["components"])).T.style)
 if len(signals) and not audits:
     display(Markdown("The signals in the window have not been scored."))
 
@@ -279,3 +282,8 @@ result = {
 }
 if result_path:
     Path(result_path).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+
+# %%
+# The symbol explored; `pytest --nbval-lax` compares what this cell prints.
+# NBVAL_CHECK_OUTPUT
+print(f"explored: {chosen or 'nothing'}")

@@ -1,13 +1,18 @@
 """The report notebooks run through papermill on a small demo lake, and every number in their JSON
 result is what the library returns when this test calls it with the same arguments: the
-notebooks select and format, they compute nothing of their own. Also: the committed ``.ipynb``
-files are the jupytext conversions of their ``.py`` sources, and an empty lake gives sentences,
-not tracebacks."""
+notebooks select and format, they compute nothing of their own. Also: the backtest report
+writes nothing to the data root; a report of nothing fails in its last cell while the
+exploration notebook gives a sentence; missing values read "–"; the committed ``.ipynb`` files
+are the jupytext conversions of their ``.py`` sources, with the stored output nbval checks."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +22,12 @@ import nbformat
 import papermill as pm
 import pytest
 
-from ingmon.backtest import BacktestConfig
+from ingmon.backtest import REPORT_BRACKET
 from ingmon.backtest.export import run_document
 from ingmon.backtest.lake import backtest_lake
 from ingmon.check import run_check
 from ingmon.config import Settings, load_settings
-from ingmon.coverage import coverage_report
+from ingmon.coverage import MARKET_DATASETS, coverage_report
 from ingmon.demo import run_demo
 from ingmon.lake import Lake
 from ingmon.latency import ingest_latency
@@ -36,9 +41,14 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NAMES = ("backtest_report", "data_integrity", "explore_signals")
 SYMBOLS = ("ETHUSDT", "SOLUSDT")
 # backtest_report's default fills and costs
-CONFIG = BacktestConfig(
-    stop_atr=1.0, take_profit_atr=1.5, hold_bars=240, fee_rate=0.0005, slippage_bps=1.0
-)
+CONFIG = REPORT_BRACKET
+# What each notebook's NBVAL_CHECK_OUTPUT cell prints on notebooks/conftest.py's demo lake (two
+# symbols, ETHUSDT and SOLUSDT, with every market dataset), stored in the committed .ipynb.
+NBVAL_CHECKED = {
+    "backtest_report": "backtested: ETHUSDT, SOLUSDT\n",
+    "data_integrity": f"series judged: {2 * len(MARKET_DATASETS)} (ETHUSDT, SOLUSDT)\n",
+    "explore_signals": "explored: ETHUSDT\n",
+}
 
 
 @dataclass(frozen=True)
@@ -73,22 +83,48 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoLake:
     return DemoLake(settings, lake, as_of_ms, gap)
 
 
-def _run(name: str, tmp_path: Path, **parameters: Any) -> tuple[dict[str, Any], Path]:
-    """Execute a notebook (from its .py source) with papermill; its JSON result and output."""
+def _execute(name: str, tmp_path: Path, **parameters: Any) -> Path:
+    """Execute a notebook (from its .py source) with papermill in ``tmp_path``; its output."""
     source = jupytext.read(NOTEBOOKS / f"{name}.py")
     notebook = tmp_path / f"{name}.ipynb"
     jupytext.write(source, notebook)
-    result_path = tmp_path / f"{name}.json"
     output = tmp_path / f"{name}.out.ipynb"
     pm.execute_notebook(
         notebook,
         output,
-        parameters={**parameters, "result_path": str(result_path)},
+        parameters=parameters,
         kernel_name="python3",
         cwd=str(tmp_path),
         progress_bar=False,
     )
+    return output
+
+
+def _run(name: str, tmp_path: Path, **parameters: Any) -> tuple[dict[str, Any], Path]:
+    """Execute a notebook with a ``result_path``; its JSON result and output."""
+    result_path = tmp_path / f"{name}.json"
+    output = _execute(name, tmp_path, **parameters, result_path=str(result_path))
     return json.loads(result_path.read_text()), output
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` with its size and modification time."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _table_cells(output: Path) -> list[str]:
+    """The text of every cell of every HTML table the executed notebook shows."""
+    notebook = nbformat.read(output, as_version=4)
+    return [
+        text.strip()
+        for cell in notebook.cells
+        for out in cell.get("outputs", [])
+        for text in re.findall(r"<td[^>]*>([^<]*)</td>", out.get("data", {}).get("text/html", ""))
+    ]
 
 
 def _plain(value: Any) -> Any:
@@ -128,9 +164,9 @@ def _expected_run(demo: DemoLake, symbol: str, tmp_path: Path, **filters: Any) -
 
 
 def test_backtest_report_equals_the_library(demo: DemoLake, tmp_path: Path) -> None:
-    """Every symbol with candles: run id (saved in the lake), hashes, data range, each window's
-    trades, hit rate, expectancy, drawdown, Sharpe and flags, and the breakdowns are the
-    library's, and the plots are PNGs."""
+    """Every symbol with candles: hashes, data range, each window's trades, hit rate,
+    expectancy, drawdown, Sharpe and flags, and the breakdowns are the library's; the run is not
+    saved in the lake; its trades and equity CSVs lie beside the result; the plots are PNGs."""
     result, output = _run(
         "backtest_report",
         tmp_path,
@@ -144,7 +180,13 @@ def test_backtest_report_equals_the_library(demo: DemoLake, tmp_path: Path) -> N
     for symbol in SYMBOLS:
         got = result["symbols"][symbol]
         expected = _plain(_expected_run(demo, symbol, tmp_path))
-        assert got["run_id"] in saved
+        assert got["run_id"] not in saved
+        assert got["exports"] == [
+            f"backtest_report/{symbol}/trades.csv",
+            f"backtest_report/{symbol}/equity.csv",
+        ]
+        trades = (tmp_path / got["exports"][0]).read_text().splitlines()
+        assert len(trades) == 1 + expected["metrics"]["trades"]  # the header, then each trade
         assert got["config_hash"] == expected["config_hash"]
         assert got["data_hash"] == expected["data"]["hash"]
         assert got["data"] == expected["data"]
@@ -203,6 +245,73 @@ def test_backtest_report_filters_and_a_missing_symbol(demo: DemoLake, tmp_path: 
     assert "**BTCUSDT** is not backtested" in _printed(output)
 
 
+def test_backtest_report_writes_nothing_to_the_data_root(demo: DemoLake, tmp_path: Path) -> None:
+    """With or without a result_path, every file under the data root (the lake's
+    backtest_runs/backtest_trades, the backtests/ exports) is as it was: the report is its own
+    record, and a read-only data root would do."""
+    before = _files(demo.settings.data_dir)
+    runs_before = demo.lake.read(BACKTEST_RUNS, columns=["run_id"]).num_rows
+    parameters = {
+        "data_dir": str(demo.settings.data_dir),
+        "window_days": [1],
+        "as_of": iso_ms(demo.as_of_ms),
+    }
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    output = _execute("backtest_report", bare, **parameters)
+    with_result = tmp_path / "with_result"
+    with_result.mkdir()
+    _run("backtest_report", with_result, **parameters)
+    assert "backtested: ETHUSDT, SOLUSDT" in _printed(output)
+    assert _files(demo.settings.data_dir) == before
+    assert demo.lake.read(BACKTEST_RUNS, columns=["run_id"]).num_rows == runs_before
+    # Without a result_path, nothing at all is written beside the notebook either.
+    assert sorted(path.name for path in bare.iterdir()) == [
+        "backtest_report.ipynb",
+        "backtest_report.out.ipynb",
+    ]
+    assert sorted(path.name for path in with_result.iterdir()) == [
+        "backtest_report",
+        "backtest_report.ipynb",
+        "backtest_report.json",
+        "backtest_report.out.ipynb",
+    ]
+
+
+def test_report_defaults_are_the_report_bracket() -> None:
+    """The literal defaults of backtest_report's parameters cell (papermill reads literals) are
+    the fields of ingmon.backtest.REPORT_BRACKET, the bracket of the demo and the docs."""
+    cell = jupytext.read(NOTEBOOKS / "backtest_report.py").cells[1]
+    defaults = {
+        statement.target.id: ast.literal_eval(statement.value)
+        for statement in ast.parse(cell.source).body
+        if isinstance(statement, ast.AnnAssign)
+        and isinstance(statement.target, ast.Name)
+        and statement.value is not None
+    }
+    for field in ("stop_atr", "take_profit_atr", "hold_bars", "fee_rate", "slippage_bps"):
+        assert defaults[field] == getattr(REPORT_BRACKET, field), field
+        assert type(defaults[field]) is type(getattr(REPORT_BRACKET, field)), field
+
+
+def test_backtest_report_of_no_symbol_fails(demo: DemoLake, tmp_path: Path) -> None:
+    """Every symbol skipped: the last cell raises one sentence naming the symbol and why, and
+    no result document is written (a failed run, not an empty success)."""
+    with pytest.raises(pm.PapermillExecutionError) as failure:
+        _run(
+            "backtest_report",
+            tmp_path,
+            data_dir=str(demo.settings.data_dir),
+            symbols=["BTCUSDT"],
+            window_days=[1],
+            as_of=iso_ms(demo.as_of_ms),
+        )
+    assert failure.value.ename == "IngmonError"
+    assert failure.value.evalue.startswith("No symbol was backtested: BTCUSDT: ")
+    assert "NBVAL_CHECK_OUTPUT" in failure.value.source  # the notebook's last cell
+    assert not (tmp_path / "backtest_report.json").exists()
+
+
 # ---- integrity -----------------------------------------------------------------------------
 
 
@@ -256,7 +365,13 @@ def test_data_integrity_equals_the_check(demo: DemoLake, tmp_path: Path) -> None
     assert any(
         "ingmon backfill --symbol ETHUSDT" in command for command in result["repair_commands"]
     )
-    assert rows[("SOLUSDT", "candles")]["latency"]["batches"] > 0
+    # The demo's backfill wrote archive files and REST pages of history a moment ago: they are
+    # backfill batches, and the latency is that of the live batch (seconds, not days).
+    for symbol in SYMBOLS:
+        latency = rows[(symbol, "candles")]["latency"]
+        assert latency["batches"] >= 1
+        assert latency["backfill_batches"] >= 1
+        assert 0 < latency["p95_seconds"] < 600
     assert result["coverage"] == _plain(coverage_report(demo.settings).to_dict()["series"])
 
 
@@ -325,21 +440,54 @@ def test_explore_signals_at_a_chosen_time(demo: DemoLake, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    ("name", "sentence"),
+    ("name", "failure"),
     [
-        ("backtest_report", "holds no 1m candles: nothing to backtest"),
-        ("data_integrity", "holds no market data: nothing to check"),
-        ("explore_signals", "holds no 15m signals: nothing to explore"),
+        ("backtest_report", "No symbol was backtested: the lake {root}/lake holds no 1m candles."),
+        (
+            "data_integrity",
+            "No series was judged: the lake {root}/lake holds no candles, agg_trades, "
+            "open_interest, funding for any symbol.",
+        ),
     ],
 )
-def test_an_empty_lake_gives_a_sentence(name: str, sentence: str, tmp_path: Path) -> None:
-    """An empty data root: each notebook runs through, says why there is nothing, and writes
-    an empty result."""
+def test_a_report_of_an_empty_lake_fails(name: str, failure: str, tmp_path: Path) -> None:
+    """An empty data root: a scheduled report fails in its last cell with one sentence (the
+    runner names that cell), instead of recording an empty success; no result is written."""
     root = tmp_path / "empty"
     root.mkdir()
-    result, output = _run(name, tmp_path, data_dir=str(root))
-    assert sentence in _printed(output)
-    assert result["notebook"] == name
+    with pytest.raises(pm.PapermillExecutionError) as raised:
+        _run(name, tmp_path, data_dir=str(root))
+    assert raised.value.ename == "IngmonError"
+    assert raised.value.evalue == failure.format(root=root)
+    assert "NBVAL_CHECK_OUTPUT" in raised.value.source  # the notebook's last cell
+    assert not (tmp_path / f"{name}.json").exists()
+
+
+def test_exploring_an_empty_lake_gives_a_sentence(tmp_path: Path) -> None:
+    """An empty data root: the exploration notebook (not scheduled) runs through, says why
+    there is nothing, and writes an empty result."""
+    root = tmp_path / "empty"
+    root.mkdir()
+    result, output = _run("explore_signals", tmp_path, data_dir=str(root))
+    assert "holds no 15m signals: nothing to explore" in _printed(output)
+    assert result["notebook"] == "explore_signals"
+    assert result["signals"] == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_missing_values_read_as_a_dash(demo: DemoLake, tmp_path: Path, name: str) -> None:
+    """No table cell reads None, NaN, <NA> or NaT: a missing value is "–" (the integrity
+    report's funding has no latency percentile to show, say)."""
+    output = _execute(
+        name,
+        tmp_path,
+        data_dir=str(demo.settings.data_dir),
+        **({} if name == "explore_signals" else {"as_of": iso_ms(demo.as_of_ms)}),
+    )
+    cells = _table_cells(output)
+    assert cells
+    assert not {"None", "NaN", "nan", "<NA>", "NaT", "None None"} & set(cells)
+    assert "–" in cells
 
 
 def _cells(notebook: nbformat.NotebookNode) -> list[tuple[str, str, list[str]]]:
@@ -352,13 +500,25 @@ def _cells(notebook: nbformat.NotebookNode) -> list[tuple[str, str, list[str]]]:
 @pytest.mark.parametrize("name", NAMES)
 def test_ipynb_is_the_conversion_of_its_source(name: str) -> None:
     """The committed .ipynb holds the cells of its .py (run ``jupytext --sync notebooks/*.py``),
-    without outputs, with the python3 kernel and the pairing header."""
+    with the python3 kernel and the pairing header; one cell is marked NBVAL_CHECK_OUTPUT and
+    stores what it prints on the conftest's demo lake, every other cell is output-free."""
     committed = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     converted = jupytext.read(NOTEBOOKS / f"{name}.py")
     assert _cells(committed) == _cells(converted)
+    checked = [
+        cell
+        for cell in committed.cells
+        if cell.cell_type == "code" and "# NBVAL_CHECK_OUTPUT" in cell.source.splitlines()
+    ]
+    assert len(checked) == 1
+    assert checked[0].execution_count is not None  # nbval compares the outputs of run cells
+    assert [(out.output_type, out.get("name"), out.get("text")) for out in checked[0].outputs] == [
+        ("stream", "stdout", NBVAL_CHECKED[name])
+    ]
     assert all(
         cell.get("outputs", []) == [] and cell.get("execution_count") is None
         for cell in committed.cells
+        if cell is not checked[0]
     )
     assert committed.metadata["kernelspec"]["name"] == "python3"
     assert committed.metadata["jupytext"]["formats"] == "ipynb,py:percent"
@@ -374,3 +534,24 @@ def test_explore_signals_of_a_symbol_without_signals(demo: DemoLake, tmp_path: P
     )
     assert "No 15m signals for BTCUSDT" in _printed(output)
     assert result["signals"] == []
+
+
+def test_nbval_fails_without_the_demo_lake(tmp_path: Path) -> None:
+    """``pytest --nbval-lax notebooks/`` compares the stored outputs with real data: pointed at
+    an empty data root instead of the conftest's demo lake, every notebook fails."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("INGMON_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--noconftest", "-p", "no:cacheprovider"]
+        + [str(NOTEBOOKS / f"{name}.ipynb") for name in NAMES],
+        env={**env, "INGMON_DATA_DIR": str(empty)},
+        cwd=NOTEBOOKS.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    failed = sorted(set(re.findall(r"^FAILED notebooks/(\w+)\.ipynb", done.stdout, re.M)))
+    assert failed == sorted(NAMES), done.stdout
+    assert "'explored: ETHUSDT\\n' == 'explored: nothing\\n'" in done.stdout
