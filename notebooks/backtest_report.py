@@ -283,7 +283,7 @@ result = {
 # A report of nothing fails here, naming why, rather than recording an empty success.
 
 # %%
-# A report with no symbol backtested fails; `pytest --nbval-lax` compares what this cell prints.
+# No symbol backtested fails the report; nbval compares what this cell prints.
 # NBVAL_CHECK_OUTPUT
 if not runs:
     raise IngmonError(

@@ -224,7 +224,7 @@ result = {
 # A report that judged no series fails here, naming why, rather than recording an empty success.
 
 # %%
-# A report with no series judged fails; `pytest --nbval-lax` compares what this cell prints.
+# No series judged fails the report; nbval compares what this cell prints.
 # NBVAL_CHECK_OUTPUT
 if not rows:
     raise IngmonError(

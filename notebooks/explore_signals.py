@@ -284,6 +284,6 @@ if result_path:
     Path(result_path).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
 
 # %%
-# The symbol explored; `pytest --nbval-lax` compares what this cell prints.
+# The symbol explored; nbval compares what this cell prints.
 # NBVAL_CHECK_OUTPUT
 print(f"explored: {chosen or 'nothing'}")
