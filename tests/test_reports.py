@@ -20,6 +20,7 @@ import pytest
 
 import ingmon
 from ingmon.cli import main
+from ingmon.config import Settings, load_settings
 from ingmon.errors import UsageError
 from ingmon.reports import (
     REPORTS,
@@ -56,6 +57,7 @@ TINY = textwrap.dedent(
     min_score: int = 4
     fee_rate: float = 0.0005
     fail: bool = False
+    refuse: bool = False
     write_result: bool = True
     sleep_seconds: float = 0.0
     as_of: str = ""
@@ -94,6 +96,9 @@ TINY = textwrap.dedent(
     # %%
     if fail:
         raise ValueError("planted failure")
+    if refuse:
+        from ingmon.errors import UsageError
+        raise UsageError("planted refusal: only the library can tell")
     import time; time.sleep(sleep_seconds)
     '''
 )
@@ -126,17 +131,37 @@ def notebooks(tmp_path: Path) -> Path:
     return directory
 
 
+# Symbols with a 1m candle series in the data_dir fixture's lake (empty directories: the
+# runner only asks the lake which symbols it holds; the tiny notebooks read nothing).
+LAKE_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
+    """A data root whose lake lists LAKE_SYMBOLS with 1m candles."""
     root = tmp_path / "data"
-    root.mkdir()
+    for symbol in LAKE_SYMBOLS:
+        (root / "lake" / "candles" / f"symbol={symbol}" / "interval=1m").mkdir(parents=True)
     return root
+
+
+def _settings(data_dir: Path) -> Settings:
+    """Settings of ``data_dir`` alone: no .env of the developer's working copy."""
+    return load_settings(env_file=None, data_dir=data_dir)
+
+
+def _nothing_written(data_dir: Path) -> bool:
+    return sorted(path.name for path in data_dir.iterdir()) == ["lake"]
 
 
 def _run(notebooks: Path, data_dir: Path, *overrides: str, **options: Any) -> ReportRun:
     options.setdefault("day", DAY)
     return run_report(
-        "integrity", data_dir=data_dir, notebooks_dir=notebooks, overrides=overrides, **options
+        "integrity",
+        settings=_settings(data_dir),
+        notebooks_dir=notebooks,
+        overrides=overrides,
+        **options,
     )
 
 
@@ -202,6 +227,7 @@ def test_sidecar_is_the_notebooks_document_plus_the_run(notebooks: Path, data_di
         "min_score": 6,
         "fee_rate": 0.0005,
         "fail": False,
+        "refuse": False,
         "write_result": True,
         "sleep_seconds": 0.0,
         "as_of": "2026-11-27T00:00:00.000Z",
@@ -211,9 +237,27 @@ def test_sidecar_is_the_notebooks_document_plus_the_run(notebooks: Path, data_di
     assert meta["started"] < meta["finished"]
     assert meta["duration_seconds"] == pytest.approx(run.duration_seconds)
     assert 0 < meta["duration_seconds"] < 120
-    # The kernel saw the runner's data root and ran in the run's own directory, not the repo.
+    # The kernel saw the runner's resolved data root.
     assert sidecar["data_dir"] == str(data_dir.resolve())
-    assert Path(sidecar["cwd"]).parent == data_dir.resolve() / "reports" / "integrity"
+
+
+def test_the_kernel_runs_in_the_callers_working_directory(
+    notebooks: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel's working directory is the caller's (where load_settings finds .env), not the
+    run's staging directory; data_dir is passed resolved, so a relative --data-dir still works."""
+    caller = tmp_path / "operator"
+    caller.mkdir()
+    monkeypatch.chdir(caller)
+    run_report(
+        "integrity",
+        settings=load_settings(env_file=None, data_dir=Path("..") / "data"),
+        notebooks_dir=notebooks,
+        day=DAY,
+    )
+    sidecar = _sidecar(data_dir)
+    assert sidecar["cwd"] == str(caller)
+    assert sidecar["data_dir"] == str(data_dir.resolve())
 
 
 def test_overrides_reach_the_kernel_typed(notebooks: Path, data_dir: Path) -> None:
@@ -256,6 +300,11 @@ def test_overrides_reach_the_kernel_typed(notebooks: Path, data_dir: Path) -> No
         ("data_dir=/elsewhere", "-p data_dir: set by --data-dir"),
         ("result_path=/tmp/x.json", "-p result_path: set by the runner"),
         ("as_of=yesterday", "-p as_of=yesterday: invalid time"),
+        ("as_of=0", "-p as_of=0: as_of must be after 1970-01-01"),
+        ("as_of=2999-01-01", "-p as_of=2999-01-01: as_of 2999-01-01T00:00:00.000Z is after now"),
+        ("symbols=DOGEUSDT", "no 1m candles for DOGEUSDT in"),
+        ("symbols=solusdt", "-p symbols=solusdt: symbols are upper-case, like SOLUSDT"),
+        ("symbols=SOL-USDT", "invalid symbol 'SOL-USDT'"),
     ],
 )
 def test_bad_overrides_are_usage_errors_before_anything_runs(
@@ -268,19 +317,34 @@ def test_bad_overrides_are_usage_errors_before_anything_runs(
     message = str(raised.value)
     assert named in message
     assert "\n" not in message
-    assert list(data_dir.iterdir()) == []
+    assert _nothing_written(data_dir)
 
 
 def test_the_day_and_as_of_follow_each_other(notebooks: Path, data_dir: Path) -> None:
     """--date D runs as of the end of D; -p as_of names the day of its last instant (windows
-    are half-open); a future --date is refused."""
+    are half-open) and reaches the kernel as canonical ISO-8601 whatever its form; a future
+    --date, and a --date that is not as_of's day, are refused."""
     run = _run(notebooks, data_dir, day=date(2026, 10, 1))
     assert run.parameters["as_of"] == "2026-10-02T00:00:00.000Z"
     run = _run(notebooks, data_dir, "as_of=2026-10-05", day=None)
     assert run.day == date(2026, 10, 4)
-    assert _sidecar(data_dir, date(2026, 10, 4))["as_of"] == "2026-10-05"
+    assert _sidecar(data_dir, date(2026, 10, 4))["as_of"] == "2026-10-05T00:00:00.000Z"
     run = _run(notebooks, data_dir, "as_of=2026-10-05T06:00:00Z", day=None)
     assert run.day == date(2026, 10, 5)
+    # Epoch ms of 2026-10-05T06:00Z by hand: 56 years with 14 leap days, 273 + 4 days, 6 h.
+    run = _run(
+        notebooks,
+        data_dir,
+        f"as_of={((56 * 365 + 14 + 273 + 4) * 86400 + 6 * 3600) * 1000}",
+        day=None,
+    )
+    assert run.parameters["as_of"] == "2026-10-05T06:00:00.000Z"
+    assert _sidecar(data_dir, date(2026, 10, 5))["as_of"] == "2026-10-05T06:00:00.000Z"
+    # --date agreeing with as_of is fine; another day is refused.
+    run = _run(notebooks, data_dir, "as_of=2026-10-05", day=date(2026, 10, 4))
+    assert run.day == date(2026, 10, 4)
+    with pytest.raises(UsageError, match=r"--date 2026-10-05 and -p as_of=2026-10-05 name"):
+        _run(notebooks, data_dir, "as_of=2026-10-05", day=date(2026, 10, 5))
     with pytest.raises(UsageError, match="after today"):
         _run(notebooks, data_dir, day=date(2999, 1, 1))
 
@@ -372,6 +436,58 @@ def test_leftovers_of_killed_runs_are_swept_after_a_day(notebooks: Path, data_di
     assert young.exists()
 
 
+def _unwritable_state(data_dir: Path) -> None:
+    """Make <data_dir>/state impossible to create (a file in its place): the tests run as
+    root here, where a read-only mode would not stop a write."""
+    (data_dir / "state").write_text("not a directory")
+
+
+def test_a_run_that_cannot_be_recorded_keeps_its_outputs_and_warns(
+    notebooks: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """When the state cannot be written the report is still written and the CLI exits 0, with
+    one warning line naming the state directory."""
+    _unwritable_state(data_dir)
+    status = main(
+        [
+            *("report", "integrity", "--notebooks", str(notebooks), "--data-dir", str(data_dir)),
+            *("--date", DAY.isoformat()),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert status == 0
+    sidecar = report_paths(data_dir.resolve() / "reports", "integrity", DAY).sidecar
+    assert captured.out == f"{sidecar}\n"
+    assert _sidecar(data_dir)["report_run"]["status"] == "success"
+    warnings = [line for line in captured.err.splitlines() if "warning" in line]
+    assert warnings == [
+        "ingmon report: integrity: warning: the run is not recorded in "
+        f"{data_dir.resolve() / 'state'}: File exists: {data_dir.resolve() / 'state'}"
+    ]
+    assert "error" not in captured.err
+
+
+def test_a_failed_run_that_cannot_be_recorded_still_exits_1_naming_the_cell(
+    notebooks: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failing notebook on a data root whose state cannot be written: exit 1 naming the
+    failing cell (not exit 2 about the state), plus the warning."""
+    _unwritable_state(data_dir)
+    status = main(
+        [
+            *("report", "backtest", "--notebooks", str(notebooks), "--data-dir", str(data_dir)),
+            *("--date", DAY.isoformat()),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert status == 1
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert len(errors) == 1
+    assert "cell 4 (In [" in errors[0]
+    assert "ZeroDivisionError" in errors[0]
+    assert len([line for line in err.splitlines() if ": warning: " in line]) == 1
+
+
 def test_cli_failing_cell_exits_1_naming_the_cell(
     notebooks: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -432,30 +548,95 @@ def test_cli_success_prints_the_sidecar_and_progress(
 @pytest.mark.parametrize(
     ("argv", "named"),
     [
-        (["-p", "min_score=x"], "min_score expects int"),
-        (["-p", "nope=1"], "-p nope: unknown parameter"),
-        (["--date", "26/11/2026"], "invalid date '26/11/2026'"),
-        (["--data-dir", "/nonexistent/ingmon-data"], "--data-dir '/nonexistent/ingmon-data'"),
+        (["integrity", "-p", "window_days=x"], "window_days expects int"),
+        (["backtest", "-p", "nope=1"], "-p nope: unknown parameter"),
+        (["integrity", "--date", "26/11/2026"], "invalid date '26/11/2026'"),
+        (
+            ["integrity", "--data-dir", "/nonexistent/ingmon-data"],
+            "--data-dir '/nonexistent/ingmon-data'",
+        ),
+        # Values, checked before a kernel starts, each line naming its parameter.
+        (["backtest", "-p", "fee_rate=-0.001"], "-p fee_rate=-0.001: fee_rate must be >= 0"),
+        (["backtest", "-p", "slippage_bps=-1"], "-p slippage_bps=-1.0: slippage_bps must be >= 0"),
+        (["backtest", "-p", "stop_atr=0"], "-p stop_atr=0.0: stop_atr must be > 0"),
+        (["backtest", "-p", "take_profit_atr=-2"], "-p take_profit_atr=-2.0: take_profit_atr"),
+        (["backtest", "-p", "hold_bars=0"], "-p hold_bars=0: hold_bars must be an integer >= 1"),
+        (["backtest", "-p", "timeframe=2m"], "-p timeframe=2m: timeframe must be one of 5m, 15m"),
+        (["backtest", "-p", "window_days="], "-p window_days=: window_days needs at least one"),
+        (["backtest", "-p", "window_days=30,0"], "-p window_days=30,0: window_days: each window"),
+        (["backtest", "-p", "window_days=36501"], "must be > 0 and <= 36500 days"),
+        (["backtest", "-p", "min_score=8"], "-p min_score=8: min_score must be 0-7"),
+        (["backtest", "-p", "min_score=-1"], "-p min_score=-1: min_score must be 0-7"),
+        (["backtest", "-p", "setups=squeeze_fire,moon"], "-p setups=squeeze_fire,moon: setups"),
+        (["integrity", "-p", "window_days=0"], "-p window_days=0: window_days must be > 0"),
+        (["integrity", "-p", "window_days=99999"], "window_days must be > 0 and <= 36500"),
+        (["integrity", "-p", "datasets=candles,klines"], "-p datasets=candles,klines: datasets"),
+        (["integrity", "-p", "as_of=2999-01-01"], "-p as_of=2999-01-01: as_of 2999-01-01T00"),
+        (["integrity", "-p", "as_of=2026-10-05", "--date", "2026-10-05"], "name different days"),
+        # Symbols: upper-case perpetuals with 1m candles in the lake.
+        (["backtest", "-p", "symbols=DOGEUSDT"], "no 1m candles for DOGEUSDT in"),
+        (["integrity", "-p", "symbols=solusdt"], "symbols are upper-case, like SOLUSDT"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(
-    notebooks: Path,
-    data_dir: Path,
-    capsys: pytest.CaptureFixture[str],
-    argv: list[str],
-    named: str,
+    data_dir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], named: str
 ) -> None:
-    """Bad -p, --date or --data-dir: exit 2, one line on stderr, no traceback."""
-    base = ["report", "integrity", "--notebooks", str(notebooks), "--data-dir", str(data_dir)]
-    try:
-        status = main(base + argv)
-    except SystemExit as exited:  # argparse's own errors (a malformed --date)
-        status = int(exited.code or 0)
+    """Bad -p (type or value), --date or --data-dir, on the real report notebooks: exit 2, one
+    line on stderr, no traceback; no kernel started, nothing written or recorded."""
+    report, *rest = argv
+    status = _cli_status(["report", report, "--data-dir", str(data_dir), *rest])
     err = capsys.readouterr().err
     assert status == 2
-    assert err.count("\n") == 1
+    assert err.count("\n") == 1, err
     assert named in err
     assert "Traceback" not in err
+    assert "running" not in err
+    assert _nothing_written(data_dir)
+
+
+def _cli_status(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exited:  # argparse's own errors (a malformed --date)
+        return int(exited.code or 0)
+
+
+def test_cli_an_empty_lake_is_no_data_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no symbols given and no 1m candles in the lake, each report refuses before running:
+    exit 2, `no data in <lake>`, no empty report replacing a good one, nothing recorded."""
+    root = tmp_path / "empty"
+    root.mkdir()
+    for report in REPORTS:
+        assert _cli_status(["report", report, "--data-dir", str(root)]) == 2
+        err = capsys.readouterr().err
+        assert (
+            err == f"ingmon report: {report}: error: no data in {root / 'lake'}: no symbol "
+            "has 1m candles\n"
+        )
+    assert list(root.iterdir()) == []
+
+
+def test_cli_a_usage_error_raised_in_a_cell_exits_2_with_its_message(
+    notebooks: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A UsageError raised inside the notebook (a check only the library can make) is bad input:
+    exit 2, its message first on the one error line, the cell named after it."""
+    status = _cli_status(
+        [
+            *("report", "integrity", "--notebooks", str(notebooks)),
+            *("--data-dir", str(data_dir), "--date", DAY.isoformat(), "-p", "refuse=true"),
+        ]
+    )
+    errors = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    assert status == 2
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        "ingmon report: integrity: error: planted refusal: only the library can tell "
+        "(raised by data_integrity.py cell 4 (In ["
+    )
+    assert report_state(data_dir)["integrity"].last_status == "failed"
 
 
 def test_report_list_shows_each_reports_parameters(
@@ -477,12 +658,12 @@ def test_a_missing_notebook_or_contract_is_a_report_error(tmp_path: Path, data_d
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ReportError, match=r"data_integrity\.py of report 'integrity' not found"):
-        run_report("integrity", data_dir=data_dir, notebooks_dir=empty)
+        run_report("integrity", settings=_settings(data_dir), notebooks_dir=empty)
     (empty / "data_integrity.py").write_text('# %% tags=["parameters"]\nx: int = 1\n')
     with pytest.raises(ReportError, match="does not declare data_dir and result_path"):
-        run_report("integrity", data_dir=data_dir, notebooks_dir=empty)
+        run_report("integrity", settings=_settings(data_dir), notebooks_dir=empty)
     with pytest.raises(UsageError, match="unknown report 'weekly'"):
-        run_report("weekly", data_dir=data_dir, notebooks_dir=empty)
+        run_report("weekly", settings=_settings(data_dir), notebooks_dir=empty)
 
 
 # ---- the real notebooks ---------------------------------------------------------------------
@@ -524,10 +705,11 @@ def test_the_wheel_ships_each_report_notebook() -> None:
 
 
 def _real_notebook(report: str) -> Path:
+    """The report's shipped notebook; a missing one fails the test (it is part of the product)."""
     try:
         return find_notebook(report)
-    except ReportError:
-        pytest.skip(f"notebooks/{REPORTS[report]}.py has not landed")
+    except ReportError as error:
+        pytest.fail(f"report {report!r} has no notebook: {error}")
 
 
 @pytest.mark.parametrize("report", sorted(REPORTS))

@@ -145,7 +145,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         run = run_report(
             args.report,
-            data_dir=settings.data_dir,
+            settings=settings,
             out_dir=args.out,
             overrides=args.parameters,
             day=args.date,
@@ -155,6 +155,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     except NotebookFailedError as error:
         where = f" (partial notebook: {error.partial_notebook})" if error.partial_notebook else ""
+        if error.cell is not None and error.cell.error_type == UsageError.__name__:
+            # A check only the notebook could make (the library refused the input): bad input.
+            raised = f"raised by {error.run.notebook} {error.cell.where()}"
+            _say(f"{args.report}: error: {error.cell.error_message} ({raised}){where}")
+            return EXIT_USAGE
         _say(f"{args.report}: error: {error}{where}")
         return EXIT_NOTEBOOK_FAILED
     except UsageError as error:

@@ -6,8 +6,9 @@ notebook's own ``result_path`` document plus a ``report_run`` block) and records
 the Prometheus exporter (:mod:`ingmon.reports.state`).
 
 Outputs of a day live in ``<out>/<report>/<YYYY-MM-DD>/<report>.{ipynb,html,json}``; a rerun of
-the same day replaces the whole directory at once. A failed run keeps the last good outputs and
-leaves ``<report>.failed.ipynb`` (and ``.failed.html``) beside them for inspection.
+the same day replaces the whole directory with two renames (between them, for an instant, the
+day's directory is absent). A failed run keeps the last good outputs and leaves
+``<report>.failed.ipynb`` (and ``.failed.html``) beside them for inspection.
 """
 
 from __future__ import annotations
@@ -36,10 +37,13 @@ from ingmon.reports.notebooks import (
     read_notebook,
 )
 from ingmon.reports.state import ReportRun, record_run, write_text_atomic
+from ingmon.reports.validation import check_values
 from ingmon.times import day_of, day_start_ms, iso_ms, now_ms, parse_instant_ms
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
+
+    from ingmon.config import Settings
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
@@ -56,6 +60,8 @@ KERNEL_START_TIMEOUT_SECONDS = 60
 # Age after which a staging directory is a killed run's remains (see _sweep_leftovers).
 LEFTOVER_AGE_SECONDS = 24 * 3600
 _AS_OF = "as_of"
+# An exception's first line is kept up to this length in the error line and the run state.
+_MESSAGE_LIMIT = 1000
 # The kernel's "running over TCP without encryption" warning would land in every cron mail.
 _KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
@@ -73,14 +79,18 @@ class FailedCell:
     error_type: str
     error_message: str
 
-    def describe(self) -> str:
-        """``cell 4 (In [3]) `1 / 0`: ZeroDivisionError: division by zero``."""
+    def where(self) -> str:
+        """``cell 4 (In [3]) `1 / 0```."""
         where = f"cell {self.number}" if self.number is not None else "a cell"
         if self.execution_count is not None:
             where += f" (In [{self.execution_count}])"
         if self.first_line:
             where += f" `{self.first_line}`"
-        return f"{where}: {self.error_type}: {self.error_message}".rstrip(": ")
+        return where
+
+    def describe(self) -> str:
+        """``cell 4 (In [3]) `1 / 0`: ZeroDivisionError: division by zero``."""
+        return f"{self.where()}: {self.error_type}: {self.error_message}".rstrip(": ")
 
 
 class NotebookFailedError(ReportError):
@@ -133,11 +143,13 @@ def _resolve_day(
     day: date | None,
     started_ms: int,
 ) -> date:
-    """The report's day, and ``as_of`` made concrete when the notebook takes one.
+    """The report's day, and ``as_of`` made concrete (canonical ISO-8601) when the notebook
+    takes one.
 
     ``--date D`` alone runs the report as of the end of D (or now, for today); ``as_of`` alone
     names the day holding its last instant (windows are half-open, so ``2026-11-27`` is the end
-    of 26 November); neither: as of now, named today (UTC).
+    of 26 November); neither: as of now, named today (UTC). UsageError for a day after today,
+    an ``as_of`` after now or not after the epoch, and a ``--date`` that is not ``as_of``'s day.
     """
     today = day_of(started_ms)
     if day is not None and day > today:
@@ -146,11 +158,16 @@ def _resolve_day(
         return day or today
     given = str(values.get(_AS_OF, "")).strip()
     if given:
-        try:
-            as_of_ms = parse_instant_ms(given)
-        except ValueError as error:
-            raise UsageError(f"-p {_AS_OF}={given}: {error}", field=_AS_OF) from None
-        return day or day_of(as_of_ms - 1)
+        as_of_ms = _as_of_ms(given, started_ms=started_ms)
+        as_of_day = day_of(as_of_ms - 1)
+        if day is not None and day != as_of_day:
+            raise UsageError(
+                f"--date {day.isoformat()} and -p {_AS_OF}={given} name different days "
+                f"(as_of {iso_ms(as_of_ms)} ends {as_of_day.isoformat()}): give one of them",
+                field=_AS_OF,
+            )
+        values[_AS_OF] = iso_ms(as_of_ms)
+        return as_of_day
     if day is None:
         values[_AS_OF] = iso_ms(started_ms)
         return today
@@ -158,10 +175,26 @@ def _resolve_day(
     return day
 
 
+def _as_of_ms(given: str, *, started_ms: int) -> int:
+    """``-p as_of`` as epoch ms: a time after the epoch and not after now."""
+    try:
+        as_of_ms = parse_instant_ms(given)
+    except ValueError as error:
+        raise UsageError(f"-p {_AS_OF}={given}: {error}", field=_AS_OF) from None
+    if as_of_ms <= 0:
+        raise UsageError(f"-p {_AS_OF}={given}: as_of must be after 1970-01-01", field=_AS_OF)
+    if as_of_ms > started_ms:
+        raise UsageError(
+            f"-p {_AS_OF}={given}: as_of {iso_ms(as_of_ms)} is after now ({iso_ms(started_ms)})",
+            field=_AS_OF,
+        )
+    return as_of_ms
+
+
 def run_report(
     report: str,
     *,
-    data_dir: Path,
+    settings: Settings,
     out_dir: Path | None = None,
     overrides: Sequence[str] = (),
     day: date | None = None,
@@ -169,15 +202,20 @@ def run_report(
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     progress: Progress | None = None,
 ) -> ReportRun:
-    """Run ``report`` on the lake under ``data_dir`` and write its outputs (see the module doc).
+    """Run ``report`` on the lake of ``settings`` and write its outputs (see the module doc).
 
-    ``overrides`` are ``key=value`` texts checked against the notebook's parameters; ``day``
-    names the outputs (default: the day of ``as_of``, else today UTC). Bad input raises
-    UsageError before anything runs. A failing notebook raises NotebookFailedError after the
-    run is recorded; success returns the recorded :class:`ReportRun`.
+    ``overrides`` are ``key=value`` texts checked against the notebook's parameters, then with
+    the defaults against :data:`ingmon.reports.validation.CHECKS` and the lake; ``day`` names
+    the outputs (default: the day of ``as_of``, else today UTC). Bad input raises UsageError
+    before anything runs. The kernel runs in the caller's working directory (where its
+    ``load_settings`` finds the same ``.env``) and gets the resolved data root as ``data_dir``.
+
+    A failing notebook raises NotebookFailedError after the run is recorded; success returns
+    the recorded :class:`ReportRun`. When the run cannot be recorded (a read-only data root)
+    the run's own outcome stands and ``progress`` gets one ``warning:`` line.
     """
     say = progress or (lambda _line: None)
-    data_dir = data_dir.resolve()
+    data_dir = settings.data_dir.resolve()
     out_dir = (out_dir or data_dir / "reports").resolve()
     source = find_notebook(report, notebooks_dir=notebooks_dir)
     notebook = read_notebook(source)
@@ -197,6 +235,7 @@ def run_report(
         for name, parameter in declared.items()
         if name != "result_path"
     }
+    check_values(report, parameters, lake_dir=settings.lake_dir.resolve())
     paths = report_paths(out_dir, report, report_day)
     staging = paths.directory.parent / f".{report_day.isoformat()}.{uuid.uuid4().hex}.tmp"
     staging.mkdir(parents=True)
@@ -213,7 +252,7 @@ def run_report(
             source=source,
             output=staged_notebook,
             parameters=passed,
-            cwd=staging,
+            cwd=Path.cwd(),
             timeout_seconds=timeout_seconds,
         )
         html_error = _export_html(staged_notebook, staged_html)
@@ -255,7 +294,11 @@ def run_report(
                 _keep_failed(staged_notebook, staged_html, paths)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    record_run(data_dir, run)
+    try:
+        record_run(data_dir, run)
+    except OSError as error:
+        # The outputs are written; the run's own result decides the exit status.
+        say(f"warning: the run is not recorded in {data_dir / 'state'}: {_os_error(error)}")
     if failure is not None:
         raise NotebookFailedError(
             f"{source.name} failed: {failure}",
@@ -300,7 +343,7 @@ def _execute(
             execution_count=error.exec_count,
             first_line=_first_line(error.source),
             error_type=error.ename,
-            error_message=_first_line(error.evalue),
+            error_message=_first_line(error.evalue, limit=_MESSAGE_LIMIT),
         )
     except Exception as error:
         failure = _first_line(str(error)) or type(error).__name__
@@ -350,11 +393,19 @@ def _locate(cell: FailedCell, source: NotebookNode, executed: NotebookNode) -> F
     )
 
 
-def _first_line(text: str) -> str:
+def _os_error(error: OSError) -> str:
+    """``Read-only file system: /srv/ingmon/data/state/.lock`` (one line)."""
+    where = f": {error.filename}" if error.filename else ""
+    return f"{error.strerror or error}{where}"
+
+
+def _first_line(text: str, *, limit: int = 120) -> str:
+    """The first non-blank line, cut to ``limit`` characters (a source line: its start says
+    which cell; an error message gets a larger limit, its end is often what matters)."""
     for line in str(text).splitlines():
         if line.strip():
             stripped = line.strip()
-            return stripped if len(stripped) <= 120 else stripped[:117] + "..."
+            return stripped if len(stripped) <= limit else stripped[: limit - 3] + "..."
     return ""
 
 
@@ -407,7 +458,9 @@ def _sweep_leftovers(report_dir: Path) -> None:
 
 
 def _swap_directory(staging: Path, target: Path) -> None:
-    """Put ``staging`` at ``target``: two renames, so readers see the old set or the new one."""
+    """Put ``staging`` at ``target``: two renames. Each file is whole, and a reader never finds
+    one run's files mixed with another's in the directory, but between the renames ``target``
+    is absent for an instant (an open there fails with ENOENT; a retry succeeds)."""
     retired = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
     if target.exists():
         os.replace(target, retired)
