@@ -719,21 +719,39 @@ def test_the_real_notebooks_declare_the_runners_contract(report: str) -> None:
     assert {parameter.name: parameter.type_name for parameter in declared} == CONTRACT[report]
 
 
-@pytest.mark.slow
-def test_integrity_report_end_to_end_matches_run_check(tmp_path: Path) -> None:
-    """`ingmon report integrity` on a 2-day demo lake: the sidecar's verdict, status and
-    problems are ingmon.check.run_check's for the same symbols, window and instant."""
-    from ingmon.check import run_check
-    from ingmon.config import load_settings
+def _demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, days: int) -> Settings:
+    """A demo lake of SOLUSDT under tmp_path/data, built without any .env; the working
+    directory (the kernel's too) moves to tmp_path so the working copy's .env stays out."""
     from ingmon.demo import run_demo
-    from ingmon.times import day_of, iso_ms, now_ms, parse_instant_ms
 
-    _real_notebook("integrity")
-    settings = load_settings(data_dir=tmp_path / "data")
-    assert run_demo(settings, days=2, seed=7, symbols=("SOLUSDT",)) in (0, 1)
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(env_file=None, data_dir=tmp_path / "data")
+    assert run_demo(settings, days=days, seed=7, symbols=("SOLUSDT",)) == 0
+    return settings
+
+
+def _minute_ago() -> tuple[int, str]:
+    """A whole minute at or before now, as epoch ms and as the canonical text of -p as_of."""
+    from ingmon.times import iso_ms, now_ms
+
     as_of_ms = now_ms() // 60_000 * 60_000
     as_of = iso_ms(as_of_ms)
     assert as_of is not None
+    return as_of_ms, as_of
+
+
+@pytest.mark.slow
+def test_integrity_report_end_to_end_matches_run_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ingmon report integrity` on a 2-day demo lake: the sidecar's verdict, status and
+    problems are ingmon.check.run_check's for the same symbols, window and instant."""
+    from ingmon.check import run_check
+    from ingmon.times import day_of
+
+    _real_notebook("integrity")
+    settings = _demo(tmp_path, monkeypatch, days=2)
+    as_of_ms, as_of = _minute_ago()
     status = main(
         [
             *("report", "integrity", "--data-dir", str(settings.data_dir)),
@@ -741,7 +759,7 @@ def test_integrity_report_end_to_end_matches_run_check(tmp_path: Path) -> None:
         ]
     )
     assert status == 0
-    day = day_of(parse_instant_ms(as_of) - 1)
+    day = day_of(as_of_ms - 1)
     sidecar = json.loads(
         report_paths(settings.data_dir / "reports", "integrity", day).sidecar.read_text()
     )
@@ -751,5 +769,112 @@ def test_integrity_report_end_to_end_matches_run_check(tmp_path: Path) -> None:
     assert len(sidecar["problems"]) == len(expected.problems)
     assert sidecar["rows"], "the notebook judged no series"
     assert sidecar["report_run"]["parameters"]["window_days"] == 2
+    assert sidecar["report_run"]["parameters"]["as_of"] == as_of
     state = report_state(settings.data_dir)["integrity"]
     assert state.last_status == "success"
+
+
+@pytest.mark.slow
+def test_the_operators_env_reaches_the_integrity_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A .env in the working directory that tightens the funding's freshness (warn 1 s, error
+    2 s: funding is hours old at any instant) turns `ingmon check` over the last day to error;
+    the integrity report, run from the same directory, says the same: the kernel reads the
+    operator's settings, not the defaults."""
+    from ingmon.check import run_check
+
+    _real_notebook("integrity")
+    settings = _demo(tmp_path, monkeypatch, days=2)
+    as_of_ms, as_of = _minute_ago()
+    capsys.readouterr()  # the demo's own lines
+    # Without the .env the demo lake is fresh enough: the .env is what changes the verdict.
+    assert run_check(settings, symbols=["SOLUSDT"], window_days=1, end_ms=as_of_ms).verdict in (
+        "ok",
+        "warn",
+    )
+    (tmp_path / ".env").write_text(
+        "INGMON_FUNDING_FRESHNESS_WARN_SECONDS=1\nINGMON_FUNDING_FRESHNESS_ERROR_SECONDS=2\n"
+    )
+    window = ["--data-dir", "data"]
+    check_status = main(
+        ["check", "--symbol", "SOLUSDT", "--window-days", "1", "--end", as_of, *window]
+    )
+    checked = json.loads(capsys.readouterr().out)
+    assert check_status == 1
+    assert checked["verdict"] == "error"
+    status = main(
+        [
+            *("report", "integrity", *window, "-p", "symbols=SOLUSDT"),
+            *("-p", "window_days=1", "-p", f"as_of={as_of}"),
+        ]
+    )
+    assert status == 0
+    sidecar = json.loads(Path(capsys.readouterr().out.strip()).read_text())
+    assert sidecar["verdict"] == checked["verdict"] == "error"
+    assert sidecar["status"] == checked["status"]
+    assert len(sidecar["problems"]) == len(checked["problems"])
+
+
+@pytest.mark.slow
+def test_backtest_report_end_to_end_matches_backtest_lake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_report("backtest") on a 3-day demo lake: the sidecar's config and data hashes, and
+    per window its metrics, flags and breakdowns, are backtest_lake's (save=False) for the same
+    parameters."""
+    from ingmon.backtest import BacktestConfig
+    from ingmon.backtest.export import run_document
+    from ingmon.backtest.lake import backtest_lake
+    from ingmon.lake import Lake
+
+    _real_notebook("backtest")
+    settings = _demo(tmp_path, monkeypatch, days=3)
+    as_of_ms, as_of = _minute_ago()
+    run = run_report(
+        "backtest",
+        settings=settings,
+        overrides=[
+            *("symbols=SOLUSDT", "window_days=1,2", "setups=", "min_score=0", "timeframe=15m"),
+            *("fee_rate=0.0004", "slippage_bps=2", "stop_atr=1.25", "take_profit_atr=2"),
+            *("hold_bars=120", f"as_of={as_of}"),
+        ],
+    )
+    sidecar = json.loads(Path(run.outputs["json"]).read_text())
+    expected = run_document(
+        backtest_lake(
+            Lake(settings.lake_dir),
+            "SOLUSDT",
+            config=BacktestConfig(
+                stop_atr=1.25, take_profit_atr=2.0, hold_bars=120, fee_rate=0.0004, slippage_bps=2.0
+            ),
+            timeframe="15m",
+            window_days=[1, 2],
+            end_ms=as_of_ms,
+            exports_root=tmp_path / "expected",
+            formats=(),
+            save=False,
+            setups=[],
+            min_score=None,
+        ).run
+    )
+    # Through JSON, as the sidecar went: tuples become lists, the floats stay bit for bit.
+    expected = json.loads(json.dumps(expected, default=str))
+    got = sidecar["symbols"]["SOLUSDT"]
+    assert sidecar["as_of"] == as_of
+    assert set(sidecar["symbols"]) == {"SOLUSDT"}
+    assert got["run_id"].startswith("bt-")  # a fresh id per run, like any backtest_lake's
+    assert got["config_hash"] == expected["config_hash"]
+    assert got["data_hash"] == expected["data"]["hash"]
+    assert got["data"] == expected["data"]
+    reports = {"all": expected, **{item["label"]: item for item in expected["windows"]}}
+    assert set(got["windows"]) == set(reports)
+    for label, window in got["windows"].items():
+        for key, value in window.items():
+            wanted = reports[label]["flags"] if key == "flags" else reports[label]["metrics"][key]
+            assert value == wanted, (label, key)
+    assert got["windows"]["all"]["trades"] > 0, "the demo lake gave the backtest no trades"
+    for column, slices in got["breakdowns"].items():
+        assert slices == expected["breakdowns"].get(column, {}), column
+    assert run.parameters["hold_bars"] == 120
+    assert report_state(settings.data_dir)["backtest"].last_status == "success"
