@@ -1,7 +1,7 @@
 """Scheduled reports: parameterised notebooks run by papermill into ipynb, HTML and JSON.
 
 ``run_report`` runs one (``ingmon report backtest|integrity`` is its command, in
-``ingmon.reports.commands``); ``report_state`` is what the exporter reads of past runs.
+``ingmon.reports.commands``); ``report_state`` is what monitoring reads of past runs.
 """
 
 from __future__ import annotations

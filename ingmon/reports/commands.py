@@ -73,7 +73,7 @@ def register(subparsers: Any) -> None:
         description="Run a report notebook with papermill and write "
         "<out>/<report>/<YYYY-MM-DD>/<report>.{ipynb,html,json}: the executed notebook, its "
         "HTML without code, and a JSON sidecar with the notebook's results and the run's "
-        "metadata. Each run is recorded in <data-dir>/state/ for the Prometheus exporter. "
+        "metadata. Each run is recorded in <data-dir>/state/ for monitoring. "
         "`ingmon report list` shows every report's parameters.",
     )
     reports = parser.add_subparsers(

@@ -3,7 +3,7 @@
 :func:`run_report` checks ``-p key=value`` overrides against the notebook's declared parameters,
 executes it with papermill, exports HTML without the code, writes the JSON sidecar (the
 notebook's own ``result_path`` document plus a ``report_run`` block) and records the run for
-the Prometheus exporter (:mod:`ingmon.reports.state`).
+monitoring (:mod:`ingmon.reports.state`).
 
 Outputs of a day live in ``<out>/<report>/<YYYY-MM-DD>/<report>.{ipynb,html,json}``; a rerun of
 the same day replaces the whole directory with two renames (between them, for an instant, the

@@ -2,7 +2,8 @@
 
 ``<data_dir>/state/reports.json`` holds per report its last run and last success (rewritten
 atomically under a lock); ``<data_dir>/state/report_runs.jsonl`` gets one line per run. The
-exporter reads them through :func:`report_state`, never the files' format.
+monitoring (the Prometheus exporter, once it publishes them) reads them through
+:func:`report_state`, never the files' format.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class ReportRun:
 
 @dataclass(frozen=True)
 class ReportState:
-    """What the exporter needs of one report: its last run and its last success."""
+    """What monitoring needs of one report: its last run and its last success."""
 
     report: str
     last_status: str
