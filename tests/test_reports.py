@@ -413,7 +413,8 @@ def test_a_notebook_that_writes_no_result_fails(notebooks: Path, data_dir: Path)
 def test_a_cell_over_the_timeout_fails_the_run_naming_it(notebooks: Path, data_dir: Path) -> None:
     """A cell running past --timeout is a failed run naming that cell, recorded as such."""
     with pytest.raises(NotebookFailedError) as raised:
-        _run(notebooks, data_dir, "sleep_seconds=30", timeout_seconds=1)
+        # 5 s: far beyond what the trivial cells before take even on a loaded machine
+        _run(notebooks, data_dir, "sleep_seconds=300", timeout_seconds=5)
     assert raised.value.cell is not None
     assert raised.value.cell.number == 4
     assert raised.value.cell.error_type == "CellTimeoutError"
