@@ -17,10 +17,11 @@ import pandas as pd
 
 from ingmon.errors import UsageError
 from ingmon.lake import Lake
-from ingmon.schema import CANDLES, FUNDING, SCORES, SIGNALS, interval_ms
+from ingmon.schema import CANDLES, FUNDING, interval_ms
 from ingmon.signals.features import Bars as SignalBars
 from ingmon.signals.features import atr as wilder_atr
 from ingmon.signals.rules import RULES_VERSION
+from ingmon.signals.store import read_signals as read_scored_signals
 from ingmon.times import MINUTE_MS, iso_ms
 
 __all__ = [
@@ -459,25 +460,20 @@ def read_lake_inputs(
             "mark_price": funding_table["mark_price"].to_numpy(zero_copy_only=False),
         }
     )
-    signal_table = lake.read(SIGNALS, symbols=symbol, param=timeframe, start=start_ms, end=last_ms)
-    signals = signal_table.to_pandas()
-    for column in ("bar_open_time", "bar_close_time"):
-        signals[column] = _ms_column(signal_table, column)
-    score_table = lake.read(
-        SCORES,
+    import polars as pl  # noqa: PLC0415 - the signal reader's frames; loaded for lake runs only
+
+    # The signal engine's own reader: each signal with its latest score of ``rules_version``.
+    joined = read_scored_signals(
+        lake,
         symbols=symbol,
-        param=timeframe,
-        start=start_ms,
-        end=last_ms,
-        columns=["signal_id", "score", "confidence", "rules_version", "scored_at"],
+        timeframe=timeframe,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        rules_version=rules_version,
     )
-    scores = score_table.to_pandas()
-    scores = scores[scores["rules_version"] == rules_version]
-    if len(scores):
-        scores = scores.sort_values("scored_at").drop_duplicates("signal_id", keep="last")
-    signals = signals.merge(
-        scores[["signal_id", "score", "confidence", "rules_version"]], on="signal_id", how="left"
-    )
+    signals = joined.with_columns(
+        pl.col("bar_open_time").cast(pl.Int64), pl.col("bar_close_time").cast(pl.Int64)
+    ).to_pandas()
     keep = np.ones(len(signals), dtype=bool)
     if setups:
         keep &= signals["setup"].isin(list(setups)).to_numpy()
