@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 
 from benchmarks._harness import Case, median_seconds, print_table
-from ingmon.backtest import BacktestConfig, Bars, run_backtest, summarize, sweep
+from ingmon.backtest import REPORT_BRACKET, BacktestConfig, Bars, run_backtest, summarize, sweep
 from ingmon.exchange.market import Market
+from ingmon.signals.frame import MarketInputs
 from ingmon.times import DAY_MS
 
 __all__ = ["main"]
@@ -45,31 +46,35 @@ SWEEP_SLOW = tuple(range(60, 260, 10))  # 20 windows → 200 combinations
 OURS = "ingmon"
 
 
-def market_bars() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The simulator's 1m candles and funding for BTCUSDT over the last 90 days."""
+def market_bars() -> tuple[MarketInputs, pd.DataFrame, pd.DataFrame]:
+    """The simulator's BTCUSDT over the last 90 days, generated once: the signal engine's
+    inputs, its 1m candles as a frame, and the funding settlements with their mark price."""
+    from benchmarks.bench_signals import simulated_inputs
+
     market = Market.demo(symbols=["BTCUSDT"], days=DAYS, seed=7, now_ms=NOW_MS)
     start = NOW_MS - DAYS * DAY_MS
-    klines = market.klines("BTCUSDT", "1m", start, NOW_MS - 1, now_ms=NOW_MS)
-    tick = float(market.spec("BTCUSDT").tick_size)
+    inputs = simulated_inputs(market, start_ms=start, end_ms=NOW_MS)
+    minutes = inputs.minutes
     frame = pd.DataFrame(
         {
-            "open_time": klines.open_time_ms,
-            "open": klines.open_ticks * tick,
-            "high": klines.high_ticks * tick,
-            "low": klines.low_ticks * tick,
-            "close": klines.close_ticks * tick,
-            "volume": klines.volume_steps.astype(float),
+            "open_time": minutes.open_time_ms,
+            "open": minutes.open,
+            "high": minutes.high,
+            "low": minutes.low,
+            "close": minutes.close,
+            "volume": minutes.volume,
         }
     )
     rates = market.funding("BTCUSDT", start, NOW_MS - 1)
+    price = 10.0 ** -market.spec("BTCUSDT").price_decimals
     funding = pd.DataFrame(
         {
             "funding_time": rates.funding_time_ms,
             "funding_rate": rates.funding_rate,
-            "mark_price": rates.mark_price_ticks * tick,
+            "mark_price": rates.mark_price_ticks * price,
         }
     )
-    return frame, funding
+    return inputs, frame, funding
 
 
 def sma(values: np.ndarray, window: int) -> np.ndarray:
@@ -256,7 +261,7 @@ def cold_seconds(engine: str, data_file: Path) -> tuple[float, int] | None:
 
 
 def main() -> None:
-    frame, funding = market_bars()
+    inputs, frame, funding = market_bars()
     bars = Bars.from_frame(frame)
     n = len(bars)
     print(f"\nbacktest benchmark: {n:,} 1m bars of BTCUSDT (simulator seed 7), fee {FEE:.2%}/side")
@@ -348,7 +353,7 @@ def main() -> None:
             "known_ms": bars.open_time_ms[at] + bars.bar_ms,
         }
     )
-    bracket = BacktestConfig(stop_atr=1.0, take_profit_atr=1.5, hold_bars=240, slippage_bps=1)
+    bracket = REPORT_BRACKET
     print_table(
         f"{OURS} alone: ATR bracket + 240-bar time exit + funding, {len(at)} signals",
         [
@@ -365,17 +370,14 @@ def main() -> None:
         ],
         baseline=f"{OURS} bracket run + stats",
     )
-    bench_engine_signals()
+    bench_engine_signals(inputs, bars, funding)
 
 
-def bench_engine_signals() -> None:
-    """The signal engine's own signals (every setup, scored) on its 90 days of 1m candles,
-    traded with the same ATR bracket: the run behind the dashboard's numbers."""
-    from benchmarks.bench_signals import simulated_inputs
+def bench_engine_signals(inputs: MarketInputs, bars: Bars, funding: pd.DataFrame) -> None:
+    """The signal engine's own signals (every setup, scored) on the same 90 days of 1m
+    candles, traded with the same ATR bracket: the run behind the dashboard's numbers."""
     from ingmon.signals import SignalConfig, evaluate
 
-    market = Market.demo(symbols=["BTCUSDT"], days=DAYS, seed=7, now_ms=NOW_MS)
-    inputs = simulated_inputs(market, start_ms=NOW_MS - DAYS * DAY_MS, end_ms=NOW_MS)
     evaluation = evaluate(inputs, SignalConfig())
     scores = {record.signal.signal_id: record for record in evaluation.scores}
     frame = evaluation.frame
@@ -392,25 +394,7 @@ def bench_engine_signals() -> None:
             "confidence": [scores[s.signal_id].confidence for s in evaluation.signals],
         }
     )
-    minutes = inputs.minutes
-    bars = Bars(
-        open_time_ms=minutes.open_time_ms,
-        open=minutes.open,
-        high=minutes.high,
-        low=minutes.low,
-        close=minutes.close,
-        bar_ms=60_000,
-    )
-    rates = market.funding("BTCUSDT", NOW_MS - DAYS * DAY_MS, NOW_MS - 1)
-    spec = market.spec("BTCUSDT")
-    funding = pd.DataFrame(
-        {
-            "funding_time": rates.funding_time_ms,
-            "funding_rate": rates.funding_rate,
-            "mark_price": rates.mark_price_ticks * 10.0**-spec.price_decimals,
-        }
-    )
-    bracket = BacktestConfig(stop_atr=1.0, take_profit_atr=1.5, hold_bars=240, slippage_bps=1)
+    bracket = REPORT_BRACKET
     result = run_backtest(bars, signals, config=bracket, funding=funding)
     print_table(
         f"{OURS} on the signal engine's {len(signals)} signals (7 setups, 90 d): "
