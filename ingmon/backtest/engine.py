@@ -23,6 +23,7 @@ from ingmon.signals.features import SESSION_NAMES, session_labels
 
 __all__ = [
     "EXIT_REASONS",
+    "REPORT_BRACKET",
     "SESSIONS",
     "BacktestConfig",
     "BacktestResult",
@@ -138,6 +139,15 @@ class BacktestConfig:
 def _at_least(value: int, low: int, name: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise UsageError(f"{name} must be an integer >= {low}, got {value!r}", field=name)
+
+
+REPORT_BRACKET = BacktestConfig(
+    stop_atr=1.0, take_profit_atr=1.5, hold_bars=240, fee_rate=0.0005, slippage_bps=1.0
+)
+"""The bracket the demo, the reports and docs/backtesting.md use: market entry on the bar after
+the signal, stop 1 ATR and target 1.5 ATR of the signal timeframe, time exit after 240 1m bars
+(4 h), taker fee 0.05 % and 1 bp slippage per side. ``notebooks/backtest_report.py`` repeats
+these as literal parameter defaults (papermill reads literals); a test keeps them equal."""
 
 
 @dataclass(frozen=True)
