@@ -292,10 +292,8 @@ def _session_levels(
         found = profile.levels()
         by_day[start] = [found.get(name, np.nan) for name in PROFILE_LEVELS]
         by_day[start].append(profile.bin_width)
-    table = np.array(
-        [by_day.get(int(day), [np.nan] * len(names)) for day in np.unique(previous_day)]
-    )
-    position = np.searchsorted(np.unique(previous_day), previous_day)
+    days, position = np.unique(previous_day, return_inverse=True)
+    table = np.array([by_day.get(int(day), [np.nan] * len(names)) for day in days])
     if not table.size:
         return {name: np.full(open_time_ms.size, np.nan) for name in names}
     return {name: table[position, column] for column, name in enumerate(names)}
