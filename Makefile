@@ -11,7 +11,7 @@ LOCK := requirements.lock
 PIP_VERSION := 26.3
 UV_VERSION := 0.13.9
 
-.PHONY: venv test demo lint format bench lock clean
+.PHONY: venv system-deps test demo lint format bench lock clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,9 +21,20 @@ $(STAMP): pyproject.toml $(LOCK)
 
 venv: $(STAMP)
 
+# Debian packages the tests run for real: promtool and the Prometheus server (the exporter's
+# exposition, the alert rules and a real scrape of `ingmon serve`). Installed with apt-get when
+# missing, as root (CI) or through a password-less sudo; otherwise one line says what to run.
+system-deps:
+	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; \
+		elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+		else echo "make: promtool/prometheus missing: run 'sudo apt-get install prometheus'" >&2; exit 1; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+			--no-install-recommends prometheus >/dev/null; }
+
 # The unit tests and the notebooks' smoke run in one pytest: pyproject.toml's testpaths include
 # notebooks/ and addopts --nbval-lax, which executes each notebooks/*.ipynb cell by cell.
-test: venv
+test: venv system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: venv

@@ -108,27 +108,84 @@ class Settings(_FreshnessSettings):
     # Cadence: a step longer than expected × (1 + tolerance) is a gap
     cadence_tolerance_ratio: float = Field(0.1, ge=0, le=1)
 
-    # Alerts
+    # Monitoring: the health model's window, ingestion latency (p95 of the live batches) and
+    # cadence (the last interval between successful batches against the expected one)
+    health_window_hours: float = Field(
+        24.0, gt=0, description="Window of the health model: gaps, latency, cadence, signals"
+    )
+    latency_warn_seconds: float = Field(120.0, gt=0, description="p95 ingest latency that warns")
+    latency_error_seconds: float = Field(300.0, gt=0, description="p95 latency that errors")
+    cadence_warn_ratio: float = Field(
+        1.0, gt=0, description="Interval between batches over expected, minus 1, that warns"
+    )
+    cadence_error_ratio: float = Field(4.0, gt=0, description="… that is an error")
+
+    # Worker
+    worker_interval_seconds: float = Field(60.0, gt=0, description="Seconds between ticks")
+    worker_symbols: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Symbols the worker keeps fresh (default: the lake's)"
+    )
+    worker_catch_up_days: int = Field(
+        2, ge=1, le=30, description="How far back each tick makes sure the data is complete"
+    )
+
+    # Alerts: each rule fires once its condition has held for its ``for`` duration
+    alert_stale_for_seconds: float = Field(120.0, ge=0, description="Stale feed: for")
+    alert_latency_for_seconds: float = Field(300.0, ge=0, description="Latency breach: for")
+    alert_cadence_for_seconds: float = Field(300.0, ge=0, description="Cadence deviation: for")
+    alert_gap_for_seconds: float = Field(0.0, ge=0, description="Gap detected: for")
+    alert_no_signals_seconds: float = Field(
+        6 * 3600.0, gt=0, description="No signal of a symbol for this long fires"
+    )
+    alert_no_signals_for_seconds: float = Field(0.0, ge=0, description="No signals: for")
+    alert_max_drawdown_ratio: float = Field(
+        0.25, gt=0, le=1, description="Max drawdown of the latest backtest run that fires"
+    )
+    alert_drawdown_for_seconds: float = Field(0.0, ge=0, description="Drawdown breach: for")
+    alert_repeat_seconds: float = Field(
+        4 * 3600.0, gt=0, description="A still-firing alert is notified again after this"
+    )
+    external_url: str = Field(
+        "http://localhost:8080", description="Where the dashboard is reached (alert links)"
+    )
+
+    # Webhooks
     webhook_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated webhook targets"
     )
     webhook_secret: SecretStr | None = Field(None, description="HMAC secret for webhook bodies")
+    webhook_format: Literal["alertmanager", "slack"] = Field(
+        "alertmanager", description="Body: Alertmanager v4 JSON or a Slack-compatible text"
+    )
+    webhook_timeout_seconds: float = Field(5.0, gt=0, description="Per-delivery timeout")
+    webhook_backoff_base_seconds: float = Field(
+        2.0, gt=0, description="First retry delay; doubles per failed attempt"
+    )
+    webhook_backoff_cap_seconds: float = Field(300.0, gt=0, description="Longest retry delay")
 
     # Serving
     server_host: str = Field("127.0.0.1")
     server_port: int = Field(8080, ge=1, le=65535)
     basic_auth: SecretStr | None = Field(None, description="user:password for dashboard and API")
     cookie_secret: SecretStr | None = Field(None)
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token /metrics/prometheus requires (unset: open)"
+    )
 
     # Logs
     log_format: Literal["auto", "json", "text"] = Field("auto")
 
-    @field_validator("webhook_urls", mode="before")
+    @field_validator("webhook_urls", "worker_symbols", mode="before")
     @classmethod
-    def _webhook_list(cls, value: Any) -> Any:
+    def _comma_list(cls, value: Any) -> Any:
         return _split_list(value)
 
-    @field_validator("binance_base_url", "binance_archive_url")
+    @field_validator("worker_symbols")
+    @classmethod
+    def _upper_symbols(cls, value: list[str]) -> list[str]:
+        return [symbol.upper() for symbol in value]
+
+    @field_validator("binance_base_url", "binance_archive_url", "external_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -160,6 +217,16 @@ class Settings(_FreshnessSettings):
                     f"{prefix}_WARN_SECONDS ({pair.warn_seconds:g}) must be below "
                     f"{prefix}_ERROR_SECONDS ({pair.error_seconds:g})"
                 )
+        if self.latency_warn_seconds >= self.latency_error_seconds:
+            raise ValueError(
+                f"{ENV_PREFIX}LATENCY_WARN_SECONDS ({self.latency_warn_seconds:g}) must be below "
+                f"{ENV_PREFIX}LATENCY_ERROR_SECONDS ({self.latency_error_seconds:g})"
+            )
+        if self.cadence_warn_ratio >= self.cadence_error_ratio:
+            raise ValueError(
+                f"{ENV_PREFIX}CADENCE_WARN_RATIO ({self.cadence_warn_ratio:g}) must be below "
+                f"{ENV_PREFIX}CADENCE_ERROR_RATIO ({self.cadence_error_ratio:g})"
+            )
         return self
 
     def freshness(self, dataset: str) -> Threshold:
@@ -172,6 +239,11 @@ class Settings(_FreshnessSettings):
     @property
     def lake_dir(self) -> Path:
         return self.data_dir / "lake"
+
+    @property
+    def state_dir(self) -> Path:
+        """Small JSON state the worker writes and the server reads (health, alerts, outbox)."""
+        return self.data_dir / "state"
 
 
 def _number_form(field_name: str) -> str | None:
