@@ -35,6 +35,7 @@ __all__ = [
     "freshness_verdict",
     "known_exchange_gaps",
     "subtract",
+    "thresholds_for_step",
 ]
 
 Range = tuple[int, int]
@@ -183,7 +184,9 @@ def _gap_problem(
     )
 
 
-def _for_step(thresholds: Threshold, series: MarketSeries, step_ms: int | None) -> Threshold:
+def thresholds_for_step(
+    thresholds: Threshold, series: MarketSeries, step_ms: int | None
+) -> Threshold:
     """Thresholds set for the series' nominal step, shifted to this series' own step."""
     if step_ms is None or series.nominal_step_ms is None:
         return thresholds
@@ -457,7 +460,7 @@ def assess_series(
     age = _age_seconds(coverage, series, now_ms) if expect == "live" else None
     verdict: Verdict | None = None
     if age is not None and thresholds is not None:
-        verdict = freshness_verdict(age, _for_step(thresholds, series, coverage.step_ms))
+        verdict = freshness_verdict(age, thresholds_for_step(thresholds, series, coverage.step_ms))
     if expect == "live" and coverage.rows == 0:
         problems.append(
             _empty_problem(

@@ -1,0 +1,1 @@
+"""Monitoring: the health model, signal and performance KPIs, the Prometheus exporter, alerts."""
