@@ -3,7 +3,8 @@
 Today: a local Binance-compatible exchange (seeded simulator, real HTTP on 127.0.0.1) →
 backfill of candles, aggregated trades, open interest and funding into the Parquet lake →
 integrity check → runbook snapshot export → signals scored 0–7 into the lake → each symbol's
-signals backtested (saved runs + JSON/CSV exports). No network beyond loopback.
+signals backtested (saved runs + JSON/CSV exports) → the first health snapshot
+(``state/health.json``, what ``ingmon serve`` shows). No network beyond loopback.
 
 The demo's data root carries a marker file (``ingmon-demo.json``) naming the market it holds,
 so a rerun continues that market, a rerun with another seed is refused instead of mixing two
@@ -203,6 +204,22 @@ def _backtest(settings: Settings, symbols: Sequence[str], *, days: int) -> list[
     return run_ids
 
 
+def _health(settings: Settings, symbols: Sequence[str]) -> str:
+    """Write the first health snapshot (what ``ingmon serve`` shows until a worker runs) and
+    return its status."""
+    from ingmon.lake import Lake  # noqa: PLC0415
+    from ingmon.monitor.health import build_snapshot, write_snapshot  # noqa: PLC0415
+
+    snapshot = build_snapshot(Lake(settings.lake_dir), settings, symbols=symbols, now_ms=now_ms())
+    path = write_snapshot(settings.state_dir, snapshot)
+    counts = ", ".join(f"{count} {status}" for status, count in snapshot.counts().items() if count)
+    _say(f"health snapshot: {snapshot.status} ({counts}) in {path}")
+    _say(
+        f"look at it: ingmon serve --data-dir {settings.data_dir} → http://localhost:8080/dashboard"
+    )
+    return snapshot.status
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -277,12 +294,14 @@ def run_demo(
     _say(f"exported {len(files)} snapshot files to {settings.data_dir / 'binance'}")
     signals = _score(settings, symbols)
     runs = _backtest(settings, symbols, days=min(days, market_days))
+    health = _health(settings, symbols)
     json.dump(
         {
             "backfill": summary["status"],
             "check": verdict,
             "signals_new": signals,
             "backtests": runs,
+            "health": health,
         },
         sys.stdout,
     )

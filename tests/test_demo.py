@@ -70,8 +70,9 @@ def _assert_lake_is_market(root: Path, seed: int) -> None:
 
 
 def _assert_scored_and_backtested(root: Path, printed: dict[str, Any]) -> None:
-    """The demo stored the signals it counted, an audit row for each, and one saved,
-    exported backtest run per symbol whose trades come from those signals."""
+    """The demo stored the signals it counted, an audit row for each, one saved, exported
+    backtest run per symbol whose trades come from those signals, and a health snapshot of
+    every dataset of the symbol that knows that run."""
     lake = Lake(root / "lake")
     signals = lake.read("signals", symbols=SYMBOL, param="15m")
     scores = lake.read("scores", symbols=SYMBOL, param="15m")
@@ -84,6 +85,12 @@ def _assert_scored_and_backtested(root: Path, printed: dict[str, Any]) -> None:
     with (root / "backtests" / run_id / "trades.csv").open() as handle:
         traded = {row["signal_id"] for row in csv.DictReader(handle)}
     assert traded and traded <= set(signals["signal_id"].to_pylist())
+    health = json.loads((root / "state" / "health.json").read_text())
+    assert health["status"] == printed["health"]
+    assert {(s["dataset"], s["symbol"]) for s in health["series"]} == {
+        (name, SYMBOL) for name in ("candles", "agg_trades", "open_interest", "funding")
+    }
+    assert [kpi["run_id"] for kpi in health["performance"] if kpi["setup"] == "all"] == [run_id]
 
 
 def _one_line(stderr: str) -> str:
