@@ -67,7 +67,7 @@ def _cmd_coverage(args: argparse.Namespace) -> int:
 def _cmd_config(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     shown = settings.model_dump(mode="json")
-    for name in ("webhook_secret", "basic_auth", "cookie_secret"):
+    for name in ("webhook_secret", "basic_auth", "cookie_secret", "metrics_token"):
         if shown.get(name):
             shown[name] = "***"
     print(json.dumps(shown, indent=2))
@@ -150,6 +150,10 @@ _COMMAND_MODULES = (
     "ingmon.signals.commands",
     "ingmon.backtest.commands",
     "ingmon.reports.commands",
+    "ingmon.monitor.commands",
+    "ingmon.monitor.alert_commands",
+    "ingmon.serving",
+    "ingmon.worker",
 )
 
 
