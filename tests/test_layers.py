@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import subprocess
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -163,3 +165,23 @@ def test_the_analytics_read_the_lake_never_the_exchange(importer: str, imported:
     client or the simulator, and the signal engine does not depend on the backtest."""
     found = offending(importer, imported)
     assert not found, f"{importer} must not import {imported}:\n" + "\n".join(found)
+
+
+def test_only_the_api_handlers_import_tornado() -> None:
+    """Tornado stays at the web edge: of ingmon, only ingmon.api.handlers imports it, so the API's
+    documents, queries, parameters and OpenAPI document are plain functions and data."""
+    found = offending("ingmon", "tornado", allowed=frozenset({"ingmon.api.handlers"}))
+    assert not found, "only ingmon.api.handlers may import tornado:\n" + "\n".join(found)
+
+
+def test_the_api_documents_load_without_tornado() -> None:
+    """The dashboard's `from ingmon.api import health_document` loads no Tornado (the package
+    imports its names on first use); ROUTES, which Panel's --plugins reads, loads the handlers."""
+    script = (
+        "import sys\n"
+        "from ingmon.api import format_duration, health_document, metrics_document\n"
+        "assert 'tornado' not in sys.modules, 'the documents loaded tornado'\n"
+        "from ingmon.api import ROUTES\n"
+        "assert 'tornado' in sys.modules and ROUTES\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)

@@ -1,0 +1,72 @@
+"""Read-through caches of the server: a file's value until it changes, a read for a few seconds.
+
+Many requests, one read: the state files are parsed again only when they change, lake reads and
+rendered bodies are shared for a few seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["FileCache", "TTLCache"]
+
+T = TypeVar("T")
+
+
+class FileCache:
+    """Values loaded from one file, kept until its (mtime, size, inode) changes — state files
+    are replaced atomically, so a new version is a new inode."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, Path], tuple[tuple[int, int, int] | None, Any]] = {}
+
+    def get(self, kind: str, path: Path, load: Callable[[], T]) -> T:
+        try:
+            stat = path.stat()
+            version: tuple[int, int, int] | None = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        except FileNotFoundError:
+            version = None
+        with self._lock:
+            hit = self._entries.get((kind, path))
+        if hit is not None and hit[0] == version:
+            value: T = hit[1]
+            return value
+        value = load()
+        with self._lock:
+            self._entries[kind, path] = (version, value)
+        return value
+
+
+class TTLCache:
+    """Values kept for ``ttl_seconds``: many requests, one read. At most ``max_entries`` keys
+    (filters come from clients: expired entries go first, then everything)."""
+
+    def __init__(self, ttl_seconds: float, *, max_entries: int = 256) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[Any, ...], tuple[float, Any]] = {}
+
+    def get(self, key: tuple[Any, ...], load: Callable[[], T]) -> T:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and now - hit[0] < self.ttl_seconds:
+            value: T = hit[1]
+            return value
+        value = load()
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                for old in [
+                    k for k, (at, _) in self._entries.items() if now - at >= self.ttl_seconds
+                ]:
+                    del self._entries[old]
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+            self._entries[key] = (now, value)
+        return value
