@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["FileCache", "TTLCache"]
+__all__ = ["FileCache", "LatestValue", "TTLCache"]
 
 T = TypeVar("T")
+_MISSING: Any = object()
 
 
 class FileCache:
@@ -70,3 +71,37 @@ class TTLCache:
                     self._entries.clear()
             self._entries[key] = (now, value)
         return value
+
+
+class LatestValue:
+    """One computation per key at a time; while it runs, other callers get the key's previous
+    value at once instead of waiting or computing it too.
+
+    Under concurrent scrapes a cache miss (a state file changed, the clock entered a new
+    second) then costs one caller the rendering and nobody else anything: they are served the
+    body from before, at most one rendering old. Only the very first call of a key waits.
+    At most ``max_entries`` keys (filters come from clients)."""
+
+    def __init__(self, *, max_entries: int = 256) -> None:
+        self.max_entries = max_entries
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._values: dict[tuple[Any, ...], Any] = {}
+
+    def get(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        with self._guard:
+            if key not in self._locks and len(self._locks) >= self.max_entries:
+                self._locks.clear()
+                self._values.clear()
+            lock = self._locks.setdefault(key, threading.Lock())
+            previous = self._values.get(key, _MISSING)
+        if not lock.acquire(blocking=previous is _MISSING):
+            stale: T = previous
+            return stale
+        try:
+            value = compute()
+            with self._guard:
+                self._values[key] = value
+            return value
+        finally:
+            lock.release()

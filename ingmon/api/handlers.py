@@ -30,7 +30,7 @@ import orjson
 from tornado.httputil import url_concat
 from tornado.web import HTTPError, RequestHandler
 
-from ingmon.api.cache import TTLCache
+from ingmon.api.cache import LatestValue, TTLCache
 from ingmon.api.documents import freshness_document, health_document, metrics_document
 from ingmon.api.openapi import Endpoint, build_openapi
 from ingmon.api.params import (
@@ -70,6 +70,8 @@ _BODY_TTL_SECONDS = 1.0
 # The state documents' bodies, rebuilt at most once a second: ages are whole-second news, and
 # twenty clients polling at once cost one build.
 _BODIES = TTLCache(_BODY_TTL_SECONDS)
+# Renderings in progress: concurrent requests get the previous body instead of waiting.
+_LATEST = LatestValue()
 _JSON = "application/json; charset=utf-8"
 
 
@@ -249,12 +251,17 @@ class _Handler(RequestHandler):
     async def in_thread(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(_EXECUTOR, work)
 
+    async def shared_body(self, key: tuple[Any, ...], render: Callable[[], bytes]) -> bytes:
+        """A document body rendered off the IOLoop, at most once a ``_BODY_TTL_SECONDS`` and by
+        one thread at a time; concurrent requests meanwhile get the previous body."""
+        return await self.in_thread(lambda: _LATEST.get(key, lambda: _BODIES.get(key, render)))
+
 
 class HealthHandler(_Handler):
-    def get(self) -> None:
+    async def get(self) -> None:
         self.query()
         self.send_body(
-            _BODIES.get(
+            await self.shared_body(
                 ("health",),
                 lambda: orjson.dumps(health_document(_server_settings(), now_ms=now_ms())),
             )
@@ -262,10 +269,10 @@ class HealthHandler(_Handler):
 
 
 class MetricsHandler(_Handler):
-    def get(self) -> None:
+    async def get(self) -> None:
         self.query()
         self.send_body(
-            _BODIES.get(
+            await self.shared_body(
                 ("metrics",),
                 lambda: orjson.dumps(metrics_document(_server_settings(), now_ms=now_ms())),
             )
@@ -275,11 +282,11 @@ class MetricsHandler(_Handler):
 class FreshnessHandler(_Handler):
     PARAMETERS = FRESHNESS_PARAMETERS
 
-    def get(self) -> None:
+    async def get(self) -> None:
         query = self.query()
         filters = {name: query[name] for name in ("symbol", "dataset", "status")}
         self.send_body(
-            _BODIES.get(
+            await self.shared_body(
                 ("freshness", *filters.values()),
                 lambda: orjson.dumps(
                     freshness_document(
@@ -385,7 +392,7 @@ class PrometheusHandler(_Handler):
 
     requires_login = False
 
-    def get(self) -> None:
+    async def get(self) -> None:
         self.query()
         token = _server_settings().metrics_token
         if token is not None:
@@ -397,8 +404,11 @@ class PrometheusHandler(_Handler):
                     "a bearer token is required: Authorization: Bearer <INGMON_METRICS_TOKEN>",
                     headers={"WWW-Authenticate": 'Bearer realm="ingmon metrics"'},
                 )
-        body, content_type = exposition(
-            _prometheus_registry(), self.request.headers.get("Accept", "")
+        accept = self.request.headers.get("Accept", "")
+        body, content_type = await self.in_thread(
+            lambda: _LATEST.get(
+                ("prometheus", accept), lambda: exposition(_prometheus_registry(), accept)
+            )
         )
         self.set_header("Content-Type", content_type)
         self.finish(body)
