@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -44,6 +45,28 @@ class Threshold:
 
     def __repr__(self) -> str:
         return f"Threshold(warn_seconds={self.warn_seconds}, error_seconds={self.error_seconds})"
+
+
+# httpx refuses a longer URL (httpx._urlparse.MAX_URL_LENGTH).
+_MAX_URL_LENGTH = 65536
+
+
+def _webhook_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a webhook target, or None: what ``webhooks.check_url`` and httpx
+    refuse, found with ``urllib.parse`` alone (every command loads the settings; httpx is slow
+    to import). A URL httpx still refuses later fails its own deliveries, nothing else."""
+    if len(url) > _MAX_URL_LENGTH:
+        return f"is longer than {_MAX_URL_LENGTH} characters"
+    if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in url):
+        return "contains a space or a control character"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as error:
+        return f"is not a valid URL ({error})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http(s) URL with a host"
+    return None
 
 
 def _split_list(value: Any) -> Any:
@@ -195,9 +218,15 @@ class Settings(_FreshnessSettings):
     @field_validator("webhook_urls")
     @classmethod
     def _webhook_urls(cls, value: list[str]) -> list[str]:
-        for url in value:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"expected comma-separated http(s) URLs, got {url!r}")
+        for number, url in enumerate(value, start=1):
+            problem = _webhook_url_problem(url)
+            if problem is not None:
+                # The entry is named by its place, not shown: a webhook URL's path is often
+                # a credential (Slack's are).
+                raise ValueError(
+                    f"expected comma-separated http(s) URLs with a host; "
+                    f"URL {number} of {len(value)} {problem}"
+                )
         return value
 
     @field_validator("basic_auth")
@@ -281,7 +310,9 @@ def _one_line(error: ValidationError) -> str:
         expected = _number_form(field_name) or expected
     elif kind == "literal_error":
         expected = "one of " + str(first.get("ctx", {}).get("expected", message))
-    shown = "'***'" if _is_secret(field_name) else repr(first.get("input"))
+    # Webhook URLs are shown no more than secrets: their paths are often credentials.
+    hidden = _is_secret(field_name) or field_name == "webhook_urls"
+    shown = "'***'" if hidden else repr(first.get("input"))
     return f"invalid setting {ENV_PREFIX}{field_name.upper()}={shown}: expected {expected}"
 
 

@@ -111,7 +111,8 @@ class SeriesHealth:
     age_seconds: float | None
     freshness: Verdict | None
     problems: tuple[Problem, ...]
-    # Version files that cannot be read; while there are any, nothing else is judged.
+    # Version files that cannot be read. The series' own: nothing else is judged while there
+    # are any. Its symbol's exchange_gaps: the series is judged, every gap counting as missing.
     corrupt_files: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -397,15 +398,43 @@ def _read(
 
 def _split_gaps(
     lake: Lake, coverage: Coverage, series: MarketSeries, *, expect: Expectation
-) -> tuple[tuple[Gap, ...], tuple[Gap, ...]]:
-    """(gaps that are problems, gaps the exchange itself has). Live, the tail is no gap: how
-    far behind the series is, is its freshness."""
-    exchange = known_exchange_gaps(lake, series, coverage.symbol, coverage.param)
+) -> tuple[tuple[Gap, ...], tuple[Gap, ...], list[CorruptPartition]]:
+    """(gaps that are problems, gaps the exchange itself has, damaged ``exchange_gaps``
+    partitions). Live, the tail is no gap: how far behind the series is, is its freshness.
+    When the symbol's known exchange gaps cannot be read, none is known: every gap counts.
+    (They never explain a gap in trade ids, so a trade series does not read them.)"""
+    exchange: list[Range] = []
+    damaged: list[CorruptPartition] = []
+    try:
+        if series.cadence != "ids":
+            exchange = known_exchange_gaps(lake, series, coverage.symbol, coverage.param)
+    except CorruptPartitionError as error:
+        exchange = []
+        damaged = lake.find_corrupt(EXCHANGE_GAPS, symbol=coverage.symbol)
+        if error.partition.version not in {part.version for part in damaged}:
+            damaged.append(error.partition)  # damage past a sound footer
     explained = tuple(g for g in coverage.gaps if _explained(g, series, exchange))
     unexplained = tuple(g for g in coverage.gaps if g not in explained)
     if expect == "live":
         unexplained = tuple(g for g in unexplained if g.kind != "tail")
-    return unexplained, explained
+    return unexplained, explained, damaged
+
+
+def _exchange_gaps_problem(
+    part: CorruptPartition, series: MarketSeries, *, symbol: str, param: str | None
+) -> Problem:
+    """A damaged partition of the symbol's known exchange gaps: the series is read, but no
+    gap of it can be told to be the exchange's own."""
+    return Problem(
+        series.name,
+        symbol,
+        "corrupt_partition",
+        f"{part.message}; the exchange's own gaps cannot be read, so every gap counts as "
+        f"missing. Move the file to {part.directory / 'quarantine'} (the backfill records an "
+        "exchange gap again when it meets one)",
+        param=param,
+        details={"file": str(part.version), "reason": part.reason, "source": part.dataset},
+    )
 
 
 def assess_series(
@@ -451,12 +480,15 @@ def assess_series(
             symbol=symbol,
             param=param,
         )
-    gaps, exchange_gaps = _split_gaps(lake, coverage, series, expect=expect)
+    gaps, exchange_gaps, damaged = _split_gaps(lake, coverage, series, expect=expect)
     if expect == "live" and coverage.rows == 0:
         gaps = ()  # the whole window is missing: one ``empty`` problem says it, not a gap too
     problems = [
-        _gap_problem(gap, series, context=context, symbol=symbol, param=param) for gap in gaps
+        _exchange_gaps_problem(part, series, symbol=symbol, param=param) for part in damaged
     ]
+    problems.extend(
+        _gap_problem(gap, series, context=context, symbol=symbol, param=param) for gap in gaps
+    )
     age = _age_seconds(coverage, series, now_ms) if expect == "live" else None
     verdict: Verdict | None = None
     if age is not None and thresholds is not None:
@@ -496,4 +528,5 @@ def assess_series(
         problems=tuple(problems),
         symbol=symbol,
         param=param,
+        corrupt_files=tuple(str(part.version) for part in damaged),
     )

@@ -300,12 +300,24 @@ def _step_health(state: _Tick, result: StepResult) -> None:
 
 
 def _step_alerts(state: _Tick, result: StepResult) -> None:
-    """The alert rules on this tick's snapshot (firing/resolved notifications are queued)."""
+    """The alert rules on this tick's snapshot (firing/resolved notifications are queued).
+    When the health step failed, on the last saved snapshot judged now instead (ages keep
+    growing, so a feed that stalled still alerts); skipped only when there is none."""
     from ingmon.monitor.alerts import evaluate  # noqa: PLC0415
+    from ingmon.monitor.health import read_snapshot  # noqa: PLC0415
 
-    if state.snapshot is None:
-        raise _Skipped("no health snapshot this tick: alerts were not evaluated")
-    evaluation = evaluate(state.snapshot, state.settings, now_ms=state.now())
+    now = state.now()
+    snapshot = state.snapshot
+    if snapshot is not None:
+        result.details["snapshot"] = "this tick"
+    else:
+        snapshot = read_snapshot(state.settings.state_dir)
+        if snapshot is None:
+            raise _Skipped("no health snapshot this tick nor saved: alerts were not evaluated")
+        snapshot = snapshot.at(now)
+        result.details["snapshot"] = "saved"
+        result.details["snapshot_generated_at"] = iso_ms(snapshot.generated_at_ms)
+    evaluation = evaluate(snapshot, state.settings, now_ms=now)
     result.details.update(
         firing=len(evaluation.firing),
         pending=len(evaluation.pending),
@@ -560,6 +572,9 @@ def run_worker(
     )
     if not interval > 0:
         raise UsageError(f"interval_seconds must be > 0, got {interval:g}")
+    if interval != settings.worker_interval_seconds:
+        # Health judges the cadence against the interval the worker really ticks at.
+        settings = settings.model_copy(update={"worker_interval_seconds": interval})
     resolve_symbols(settings, symbols)  # nothing to watch: refuse before taking the lock
     with _Lock(settings.state_dir):
         started_ms = _wall_ms()
@@ -734,7 +749,11 @@ class _LogBridge(logging.Handler):
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     settings = settings_from(
-        args, binance_base_url=args.base_url, binance_archive_url=args.archive_url
+        args,
+        binance_base_url=args.base_url,
+        binance_archive_url=args.archive_url,
+        # The health model's expected cadence is the interval the worker really ticks at.
+        worker_interval_seconds=args.interval_seconds,
     )
     steps = [
         name

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ingmon.cli import main
 from ingmon.config import Settings, load_settings
 from ingmon.errors import ConfigError
 
@@ -70,7 +71,6 @@ def test_empty_value_means_default(monkeypatch: pytest.MonkeyPatch) -> None:
         ("INGMON_BINANCE_MAX_RETRIES", "-1", "expected an integer >= 0"),
         ("INGMON_BINANCE_BASE_URL", "ftp://x", "expected an http(s) URL"),
         ("INGMON_LOG_FORMAT", "xml", "expected one of 'auto', 'json' or 'text'"),
-        ("INGMON_WEBHOOK_URLS", "https://ok,mailto:x", "expected comma-separated http(s) URLs"),
     ],
 )
 def test_invalid_value_names_setting_and_expected_form(
@@ -84,6 +84,45 @@ def test_invalid_value_names_setting_and_expected_form(
     assert "\n" not in message
     assert message.startswith(f"invalid setting {name}={value!r}: ")
     assert expected in message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://ok.example/T0K3N,mailto:x", "URL 2 of 2 is not an http(s) URL with a host"),
+        ("http://[::1/T0K3N", "URL 1 of 1 is not a valid URL (Invalid IPv6 URL)"),
+        ("http://h:1/T0K3N" + "a" * 70_000, "URL 1 of 1 is longer than 65536 characters"),
+        ("http://h/T0K3N a", "URL 1 of 1 contains a space or a control character"),
+        ("http://h:99999/T0K3N", "URL 1 of 1 is not a valid URL (Port out of range 0-65535)"),
+        ("https:///T0K3N", "URL 1 of 1 is not an http(s) URL with a host"),
+    ],
+)
+def test_a_webhook_url_that_cannot_be_used_is_one_line_without_the_url(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    """A webhook URL urllib (or httpx, for the length and characters) would refuse fails the
+    settings with one line naming the entry by its place; no URL is echoed (paths are often
+    credentials)."""
+    monkeypatch.setenv("INGMON_WEBHOOK_URLS", value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    assert str(caught.value) == (
+        "invalid setting INGMON_WEBHOOK_URLS='***': expected comma-separated http(s) URLs "
+        f"with a host; {expected}"
+    )
+    assert "T0K3N" not in str(caught.value)
+
+
+def test_a_bad_webhook_url_makes_a_command_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ingmon health`` with an unparsable INGMON_WEBHOOK_URLS entry: one line, exit 2."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INGMON_WEBHOOK_URLS", "http://[::1/hook")
+    assert main(["health", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "INGMON_WEBHOOK_URLS='***'" in err and "Invalid IPv6 URL" in err
 
 
 def test_secret_value_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -346,3 +346,46 @@ def test_a_duplicated_id_next_to_a_hole_keeps_the_hole_inside_its_repair(tmp_pat
     assert (id_gap.first_missing, id_gap.last_missing) == (11, 14)
     assert id_gap.start_ms is not None and id_gap.end_ms is not None
     assert id_gap.start_ms <= original_time(10) < original_time(15) <= id_gap.end_ms
+
+
+def test_a_damaged_exchange_gaps_partition_is_reported_and_every_gap_counts(
+    tmp_path: Path,
+) -> None:
+    """A 5-minute hole the exchange itself had is no gap; once the symbol's exchange_gaps
+    partition is damaged the series is still judged (no raise): the hole counts as a gap, and
+    the damaged file is named in corrupt_files and in a corrupt_partition problem."""
+    stored = [JAN_2026_MS + i * MINUTE_MS for i in range(60) if not 20 <= i < 25]
+    hole = (JAN_2026_MS + 20 * MINUTE_MS, JAN_2026_MS + 24 * MINUTE_MS)
+    lake = Lake(tmp_path)
+    lake.upsert("candles", candle_rows(stored, MINUTE_MS), symbol=SYMBOL, param="1m")
+    lake.upsert(
+        EXCHANGE_GAPS, exchange_gap_rows([hole], dataset="candles", param="1m"), symbol=SYMBOL
+    )
+    end = JAN_2026_MS + 60 * MINUTE_MS
+
+    def judge() -> SeriesHealth:
+        return assess_series(
+            lake,
+            CANDLES,
+            symbol=SYMBOL,
+            param="1m",
+            start_ms=JAN_2026_MS,
+            end_ms=end,
+            now_ms=end,
+            expect="live",
+            thresholds=Threshold(warn_seconds=90, error_seconds=180),
+        )
+
+    sound = judge()
+    assert (len(sound.gaps), len(sound.exchange_gaps), sound.corrupt_files) == (0, 1, ())
+
+    (partition,) = [p for p in (tmp_path / "exchange_gaps").rglob("year=*") if p.is_dir()]
+    version = partition / (partition / "data.parquet").readlink()
+    version.write_bytes(version.read_bytes()[:40])  # cut short: no footer
+    damaged = judge()
+    assert [(g.first_missing, g.last_missing, g.missing) for g in damaged.gaps] == [(*hole, 5)]
+    assert damaged.exchange_gaps == ()
+    assert damaged.corrupt_files == (str(version),)
+    assert (damaged.rows, damaged.freshness) == (55, "ok")
+    kinds = [(p.kind, p.severity, p.details.get("file")) for p in damaged.problems]
+    assert kinds == [("corrupt_partition", "error", str(version)), ("internal_gap", "error", None)]

@@ -31,9 +31,12 @@ from ingmon.config import Settings, load_settings
 from ingmon.demo import SIMULATED_FRESHNESS
 from ingmon.exchange import ExchangeServer, FaultSchedule, FrozenClock, Limits, Market
 from ingmon.lake import Lake
+from ingmon.monitor import health as health_module
 from ingmon.monitor.health import read_snapshot
 from ingmon.schema import INGEST_LOG
-from ingmon.worker import TickResult, _next_wait, read_worker_state, tick
+from ingmon.worker import TickResult, _next_wait, read_worker_state, run_worker, tick
+from tests.monitor._lake import NOW_MS as LAKE_NOW_MS
+from tests.monitor._lake import healthy_lake
 
 SYMBOL = "BTCUSDT"
 MINUTE_MS = 60_000
@@ -272,6 +275,86 @@ def test_the_next_tick_keeps_the_cadence_and_skips_overrun_starts() -> None:
     assert (exact.seconds, exact.skipped) == (0.0, 1)
 
 
+def test_when_the_health_step_fails_the_alerts_judge_the_saved_snapshot_now(
+    tmp_path: Path, receiver: _Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tick 1 saves a healthy snapshot. Tick 2, ten minutes on, cannot build one (the build
+    raises): the health step fails, yet the alerts step evaluates the saved snapshot judged
+    at tick 2's now — candles are 660 s old, so IngmonFeedStale fires and is delivered —
+    and worker.json says which snapshot was used."""
+    healthy_lake(Lake(tmp_path / "lake"), now_ms=LAKE_NOW_MS)
+    secret = "worker-test-secret"
+    settings = load_settings(
+        env_file=None,
+        data_dir=tmp_path,
+        webhook_urls=receiver.url,
+        webhook_secret=secret,
+        alert_stale_for_seconds=0,
+    )
+    steps = ("health", "alerts", "webhooks")
+    log = Reporter(mode="json", stream=io.StringIO())
+    first = tick(settings, symbols=[SYMBOL], now_ms=LAKE_NOW_MS, steps=steps, reporter=log)
+    assert first.outcome == "ok", first.to_dict()
+    assert first.steps["alerts"].details["snapshot"] == "this tick"
+
+    def unbuildable(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the lake cannot be judged")
+
+    monkeypatch.setattr(health_module, "build_snapshot", unbuildable)
+    later = LAKE_NOW_MS + 10 * MINUTE_MS
+    second = tick(settings, symbols=[SYMBOL], now_ms=later, steps=steps, reporter=log, number=2)
+
+    assert second.outcome == "error"
+    assert second.steps["health"].error == "RuntimeError: the lake cannot be judged"
+    alerts_step = second.steps["alerts"]
+    assert alerts_step.ok, alerts_step.to_dict()
+    assert alerts_step.details["snapshot"] == "saved"
+    assert alerts_step.details["snapshot_generated_at"] == "2026-03-01T00:00:00.000Z"
+    assert alerts_step.details["firing"] >= 1
+    assert _candle_staleness(receiver, secret) == ["firing"]
+    state = read_worker_state(settings.state_dir)
+    assert state is not None and state["steps"]["alerts"]["snapshot"] == "saved"
+
+
+def test_the_interval_flag_is_the_cadence_health_expects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``worker --interval-seconds 120``: the snapshot it writes expects candles and trades
+    every 120 s (5m open interest: 300 s, funding: 8 h) and records 120 in settings_used;
+    run_worker(interval_seconds=90) on default settings likewise expects 90 s."""
+    monkeypatch.chdir(tmp_path)
+    quiet = ["--no-backfill", "--no-score", "--no-alerts", "--symbol", SYMBOL]
+    argv = ["worker", "--once", "--data-dir", str(tmp_path), "--interval-seconds", "120"]
+    assert main([*argv, *quiet]) == 0
+
+    def judged(state_dir: Path) -> tuple[float, dict[str, float]]:
+        """(the interval in settings_used, each series' expected cadence)."""
+        snapshot = read_snapshot(state_dir)
+        assert snapshot is not None
+        expected = {s.dataset: s.cadence.expected_seconds for s in snapshot.series}
+        return snapshot.settings_used["worker_interval_seconds"], expected
+
+    assert judged(tmp_path / "state") == (
+        120.0,
+        {"candles": 120.0, "agg_trades": 120.0, "open_interest": 300.0, "funding": 28_800.0},
+    )
+    other = tmp_path / "other"
+    settings = load_settings(env_file=None, data_dir=other, log_format="json")
+    assert settings.worker_interval_seconds == 60
+    run_worker(
+        settings,
+        symbols=[SYMBOL],
+        interval_seconds=90,
+        once=True,
+        steps=("health",),
+        reporter=Reporter(mode="json", stream=io.StringIO()),
+    )
+    assert judged(other / "state") == (
+        90.0,
+        {"candles": 90.0, "agg_trades": 90.0, "open_interest": 300.0, "funding": 28_800.0},
+    )
+
+
 # ---- the command -------------------------------------------------------------------------------
 
 
@@ -449,7 +532,8 @@ def test_a_second_worker_on_the_same_data_dir_exits_2_and_sigterm_between_ticks_
             process.kill()
             process.wait()
     assert process.returncode == 0, log.read_text()[-2000:]
-    assert elapsed < 3.0  # not the rest of the hour
+    # The interval is an hour: exiting within the bound (seconds) means SIGTERM cut the wait.
+    assert elapsed < STOP_BOUND_SECONDS
     state = read_worker_state(tmp_path / "state")
     assert state is not None
     assert state["pid"] == process.pid and state["outcome"] == "ok" and state["tick"] == 1

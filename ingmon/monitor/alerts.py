@@ -7,7 +7,9 @@ duration the alert *fires* (a notification is enqueued); while it keeps firing i
 again every ``alert_repeat_seconds``; when the condition no longer holds a firing alert
 *resolves* (a resolved notification) and a pending one just disappears. The state lives in
 ``<state_dir>/alerts.json`` so a restart neither notifies a firing alert again nor forgets a
-pending one. Notifications go to the webhook outbox (``ingmon.monitor.webhooks``).
+pending one; a damaged one is moved aside (``alerts.json.corrupt-<ms>``) and its firing alerts
+are rebuilt from what the receivers were told. Notifications go to the webhook outbox
+(``ingmon.monitor.webhooks``).
 
 Rules (one alert per dataset × symbol, or per symbol), severity, and the ``for`` setting:
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -49,6 +52,7 @@ from ingmon.monitor.webhooks import (
     enqueue,
     fingerprint,
     outbox_pending,
+    told_alerts,
 )
 from ingmon.partition import PartitionLock
 from ingmon.reports.state import write_text_atomic
@@ -408,17 +412,97 @@ class AlertState:
         )
 
 
-def read_alert_state(state_dir: Path) -> AlertState:
-    """The persisted alert state; an empty one before the first evaluation. An unreadable file
-    reads as empty (logged): the next evaluation rebuilds it from the snapshot."""
-    path = state_dir / ALERTS_FILE
+# What a damaged alerts.json raises while it is parsed (UnicodeDecodeError is a ValueError).
+_DAMAGE = (ValueError, KeyError, TypeError, AttributeError)
+
+
+def _load_state(path: Path) -> AlertState:
+    """The state in ``path``; an empty one when there is no file. Raises one of ``_DAMAGE``
+    when the file cannot be read as a state."""
     try:
-        return AlertState.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return AlertState()
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        logger.warning("alert state %s is unreadable (%s): starting afresh", path, error)
+    data = json.loads(text)
+    if not isinstance(data, Mapping):
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+    return AlertState.from_dict(data)
+
+
+def read_alert_state(state_dir: Path) -> AlertState:
+    """The persisted alert state; an empty one before the first evaluation. An unreadable file
+    reads as empty (logged): the next evaluation moves it aside and rebuilds the state."""
+    path = state_dir / ALERTS_FILE
+    try:
+        return _load_state(path)
+    except _DAMAGE as error:
+        logger.warning("alert state %s is unreadable (%s): read as empty", path, error)
         return AlertState()
+
+
+def _rebuilt_state(state_dir: Path, settings: Settings) -> AlertState:
+    """The firing alerts receivers were told about (``webhooks.told_alerts``: delivered, or
+    waiting in the outbox) whose resolution they were not told: firing again, with their
+    startsAt, repeat count and the time of their last notification — so an alert whose
+    condition still holds is not notified again before its repeat is due, and one whose
+    condition cleared is resolved. Pending alerts, the resolved history and the times symbols
+    were first watched are lost (a silent symbol's IngmonNoSignals keeps firing)."""
+    active: list[Alert] = []
+    watched: dict[str, int] = {}
+    silence_ms = round(settings.alert_no_signals_seconds * SECOND_MS)
+    for fingerprint_, told in sorted(told_alerts(state_dir).items()):
+        notification = told.notification
+        if notification.status != "firing":
+            continue
+        labels = dict(notification.labels)
+        active.append(
+            Alert(
+                fingerprint=fingerprint_,
+                labels=labels,
+                annotations=dict(notification.annotations),
+                state="firing",
+                active_since_ms=notification.starts_at_ms,
+                fired_at_ms=notification.starts_at_ms,
+                resolved_at_ms=None,
+                value=None,
+                last_notified_ms=told.notified_ms,
+                repeats=notification.repeat,
+            )
+        )
+        symbol = labels.get("symbol")
+        if labels.get("alertname") == "IngmonNoSignals" and symbol:
+            # It fired when the symbol had been silent for longer than the limit.
+            watched[symbol] = min(
+                watched.get(symbol, notification.starts_at_ms),
+                notification.starts_at_ms - silence_ms - 1,
+            )
+    return AlertState(active=tuple(active), watched_since_ms=watched)
+
+
+def _state_for_evaluation(settings: Settings, now_ms: int) -> AlertState:
+    """``alerts.json``; when it cannot be read, it is moved aside (``alerts.json.corrupt-<ms>``,
+    kept as evidence; logged) and the firing alerts are rebuilt (``_rebuilt_state``)."""
+    state_dir = settings.state_dir
+    path = state_dir / ALERTS_FILE
+    try:
+        return _load_state(path)
+    except _DAMAGE as error:
+        kept = path.with_name(f"{ALERTS_FILE}.corrupt-{now_ms}")
+        suffix = 0
+        while kept.exists():
+            suffix += 1
+            kept = path.with_name(f"{ALERTS_FILE}.corrupt-{now_ms}.{suffix}")
+        os.replace(path, kept)
+        rebuilt = _rebuilt_state(state_dir, settings)
+        logger.error(
+            "alert state %s is unreadable (%s): moved to %s; %d firing alert(s) rebuilt from "
+            "the webhook outbox and delivery ledger",
+            path,
+            error,
+            kept.name,
+            len(rebuilt.active),
+        )
+        return rebuilt
 
 
 def active_alerts(state_dir: Path) -> list[Alert]:
@@ -473,32 +557,6 @@ class Evaluation:
             "enqueued": len(self.enqueued),
             "alerts": [alert.to_dict() for alert in self.alerts],
         }
-
-
-def _notification_dict(notification: Notification) -> dict[str, Any]:
-    return {
-        "fingerprint": notification.fingerprint,
-        "status": notification.status,
-        "labels": dict(notification.labels),
-        "annotations": dict(notification.annotations),
-        "starts_at_ms": notification.starts_at_ms,
-        "ends_at_ms": notification.ends_at_ms,
-        "generator_url": notification.generator_url,
-        "repeat": notification.repeat,
-    }
-
-
-def _notification_from(data: Mapping[str, Any]) -> Notification:
-    return Notification(
-        fingerprint=str(data["fingerprint"]),
-        status="resolved" if data["status"] == "resolved" else "firing",
-        labels=dict(data["labels"]),
-        annotations=dict(data["annotations"]),
-        starts_at_ms=int(data["starts_at_ms"]),
-        ends_at_ms=_opt_int(data.get("ends_at_ms")),
-        generator_url=str(data["generator_url"]),
-        repeat=int(data.get("repeat", 0)),
-    )
 
 
 def _enqueue_all(
@@ -561,8 +619,10 @@ def evaluate(snapshot: HealthSnapshot, settings: Settings, *, now_ms: int) -> Ev
     state_dir.mkdir(parents=True, exist_ok=True)
     judged = snapshot.at(now_ms)
     with PartitionLock(state_dir):
-        state = read_alert_state(state_dir)
-        enqueued = _enqueue_all(settings, [_notification_from(n) for n in state.unqueued], now_ms)
+        state = _state_for_evaluation(settings, now_ms)
+        enqueued = _enqueue_all(
+            settings, [Notification.from_dict(n) for n in state.unqueued], now_ms
+        )
 
         watched = {s: state.watched_since_ms.get(s, now_ms) for s in judged.symbols}
         found = {c.fingerprint: c for c in conditions(judged, settings, watched_since_ms=watched)}
@@ -586,7 +646,7 @@ def evaluate(snapshot: HealthSnapshot, settings: Settings, *, now_ms: int) -> Ev
             active=tuple(active),
             resolved=kept,
             watched_since_ms=watched,
-            unqueued=tuple(_notification_dict(n) for n in notifications),
+            unqueued=tuple(n.to_dict() for n in notifications),
         )
         if notifications:
             _write_state(state_dir, decided)  # first: a crash now re-enqueues, never loses

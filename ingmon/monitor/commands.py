@@ -1,4 +1,5 @@
-"""The ``ingmon health`` subcommand: build the health snapshot, save it, show it."""
+"""The ``ingmon health`` subcommand: build the health snapshot, show it, and save it when it is
+the full, current one."""
 
 from __future__ import annotations
 
@@ -92,6 +93,8 @@ def format_table(snapshot: HealthSnapshot) -> str:
             f"signals {entry.symbol}: {entry.window_count} in {snapshot.window_hours:g} h, "
             f"last {_age(since) + ' ago' if since is not None else 'never'}"
         )
+    for problem in snapshot.signals.problems:
+        lines.append(f"signals {_GLYPHS['error']} {problem.get('message', problem)}")
     for kpi in snapshot.performance:
         if kpi.setup != "all":
             continue
@@ -127,7 +130,9 @@ def _cmd_health(args: argparse.Namespace) -> int:
             raise UsageError(f"no data of {unknown[0]} in the lake", field="symbols")
     at = args.now if args.now is not None else now_ms()
     snapshot = build_snapshot(lake, settings, symbols=symbols, now_ms=at)
-    if not args.no_write:
+    # Only the full, current snapshot may replace what the worker wrote (the server, the
+    # exporter and the alerts read it): a subset of symbols or a past instant is printed only.
+    if not (args.no_write or args.symbol or args.now is not None):
         write_snapshot(settings.state_dir, snapshot)
     if args.json:
         json.dump(snapshot.to_dict(), sys.stdout, indent=2 if sys.stdout.isatty() else None)
@@ -146,9 +151,11 @@ def register(subparsers: Any) -> None:
             "Build the health snapshot of the lake: per symbol and market dataset the age of "
             "the newest event, the p95 ingest latency and the delivery cadence of the live "
             "batches, gaps, duplicates and damaged partitions, each ok/warn/error against the "
-            "INGMON_* thresholds; plus signal counts and the latest backtest KPIs. Writes "
-            "state/health.json (what the server, the exporter and the alerts read) and prints "
-            "a table, worst first. Exit 0 when nothing is in error, 1 when something is."
+            "INGMON_* thresholds; plus signal counts and the latest backtest KPIs. Prints a "
+            "table, worst first, and writes state/health.json (what the server, the exporter "
+            "and the alerts read) — only for the full, current snapshot: with --symbol or "
+            "--now (or --no-write) nothing is written. Exit 0 when nothing is in error, 1 "
+            "when something is."
         ),
     )
     add_data_dir(health)
@@ -157,14 +164,20 @@ def register(subparsers: Any) -> None:
         action="append",
         type=symbol_list,
         metavar="SYM[,SYM…]",
-        help="symbol(s) to judge (repeatable; default: every symbol with candles)",
+        help="symbol(s) to judge (repeatable; default: every symbol with candles); "
+        "state/health.json is then not written",
     )
     health.add_argument(
         "--now",
         type=iso_time,
         metavar="ISO",
-        help="judge at this instant instead of now (ISO-8601 UTC or epoch ms)",
+        help="judge at this instant instead of now (ISO-8601 UTC or epoch ms); "
+        "state/health.json is then not written",
     )
-    health.add_argument("--no-write", action="store_true", help="do not write state/health.json")
+    health.add_argument(
+        "--no-write",
+        action="store_true",
+        help="do not write state/health.json (it is written only without --symbol and --now)",
+    )
     health.add_argument("--json", action="store_true", help="print the snapshot as JSON")
     health.set_defaults(handler=_cmd_health)

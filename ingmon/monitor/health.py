@@ -25,6 +25,11 @@ Statuses (``ok`` < ``unknown`` < ``warn`` < ``error`` in :func:`worst`):
   gaps, warn for duplicates and error for damaged partitions. ``unknown`` parts are ignored
   when some part is known; a series with no known part is ``unknown`` — e.g. a dataset never
   stored for the symbol (its ``empty`` problem is still listed).
+- **damage**: a damaged partition of the series, of its symbol's ``exchange_gaps`` (every time gap
+  then counts) or of its symbol's ``ingest_log`` in the window (latency and cadence then
+  unknown) is named in ``corrupt_files`` and in a ``corrupt_partition`` problem: an error. A
+  damaged signal or score partition is a problem of the signal health; the snapshot's status
+  is then an error too — an input that could not be read never reads as ok.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from ingmon.config import Settings, Threshold
 from ingmon.damage import READ_ERRORS
 from ingmon.errors import CorruptPartitionError
 from ingmon.integrity import SeriesHealth, assess_series, freshness_verdict, thresholds_for_step
-from ingmon.lake import Lake
+from ingmon.lake import CorruptPartition, Lake
 from ingmon.latency import (
     INGEST_LOG_COLUMNS,
     SeriesBatches,
@@ -52,7 +57,7 @@ from ingmon.latency import (
     series_batches,
 )
 from ingmon.monitor.kpis import PerformanceKPI, SignalHealth, performance_kpis, signal_health
-from ingmon.problems import RepairContext
+from ingmon.problems import Problem, RepairContext
 from ingmon.schema import CANDLES, INGEST_LOG, MARKET_SERIES, MarketSeries, interval_ms
 from ingmon.times import HOUR_MS, iso_ms
 
@@ -412,10 +417,15 @@ class HealthSnapshot:
 
     @property
     def status(self) -> Status:
-        """Worst over the series; ``unknown`` for a snapshot without any series."""
-        if not self.series:
+        """Worst over the series, and ``error`` when the signal health lists a damaged
+        partition (an input that could not be read); ``unknown`` for a snapshot without any
+        series or problem."""
+        statuses = [s.status for s in self.series]
+        if any(p.get("severity") == "error" for p in self.signals.problems):
+            statuses.append("error")
+        if not statuses:
             return "unknown"
-        return worst(s.status for s in self.series)
+        return worst(statuses)
 
     def at(self, now_ms: int) -> HealthSnapshot:
         """The snapshot judged at another instant (ages and open intervals re-computed)."""
@@ -486,7 +496,7 @@ def build_snapshot(
     context = RepairContext.of(settings)
     series: list[SeriesStatus] = []
     for symbol in chosen:
-        log = _ingest_log(lake, symbol=symbol, start_ms=start_ms, end_ms=now_ms)
+        log, damaged_log = _ingest_log(lake, symbol=symbol, start_ms=start_ms, end_ms=now_ms)
         for market in MARKET_SERIES.values():
             series.append(
                 _series_status(
@@ -495,6 +505,7 @@ def build_snapshot(
                     market,
                     symbol=symbol,
                     log=log,
+                    damaged_log=damaged_log,
                     start_ms=start_ms,
                     now_ms=now_ms,
                     context=context,
@@ -521,14 +532,38 @@ def build_snapshot(
     )
 
 
-def _ingest_log(lake: Lake, *, symbol: str, start_ms: int, end_ms: int) -> pa.Table:
-    """One read of the symbol's ``ingest_log`` for every series; empty when a damaged log
-    partition keeps it from being read (latency and cadence are then unknown, not a crash)."""
+def _ingest_log(
+    lake: Lake, *, symbol: str, start_ms: int, end_ms: int
+) -> tuple[pa.Table, list[CorruptPartition]]:
+    """One read of the symbol's ``ingest_log`` for every series, and the damaged log
+    partitions of the window. When one keeps the log from being read the table is empty
+    (latency and cadence are then unknown, not a crash) and the damage is reported on every
+    series of the symbol (``_log_problem``)."""
     try:
-        return read_ingest_log(lake, symbol=symbol, start_ms=start_ms, end_ms=end_ms)
-    except CorruptPartitionError:
+        return read_ingest_log(lake, symbol=symbol, start_ms=start_ms, end_ms=end_ms), []
+    except CorruptPartitionError as error:
+        damaged = lake.find_corrupt(INGEST_LOG, symbol=symbol, start=start_ms, end=end_ms)
+        if error.partition.version not in {part.version for part in damaged}:
+            damaged.append(error.partition)  # damage past a sound footer
         schema = INGEST_LOG.arrow_schema
-        return pa.schema([schema.field(name) for name in INGEST_LOG_COLUMNS]).empty_table()
+        empty = pa.schema([schema.field(name) for name in INGEST_LOG_COLUMNS]).empty_table()
+        return empty, damaged
+
+
+def _log_problem(part: CorruptPartition, market: MarketSeries, param: str | None) -> Problem:
+    """A damaged ``ingest_log`` partition, as a problem of one series of its symbol."""
+    return Problem(
+        market.name,
+        part.symbol,
+        "corrupt_partition",
+        f"{part.message}; the ingest log cannot be read, so the latency and cadence of "
+        f"{part.symbol}'s feeds are unknown. Move the file to {part.directory / 'quarantine'} "
+        "(the next batch logged into that partition moves it there itself)",
+        param=param,
+        details={"file": str(part.version), "reason": part.reason, "source": part.dataset},
+        start_ms=part.start_ms,
+        end_ms=part.end_ms,
+    )
 
 
 def _newest_before(
@@ -641,6 +676,7 @@ def _series_status(
     *,
     symbol: str,
     log: pa.Table,
+    damaged_log: Sequence[CorruptPartition] = (),
     start_ms: int,
     now_ms: int,
     context: RepairContext,
@@ -669,13 +705,18 @@ def _series_status(
         now_ms=now_ms,
     )
     gaps = len(health.gaps)
+    corrupt_files = (*health.corrupt_files, *(str(part.version) for part in damaged_log))
+    problems = (
+        *(problem.to_dict() for problem in health.problems),
+        *(_log_problem(part, market, param).to_dict() for part in damaged_log),
+    )
     status = SeriesStatus.judge(
         freshness=freshness,
         latency=latency,
         cadence=cadence,
         gaps=gaps,
         duplicates=health.duplicates,
-        corrupt_files=health.corrupt_files,
+        corrupt_files=corrupt_files,
     )
     return SeriesStatus(
         dataset=market.name,
@@ -691,11 +732,11 @@ def _series_status(
         missing=sum(gap.missing for gap in health.gaps),
         exchange_gaps=len(health.exchange_gaps),
         duplicates=health.duplicates,
-        corrupt_files=health.corrupt_files,
+        corrupt_files=corrupt_files,
         last_batch_written_ms=int(batches.written_us.max()) // 1000
         if batches.written_us.size
         else None,
-        problems=tuple(problem.to_dict() for problem in health.problems),
+        problems=problems,
         status=status,
     )
 

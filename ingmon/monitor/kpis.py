@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from ingmon.damage import READ_ERRORS, is_damage
 from ingmon.errors import CorruptPartitionError
-from ingmon.lake import Lake
-from ingmon.schema import BACKTEST_RUNS, INTERVAL_MS, SIGNAL_TIMEFRAMES, SIGNALS
+from ingmon.lake import CorruptPartition, Lake
+from ingmon.problems import Problem
+from ingmon.schema import BACKTEST_RUNS, INTERVAL_MS, SCORES, SIGNAL_TIMEFRAMES, SIGNALS
 from ingmon.times import DAY_MS, HOUR_MS, iso_ms
 
 __all__ = [
@@ -115,6 +118,9 @@ class SignalHealth:
     window_hours: float
     symbols: tuple[SymbolSignals, ...] = ()
     counts: tuple[SignalCount, ...] = ()  # hourly over the window, daily over DAILY_DAYS days
+    # Damaged signal or score partitions met while counting (Problem.to_dict(), severity
+    # error): what the counts above could not see.
+    problems: tuple[dict[str, Any], ...] = ()
 
     def since_last_signal_seconds(self, symbol: str, now_ms: int) -> float | None:
         """Seconds from the newest signal's bar close to ``now_ms``; None without any signal
@@ -129,6 +135,7 @@ class SignalHealth:
             "window_hours": self.window_hours,
             "symbols": [entry.to_dict() for entry in self.symbols],
             "counts": [count.to_dict() for count in self.counts],
+            "problems": [dict(problem) for problem in self.problems],
         }
 
     @classmethod
@@ -137,6 +144,7 @@ class SignalHealth:
             window_hours=float(data["window_hours"]),
             symbols=tuple(SymbolSignals.from_dict(s) for s in data.get("symbols", ())),
             counts=tuple(SignalCount.from_dict(c) for c in data.get("counts", ())),
+            problems=tuple(dict(p) for p in data.get("problems", ())),
         )
 
 
@@ -210,30 +218,86 @@ def _stored_timeframes(lake: Lake, symbol: str) -> list[str]:
     ]
 
 
+def _damage_problem(part: CorruptPartition, consequence: str) -> dict[str, Any]:
+    """A damaged signal or score partition as a problem of the signal health."""
+    rescore = (
+        f"ingmon score --symbol {part.symbol} --timeframe {part.param} "
+        f"--start {iso_ms(part.start_ms)} --end {iso_ms(part.end_ms + 1)}"
+    )
+    return Problem(
+        part.dataset,
+        part.symbol,
+        "corrupt_partition",
+        f"{part.message}; {consequence}. Move the file to {part.directory / 'quarantine'}, "
+        f"then score its bars again: {rescore}",
+        param=part.param,
+        details={"file": str(part.version), "reason": part.reason},
+        start_ms=part.start_ms,
+        end_ms=part.end_ms,
+    ).to_dict()
+
+
+def _damaged(
+    lake: Lake, error: CorruptPartitionError, *, start_ms: int, end_ms: int
+) -> list[CorruptPartition]:
+    """Every damaged partition of the error's series in ``[start_ms, end_ms]`` (their footers
+    say so), and the one the read met (which may be damaged past a sound footer)."""
+    found = lake.find_corrupt(
+        error.dataset, symbol=error.symbol, param=error.param, start=start_ms, end=end_ms
+    )
+    if error.partition.version not in {part.version for part in found}:
+        found.append(error.partition)
+    return found
+
+
 def _recent_signals(
-    lake: Lake, symbol: str, timeframe: str, *, after_ms: int, now_ms: int
+    lake: Lake,
+    symbol: str,
+    timeframe: str,
+    *,
+    after_ms: int,
+    now_ms: int,
+    problems: list[dict[str, Any]],
 ) -> list[_Signal]:
     """Signals whose bar closed in ``(after_ms, now_ms]``, with their score under the current
-    rules version (``read_signals``: the latest-scored row wins)."""
+    rules version (``read_signals``: the latest-scored row wins). When a scores partition is
+    damaged the signals still count, unscored, and the damage is added to ``problems``."""
     from ingmon.signals.store import read_signals  # noqa: PLC0415 - polars, for this read only
 
-    frame = read_signals(
-        lake,
-        symbols=symbol,
-        timeframe=timeframe,
-        start_ms=after_ms - INTERVAL_MS[timeframe],  # bars are read by their open time
-        end_ms=now_ms + 1,
-    )
-    closes = frame["bar_close_time"].dt.epoch("ms").to_list()
+    start_ms = after_ms - INTERVAL_MS[timeframe]  # bars are read by their open time
+    rows: Iterable[tuple[Any, Any, Any, Any]]
+    try:
+        frame = read_signals(
+            lake, symbols=symbol, timeframe=timeframe, start_ms=start_ms, end_ms=now_ms + 1
+        )
+        rows = zip(
+            frame["bar_close_time"].dt.epoch("ms").to_list(),
+            frame["setup"].to_list(),
+            frame["confidence"].to_list(),
+            frame["score"].to_list(),
+            strict=True,
+        )
+    except CorruptPartitionError as error:
+        if error.dataset != SCORES.name:
+            raise
+        problems.extend(
+            _damage_problem(part, "its signals count as unscored")
+            for part in _damaged(lake, error, start_ms=start_ms, end_ms=now_ms)
+        )
+        table = lake.read(
+            SIGNALS,
+            symbols=symbol,
+            param=timeframe,
+            start=start_ms,
+            end=now_ms,
+            columns=["bar_close_time", "setup"],
+        )
+        closes = table["bar_close_time"].cast(pa.int64()).to_pylist()
+        unscored = [None] * table.num_rows
+        rows = zip(closes, table["setup"].to_pylist(), unscored, unscored, strict=True)
     found = []
-    for close_ms, setup, confidence, score in zip(
-        closes,
-        frame["setup"].to_list(),
-        frame["confidence"].to_list(),
-        frame["score"].to_list(),
-        strict=True,
-    ):
-        if after_ms < close_ms <= now_ms:
+    for close_ms, setup, confidence, score in rows:
+        if close_ms is not None and after_ms < close_ms <= now_ms:
             found.append(
                 _Signal(
                     close_ms=int(close_ms),
@@ -246,13 +310,26 @@ def _recent_signals(
 
 
 def _newest_close(lake: Lake, symbol: str, timeframe: str, *, now_ms: int) -> int | None:
-    """Bar close time of the newest signal closed by ``now_ms`` (the whole history)."""
-    table = lake.read(
-        SIGNALS, symbols=symbol, param=timeframe, end=now_ms, columns=["bar_close_time"]
-    )
-    closes = table["bar_close_time"].cast(pa.int64()).to_numpy()
-    closes = closes[closes <= now_ms]
-    return int(closes.max()) if closes.size else None
+    """Bar close time of the newest signal closed by ``now_ms``: the partitions are read
+    newest first, their ``bar_close_time`` only, until one holds such a signal — a symbol
+    quiet for a week costs a partition or two, not its whole history. Raises
+    CorruptPartitionError for a damaged partition met on the way."""
+    column = "bar_close_time"
+    for path in reversed(lake.files(SIGNALS, symbol=symbol, param=timeframe, end=now_ms)):
+        try:
+            table = pq.read_table(path, columns=[column])
+        except READ_ERRORS as error:
+            if not is_damage(error):
+                raise
+            for part in lake.find_corrupt(SIGNALS, symbol=symbol, param=timeframe, deep=True):
+                if part.version == path:
+                    raise CorruptPartitionError(part) from error
+            raise
+        closes = table[column].cast(pa.int64()).to_numpy()
+        closes = closes[closes <= now_ms]
+        if closes.size:
+            return int(closes.max())
+    return None
 
 
 def _bucketed(
@@ -276,25 +353,42 @@ def signal_health(
     when it closed in ``(now − window, now]``, in the hourly bucket of that close's UTC hour,
     and in the daily bucket of its UTC day when it closed in ``(now − 7 days, now]``. Scores
     and confidences are the current rules version's; a signal it has not scored counts as
-    confidence ``"unscored"``, score -1. A symbol's damaged signal partitions are skipped.
+    confidence ``"unscored"``, score -1 — so do the signals whose scores partition is damaged.
+    A timeframe with a damaged signals partition is skipped. Either damage is listed in
+    ``problems``.
     """
     window_ms = round(window_hours * HOUR_MS)
     day_span_ms = DAILY_DAYS * DAY_MS
     read_after = now_ms - max(window_ms, day_span_ms)
     entries: list[SymbolSignals] = []
     counts: list[SignalCount] = []
+    problems: list[dict[str, Any]] = []
     for symbol in symbols:
         recent: list[_Signal] = []
         last: int | None = None
         for timeframe in _stored_timeframes(lake, symbol):
             try:
-                found = _recent_signals(lake, symbol, timeframe, after_ms=read_after, now_ms=now_ms)
+                found = _recent_signals(
+                    lake,
+                    symbol,
+                    timeframe,
+                    after_ms=read_after,
+                    now_ms=now_ms,
+                    problems=problems,
+                )
                 newest = (
                     max(s.close_ms for s in found)
                     if found
                     else _newest_close(lake, symbol, timeframe, now_ms=now_ms)
                 )
-            except CorruptPartitionError:
+            except CorruptPartitionError as error:
+                problems.append(
+                    _damage_problem(
+                        error.partition,
+                        f"the {timeframe} signals of {symbol} are not counted, and the newest "
+                        "signal may be older than it is",
+                    )
+                )
                 continue
             recent.extend(found)
             if newest is not None and (last is None or newest > last):
@@ -313,18 +407,22 @@ def signal_health(
         )
         counts.extend(_bucketed(symbol, in_window, "hour", step_ms=HOUR_MS))
         counts.extend(_bucketed(symbol, in_days, "day", step_ms=DAY_MS))
-    return SignalHealth(window_hours=window_hours, symbols=tuple(entries), counts=tuple(counts))
+    return SignalHealth(
+        window_hours=window_hours,
+        symbols=tuple(entries),
+        counts=tuple(counts),
+        problems=tuple(problems),
+    )
 
 
 # ---- backtests ---------------------------------------------------------------------------------
 
 
 def _latest_run(lake: Lake, symbol: str) -> dict[str, Any] | None:
-    """The backtest_runs row of ``symbol`` created last (ties: the greatest run id)."""
+    """The backtest_runs row of ``symbol`` created last (ties: the greatest run id): picked
+    by its small columns, then only that run's summary document is read."""
     table = lake.read(
-        BACKTEST_RUNS,
-        symbols=symbol,
-        columns=["run_id", "created_at", "trades", "max_drawdown", "summary"],
+        BACKTEST_RUNS, symbols=symbol, columns=["run_id", "created_at", "trades", "max_drawdown"]
     )
     if not table.num_rows:
         return None
@@ -332,7 +430,17 @@ def _latest_run(lake: Lake, symbol: str) -> dict[str, Any] | None:
     run_ids = table["run_id"].to_pylist()
     index = max(range(table.num_rows), key=lambda i: (created[i], run_ids[i]))
     row: dict[str, Any] = table.slice(index, 1).to_pylist()[0]
-    row["created_at_ms"] = created[index] // 1000
+    row["created_at_ms"] = created_ms = created[index] // 1000
+    # The run's own partition and creation millisecond: one row (or a few created with it).
+    same = lake.read(
+        BACKTEST_RUNS,
+        symbols=symbol,
+        start=created_ms,
+        end=created_ms,
+        columns=["run_id", "summary"],
+    )
+    summaries = dict(zip(same["run_id"].to_pylist(), same["summary"].to_pylist(), strict=True))
+    row["summary"] = summaries.get(row["run_id"])
     return row
 
 

@@ -7,9 +7,12 @@ attempt stays in its file with ``attempts`` and ``next_attempt_ms`` (exponential
 ``webhook_backoff_base_seconds``, doubling, capped at ``webhook_backoff_cap_seconds``), so a
 receiver outage or a restart loses nothing. Entries of one alert reach one URL in order (a
 resolved never overtakes its firing). Delivered ids are remembered for a week in
-``<state_dir>/webhooks.json`` (with the attempt counters by outcome), so enqueueing the same
-notification again is a no-op. The body is signed with ``webhook_secret`` at send time: no
-secret, and no webhook URL (their paths often are tokens), is ever written to a file or a log.
+``<state_dir>/webhooks.json`` (with the attempt counters by outcome, and the latest notification
+delivered per alert), so enqueueing the same notification again is a no-op and a lost
+``alerts.json`` can be rebuilt (:func:`told_alerts`). A URL that cannot be used (one httpx
+refuses) fails its own entries, like a receiver that does not answer. The body is signed with
+``webhook_secret`` at send time: no secret, and no webhook URL (their paths often are tokens),
+is ever written to a file or a log.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DELIVERY_HEADER",
+    "INVALID_URL",
     "OUTBOX_DIR",
     "RECEIVER",
     "SIGNATURE_HEADER",
@@ -43,6 +47,7 @@ __all__ = [
     "DeliveryResult",
     "Notification",
     "OutboxEntry",
+    "Told",
     "alertmanager_payload",
     "backoff_seconds",
     "body_bytes",
@@ -57,6 +62,7 @@ __all__ = [
     "redact_url",
     "sign",
     "slack_payload",
+    "told_alerts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -72,6 +78,8 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 # How long a delivered id is remembered, so that enqueueing it again is a no-op.
 DELIVERED_TTL_MS = 7 * DAY_MS
 OUTCOMES = ("success", "failure")
+# What files and logs show of a webhook URL that cannot be parsed at all.
+INVALID_URL = "<invalid URL>"
 
 Status = Literal["firing", "resolved"]
 BodyFormat = Literal["alertmanager", "slack"]
@@ -105,6 +113,39 @@ class Notification:
     def key(self) -> str:
         """The de-duplication key: ``fingerprint/status/startsAt/repeat``."""
         return f"{self.fingerprint}/{self.status}/{iso_ms(self.starts_at_ms)}/{self.repeat}"
+
+    @property
+    def order(self) -> tuple[int, int, int]:
+        """Later notifications of one alert sort after earlier ones: by startsAt, then the
+        firing ones (first, repeated) before the resolved one."""
+        return (self.starts_at_ms, 1 if self.status == "resolved" else 0, self.repeat)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to build the notification again (``from_dict``)."""
+        return {
+            "fingerprint": self.fingerprint,
+            "status": self.status,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "starts_at_ms": self.starts_at_ms,
+            "ends_at_ms": self.ends_at_ms,
+            "generator_url": self.generator_url,
+            "repeat": self.repeat,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Notification:
+        ends_at = data.get("ends_at_ms")
+        return cls(
+            fingerprint=str(data["fingerprint"]),
+            status="resolved" if data["status"] == "resolved" else "firing",
+            labels={str(k): str(v) for k, v in data["labels"].items()},
+            annotations={str(k): str(v) for k, v in data["annotations"].items()},
+            starts_at_ms=int(data["starts_at_ms"]),
+            ends_at_ms=None if ends_at is None else int(ends_at),
+            generator_url=str(data["generator_url"]),
+            repeat=int(data.get("repeat", 0)),
+        )
 
     def alert(self) -> dict[str, Any]:
         """The alert as an element of the Alertmanager v4 ``alerts`` list."""
@@ -190,8 +231,12 @@ def sign(body: bytes, secret: str) -> str:
 
 def redact_url(url: str) -> str:
     """``scheme://host[:port]`` plus ``/…`` when there is more: what logs and files show of a
-    webhook URL (its user info, path and query may be credentials, as in Slack's)."""
-    parts = urlsplit(url)
+    webhook URL (its user info, path and query may be credentials, as in Slack's). Never
+    raises: a URL that cannot be parsed shows as ``<invalid URL>``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return INVALID_URL
     host = parts.netloc.rpartition("@")[2]
     more = "/…" if parts.path.strip("/") or parts.query else ""
     return f"{parts.scheme}://{host}{more}"
@@ -295,6 +340,8 @@ class OutboxEntry:
     last_attempt_ms: int | None = None
     last_http_status: int | None = None
     last_error: str | None = None
+    # The notification itself (Notification.to_dict): what lets alerts.json be rebuilt.
+    notification: Mapping[str, Any] | None = None
 
     def to_dict(self, *, with_body: bool = True) -> dict[str, Any]:
         """The file's JSON (``with_body=False``: the summary ``ingmon alerts status`` shows)."""
@@ -320,6 +367,7 @@ class OutboxEntry:
         }
         if with_body:
             data["body"] = dict(self.body)
+            data["notification"] = None if self.notification is None else dict(self.notification)
         return data
 
     @classmethod
@@ -341,6 +389,7 @@ class OutboxEntry:
             last_attempt_ms=_int_or_none(data.get("last_attempt_ms")),
             last_http_status=_int_or_none(data.get("last_http_status")),
             last_error=data.get("last_error"),
+            notification=_mapping_or_none(data.get("notification")),
         )
 
     @property
@@ -350,6 +399,18 @@ class OutboxEntry:
 
 def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def _ms_or_zero(value: Any) -> int:
+    """An epoch-ms field of a stored record; 0 (long ago) when missing or not a number."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _mapping_or_none(value: Any) -> dict[str, Any] | None:
+    return dict(value) if isinstance(value, Mapping) else None
 
 
 def _outbox(state_dir: Path) -> Path:
@@ -394,10 +455,46 @@ def _write_entry(state_dir: Path, entry: OutboxEntry) -> None:
     write_text_atomic(_outbox(state_dir) / f"{entry.id}.json", text)
 
 
+# What a stored notification record that does not parse raises in Notification.from_dict.
+_UNPARSABLE = (ValueError, KeyError, TypeError, AttributeError)
+
+
+@dataclass(frozen=True)
+class Told:
+    """The latest notification of one alert that a receiver took (or that waits in the
+    outbox), and when it was decided (enqueued)."""
+
+    notification: Notification
+    notified_ms: int
+
+
 @dataclass
 class _Ledger:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     delivered: dict[str, int] = field(default_factory=dict)  # entry id -> delivered at ms
+    # fingerprint -> the latest notification of that alert delivered to some URL, with when
+    # it was decided and delivered: a firing one is kept until a resolved one replaces it.
+    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def told(self, entry: OutboxEntry, now_ms: int) -> None:
+        """Remember the delivered entry's notification unless a later one of the alert is."""
+        if entry.notification is None:
+            return
+        try:
+            notification = Notification.from_dict(entry.notification)
+        except _UNPARSABLE:
+            return
+        known = self.alerts.get(entry.fingerprint)
+        try:
+            if known is not None and Notification.from_dict(known).order > notification.order:
+                return
+        except _UNPARSABLE:
+            pass  # a record that does not parse is replaced
+        self.alerts[entry.fingerprint] = {
+            **notification.to_dict(),
+            "notified_ms": entry.created_ms,
+            "delivered_ms": now_ms,
+        }
 
     def to_dict(self, now_ms: int) -> dict[str, Any]:
         return {
@@ -406,6 +503,7 @@ class _Ledger:
             "updated_at": iso_ms(now_ms),
             "counts": dict(sorted(self.counts.items())),
             "delivered": dict(sorted(self.delivered.items(), key=lambda item: item[1])),
+            "alerts": dict(sorted(self.alerts.items())),
         }
 
 
@@ -416,6 +514,9 @@ def _read_ledger(state_dir: Path) -> _Ledger:
         ledger = _Ledger()
         ledger.counts.update({str(k): int(v) for k, v in stored.get("counts", {}).items()})
         ledger.delivered = {str(k): int(v) for k, v in stored.get("delivered", {}).items()}
+        ledger.alerts = {
+            str(k): dict(v) for k, v in stored.get("alerts", {}).items() if isinstance(v, dict)
+        }
     except FileNotFoundError:
         return _Ledger()
     except (ValueError, TypeError, AttributeError) as error:
@@ -427,7 +528,37 @@ def _read_ledger(state_dir: Path) -> _Ledger:
 def _write_ledger(state_dir: Path, ledger: _Ledger, now_ms: int) -> None:
     horizon = now_ms - DELIVERED_TTL_MS
     ledger.delivered = {key: at for key, at in ledger.delivered.items() if at >= horizon}
+    # A firing alert stays however old (its resolved notification may still be owed).
+    ledger.alerts = {
+        key: told
+        for key, told in ledger.alerts.items()
+        if told.get("status") == "firing" or _ms_or_zero(told.get("delivered_ms")) >= horizon
+    }
     write_text_atomic(state_dir / STATE_FILE, json.dumps(ledger.to_dict(now_ms), indent=1) + "\n")
+
+
+def told_alerts(state_dir: Path) -> dict[str, Told]:
+    """Per alert fingerprint, the latest notification receivers were told (delivered, as
+    ``webhooks.json`` remembers it) or are about to be told (waiting in the outbox): what
+    rebuilds the firing alerts when ``alerts.json`` is lost. Records that do not parse, and
+    outbox entries written without their notification, are left out."""
+    found: dict[str, Told] = {}
+
+    def offer(data: Mapping[str, Any], notified_ms: Any) -> None:
+        try:
+            told = Told(Notification.from_dict(data), int(notified_ms))
+        except _UNPARSABLE:
+            return
+        known = found.get(told.notification.fingerprint)
+        if known is None or told.notification.order > known.notification.order:
+            found[told.notification.fingerprint] = told
+
+    for record in _read_ledger(state_dir).alerts.values():
+        offer(record, record.get("notified_ms", 0))
+    for entry in outbox_entries(state_dir):
+        if entry.notification is not None:
+            offer(entry.notification, entry.created_ms)
+    return found
 
 
 def delivery_counts(state_dir: Path) -> dict[str, int]:
@@ -484,6 +615,7 @@ def enqueue(
             body=body,
             created_ms=now_ms,
             next_attempt_ms=now_ms,
+            notification=notification.to_dict(),
         )
         _write_entry(state_dir, entry)
         written.append(entry_id)
@@ -581,7 +713,9 @@ def _attempt(
             timeout_seconds=settings.webhook_timeout_seconds,
             delivery_id=entry.id,
         )
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as error:
+        # No answer, or a URL httpx refuses (InvalidURL; ValueError: e.g. an IDNA host): a
+        # failed attempt of this entry, retried with backoff, never the end of the pass.
         message = f"{type(error).__name__}: {error}".replace(url, entry.url)
         return None, message, False
     if 200 <= response.status_code < 300:
@@ -634,6 +768,7 @@ def deliver(settings: Settings, *, now_ms: int, client: httpx.Client | None = No
                 if error is None:
                     ledger.counts["success"] = ledger.counts.get("success", 0) + 1
                     ledger.delivered[entry.id] = now_ms
+                    ledger.told(entry, now_ms)
                     _write_ledger(state_dir, ledger, now_ms)  # first: enqueue checks it
                     (outbox / f"{entry.id}.json").unlink(missing_ok=True)
                     results.append(_result(entry, "success", http_status, None, None))

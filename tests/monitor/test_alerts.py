@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -448,6 +449,95 @@ def test_without_webhook_urls_alerts_are_tracked_but_nothing_is_queued(tmp_path:
     assert len(result.firing) == 1
     assert result.enqueued == ()
     assert webhooks.outbox_pending(settings.state_dir) == 0
+
+
+# ---- a webhook URL that cannot be used, a damaged alerts.json -----------------------------------
+
+
+def test_urls_httpx_cannot_use_fail_alone_and_never_stop_the_evaluation(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """An unclosed IPv6 bracket and a 70,000-character URL (refused by the settings, but
+    carried by hand-built ones) listed before a good URL: three evaluations and deliveries a
+    minute apart all run, the good URL gets the firing alert once, and each bad entry is one
+    recorded failure per pass (3 × 2), kept in the outbox under a redacted URL."""
+    bad = ["http://[::1/hook", "http://127.0.0.1:9/" + "a" * 70_000]
+    settings = make_settings(tmp_path, receiver.url(), alert_stale_for_seconds=0)
+    settings = settings.model_copy(update={"webhook_urls": [*bad, receiver.url()]})
+    snap = snapshot([series()], last_signal_ms=quiet())
+    for minute in range(3):
+        now = T0 + 200_000 + minute * MINUTE_MS
+        alerts.evaluate(snap, settings, now_ms=now)
+        webhooks.deliver(settings, now_ms=now)
+    assert receiver.alert_counts() == {(stale_fingerprint(), "firing"): 1}
+    assert webhooks.delivery_counts(settings.state_dir) == {"success": 1, "failure": 6}
+    left = {e["url"]: (e["attempts"], str(e["last_error"])) for e in outbox(settings)}
+    assert set(left) == {webhooks.INVALID_URL, "http://127.0.0.1:9/…"}
+    assert all(attempts == 3 for attempts, _ in left.values())
+    assert left["http://127.0.0.1:9/…"][1] == "InvalidURL: URL too long"
+    assert left[webhooks.INVALID_URL][1].startswith("InvalidURL: ")
+    assert alerts.read_alert_state(settings.state_dir).unqueued == ()
+
+
+def test_a_damaged_alert_state_is_moved_aside_and_a_firing_alert_still_resolves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """alerts.json cut short while an alert fires (its notification waiting in the outbox):
+    the next evaluation moves the file to alerts.json.corrupt-<now ms> (logged), rebuilds the
+    firing alert from the outbox, and the fresh feed resolves it with the same startsAt."""
+    settings = make_settings(tmp_path, "http://127.0.0.1:9/hook", alert_stale_for_seconds=0)
+    alerts.evaluate(snapshot([series()], last_signal_ms=quiet()), settings, now_ms=T0 + 200_000)
+    path = settings.state_dir / "alerts.json"
+    damaged = path.read_text()[:50]
+    path.write_text(damaged)
+
+    fresh = snapshot([series(last_close_ms=T0 + 250_000)], last_signal_ms=quiet())
+    with caplog.at_level(logging.ERROR, logger="ingmon.monitor.alerts"):
+        result = alerts.evaluate(fresh, settings, now_ms=T0 + 260_000)
+    (notification,) = result.notifications
+    assert (notification.fingerprint, notification.status) == (stale_fingerprint(), "resolved")
+    assert (notification.starts_at_ms, notification.ends_at_ms) == (T0 + 200_000, T0 + 260_000)
+    assert [e["status"] for e in outbox(settings)] == ["firing", "resolved"]
+    kept = settings.state_dir / f"alerts.json.corrupt-{T0 + 260_000}"
+    assert kept.read_text() == damaged
+    assert kept.name in caplog.text
+    state = alerts.read_alert_state(settings.state_dir)  # a sound file again
+    assert (state.active, [a.fingerprint for a in state.resolved]) == ((), [stale_fingerprint()])
+
+
+def test_after_a_damaged_alert_state_a_still_firing_alert_is_not_notified_again(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Firing and delivered; alerts.json overwritten with garbage; the feed still stale: the
+    alert is firing again from the delivered notification (same startsAt, last notified
+    then), nothing is queued; once the feed recovers the receiver gets the resolved one —
+    one firing and one resolved in all, both with the first startsAt."""
+    settings = make_settings(tmp_path, receiver.url(), alert_stale_for_seconds=0)
+    stale = snapshot([series()], last_signal_ms=quiet())
+    first = T0 + 200_000
+    alerts.evaluate(stale, settings, now_ms=first)
+    assert webhooks.deliver(settings, now_ms=first).delivered == 1
+    (settings.state_dir / "alerts.json").write_text("not json at all")
+
+    again = alerts.evaluate(stale, settings, now_ms=first + MINUTE_MS)
+    (alert,) = again.firing
+    assert (alert.fingerprint, alert.fired_at_ms, alert.last_notified_ms, alert.repeats) == (
+        stale_fingerprint(),
+        first,
+        first,
+        0,
+    )
+    assert (again.notifications, again.enqueued) == ((), ())
+    fresh = snapshot([series(last_close_ms=first + 100_000)], last_signal_ms=quiet())
+    resolved = alerts.evaluate(fresh, settings, now_ms=first + 2 * MINUTE_MS)
+    assert [n.status for n in resolved.notifications] == ["resolved"]
+    webhooks.deliver(settings, now_ms=first + 2 * MINUTE_MS)
+    assert receiver.alert_counts() == {
+        (stale_fingerprint(), "firing"): 1,
+        (stale_fingerprint(), "resolved"): 1,
+    }
+    starts = [p["alerts"][0]["startsAt"] for p in receiver.payloads()]
+    assert starts == ["2026-03-01T00:03:20.000Z", "2026-03-01T00:03:20.000Z"]
 
 
 # ---- end to end: a real lake, the health snapshot, a real receiver ------------------------------

@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from ingmon.config import Settings, load_settings
@@ -20,6 +21,7 @@ from ingmon.monitor.health import (
     worst,
     write_snapshot,
 )
+from ingmon.schema import EXCHANGE_GAPS
 from ingmon.times import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS
 from tests.monitor._lake import (
     NOW_MS,
@@ -397,6 +399,90 @@ def test_a_damaged_partition_is_an_error(lake: Lake, settings: Settings) -> None
     assert candles.freshness.status == "unknown"
     assert candles.status == "error"
     assert [p["kind"] for p in candles.problems] == ["corrupt_partition"]
+
+
+def test_a_damaged_exchange_gaps_partition_is_an_error_not_a_crash(
+    lake: Lake, settings: Settings
+) -> None:
+    """A healthy lake whose exchange_gaps partition (one known 1-minute maintenance hole) is
+    cut in half: the snapshot is built; candles, open interest and funding are still judged
+    (freshness ok) and are errors naming the file; so is the snapshot. Trades are ok: the
+    exchange's gaps never explain a gap in trade ids, so their judgement does not need them."""
+    healthy_lake(lake)
+    hole_ms = NOW_MS - 2 * HOUR_MS
+    gap = {
+        "gap_id": f"candles/1m/{hole_ms}",
+        "dataset": "candles",
+        "interval": "1m",
+        "start_time": hole_ms,
+        "end_time": hole_ms,
+        "detected_at": NOW_MS * 1000,
+    }
+    lake.upsert(
+        EXCHANGE_GAPS, pa.Table.from_pylist([gap], schema=EXCHANGE_GAPS.arrow_schema), symbol=SYMBOL
+    )
+    version = partition_version(lake, dataset="exchange_gaps", partition="year=2026")
+    damage_partition(version)
+    snapshot = build(lake, settings, now_ms=NOW_MS)
+    assert snapshot.status == "error"
+    assert series_of(snapshot, "agg_trades").status == "ok"
+    for dataset in ("candles", "open_interest", "funding"):
+        entry = series_of(snapshot, dataset)
+        assert entry.status == "error"
+        assert entry.freshness.status == "ok"
+        assert entry.corrupt_files == (str(version),)
+        (problem,) = entry.problems
+        assert (problem["kind"], problem["severity"], problem["file"], problem["source"]) == (
+            "corrupt_partition",
+            "error",
+            str(version),
+            "exchange_gaps",
+        )
+
+
+def test_a_damaged_ingest_log_partition_is_listed_on_every_series(
+    lake: Lake, settings: Settings
+) -> None:
+    """The log of the whole window (one day partition) cut in half: latency and cadence are
+    unknown and each series is an error naming the log file — the snapshot no longer ok."""
+    healthy_lake(lake)
+    version = partition_version(lake, dataset="ingest_log", partition="day=2026-02-28")
+    damage_partition(version)
+    snapshot = build(lake, settings, now_ms=NOW_MS)
+    assert snapshot.status == "error"
+    assert len(snapshot.series) == 4
+    for entry in snapshot.series:
+        assert (entry.latency.status, entry.cadence.status) == ("unknown", "unknown")
+        assert entry.freshness.status == "ok"
+        assert entry.corrupt_files == (str(version),)
+        assert entry.status == "error"
+        (problem,) = entry.problems
+        assert (problem["kind"], problem["severity"], problem["file"], problem["source"]) == (
+            "corrupt_partition",
+            "error",
+            str(version),
+            "ingest_log",
+        )
+
+
+def test_a_damaged_scores_partition_makes_the_snapshot_an_error(
+    lake: Lake, settings: Settings
+) -> None:
+    """A healthy lake with one scored signal whose scores partition is cut in half: the signal
+    still counts (unscored), the damage is a signal problem, and the snapshot is an error
+    though every series is ok."""
+    healthy_lake(lake)
+    write_signals(lake, [signal_row(bar_open_ms=NOW_MS - HOUR_MS)])
+    version = partition_version(lake, dataset="scores", param="15m", partition="month=2026-02")
+    damage_partition(version)
+    snapshot = build(lake, settings, now_ms=NOW_MS)
+    assert [s.status for s in snapshot.series] == ["ok"] * 4
+    (btc,) = snapshot.signals.symbols
+    assert (btc.window_count, btc.by_confidence) == (1, {"unscored": 1})
+    assert btc.last_signal_ms == NOW_MS - 45 * MINUTE_MS - 1
+    assert [p["file"] for p in snapshot.signals.problems] == [str(version)]
+    assert snapshot.status == "error"
+    assert HealthSnapshot.from_dict(json.loads(json.dumps(snapshot.to_dict()))) == snapshot
 
 
 # ---- the snapshot ------------------------------------------------------------------------------

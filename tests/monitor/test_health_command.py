@@ -12,8 +12,16 @@ import pytest
 from ingmon.cli import main
 from ingmon.lake import Lake
 from ingmon.monitor.health import read_snapshot
-from ingmon.times import HOUR_MS, MINUTE_MS, iso_ms
-from tests.monitor._lake import NOW_MS, healthy_lake, save_backtest, signal_row, write_signals
+from ingmon.times import HOUR_MS, MINUTE_MS, iso_ms, now_ms
+from tests.monitor._lake import (
+    NOW_MS,
+    damage_partition,
+    healthy_lake,
+    partition_version,
+    save_backtest,
+    signal_row,
+    write_signals,
+)
 
 NOW = iso_ms(NOW_MS)
 assert NOW is not None
@@ -36,11 +44,9 @@ def run(*args: str) -> int:
     return main(["health", *args])
 
 
-def test_a_healthy_lake_exits_0_and_writes_the_state(
-    data_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Everything ok at --now: exit 0, one table row per series, health.json written with the
-    same snapshot."""
+def test_a_healthy_lake_exits_0(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Everything ok at --now: exit 0, one table row per series, the signal and backtest
+    lines; a snapshot of a chosen instant is not written to health.json."""
     assert run("--data-dir", str(data_dir), "--now", NOW) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
@@ -65,8 +71,31 @@ def test_a_healthy_lake_exits_0_and_writes_the_state(
     assert "1m00s" in rows[0]  # the candles' age
     assert any(line.startswith("signals BTCUSDT: 1 in 24 h, last 45m00s ago") for line in lines)
     assert any(line.startswith("backtest BTCUSDT ") for line in lines)
+    assert not (data_dir / "state" / "health.json").exists()
+
+
+def test_only_the_full_current_snapshot_is_written(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --symbol and --now the snapshot of every symbol, judged at the wall clock, is
+    written; a later run with --symbol, or with --now, prints its own snapshot and leaves
+    that file as it was."""
+    before = now_ms()
+    run("--data-dir", str(data_dir))
+    after = now_ms()
+    state = data_dir / "state" / "health.json"
+    written = state.read_bytes()
     snapshot = read_snapshot(data_dir / "state")
-    assert snapshot is not None and snapshot.status == "ok" and snapshot.now_ms == NOW_MS
+    assert snapshot is not None
+    assert before <= snapshot.now_ms <= after
+    assert snapshot.symbols == ("BTCUSDT",)
+    capsys.readouterr()
+
+    assert run("--data-dir", str(data_dir), "--symbol", "BTCUSDT", "--json") in (0, 1)
+    assert json.loads(capsys.readouterr().out)["now_ms"] >= snapshot.now_ms
+    assert run("--data-dir", str(data_dir), "--now", NOW, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["now_ms"] == NOW_MS
+    assert state.read_bytes() == written
 
 
 def test_an_error_exits_1_worst_first_and_json(
@@ -84,6 +113,23 @@ def test_an_error_exits_1_worst_first_and_json(
     assert statuses == sorted(statuses, key=["error", "warn", "unknown", "ok"].index)
     assert document["series"][0]["dataset"] == "candles"
     assert not (data_dir / "state" / "health.json").exists()
+
+
+def test_a_damaged_scores_partition_is_shown_and_exits_1(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every series ok, but the signal's scores partition is damaged: the signal still counts,
+    a line names the damaged file, and the exit status is 1."""
+    version = partition_version(
+        Lake(data_dir / "lake"), dataset="scores", param="15m", partition="month=2026-02"
+    )
+    damage_partition(version)
+    assert run("--data-dir", str(data_dir), "--now", NOW) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("health ✗ error at 2026-03-01T00:00:00.000Z")
+    assert any(line.startswith("signals BTCUSDT: 1 in 24 h") for line in lines)
+    (damage,) = [line for line in lines if line.startswith("signals ✗ ")]
+    assert str(version) in damage
 
 
 def test_symbols_are_checked_against_the_lake(
@@ -140,3 +186,4 @@ def test_the_real_command_in_a_subprocess(data_dir: Path) -> None:
     ).stdout
     for flag in ("--data-dir", "--symbol", "--now", "--no-write", "--json"):
         assert flag in shown
+    assert "with --symbol or --now (or --no-write) nothing is written" in " ".join(shown.split())

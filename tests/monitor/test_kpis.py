@@ -4,6 +4,7 @@ recomputed by brute force over the stored trades and the equity curve."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,13 +131,86 @@ def test_empty_lake_gives_empty_results(lake: Lake) -> None:
 
 
 def test_damaged_signals_are_skipped(lake: Lake) -> None:
-    """A damaged signals partition does not break the health: that timeframe counts nothing."""
+    """A damaged signals partition does not break the health: that timeframe counts nothing,
+    and the damaged file is listed as a problem of the signal health."""
     placed_signals(lake)
     version = partition_version(lake, dataset="signals", param="15m", partition="month=2026-02")
     damage_partition(version)
     health = signal_health(lake, symbols=["BTCUSDT"], now_ms=NOW_MS, window_hours=24)
     assert health.symbols[0].window_count == 1  # the 1h signal only
     assert health.symbols[0].last_signal_ms == NOW_MS - 3 * HOUR_MS - 1
+    (problem,) = health.problems
+    assert (problem["dataset"], problem["param"], problem["kind"], problem["file"]) == (
+        "signals",
+        "15m",
+        "corrupt_partition",
+        str(version),
+    )
+
+
+def test_a_damaged_scores_partition_counts_the_signals_unscored(lake: Lake) -> None:
+    """BTCUSDT's February 15m scores cut in half: a, b, c and h still count in the window (now
+    unscored), i (1h, its own scores) keeps its score; the newest is still c; one problem
+    names the file."""
+    placed_signals(lake)
+    version = partition_version(lake, dataset="scores", param="15m", partition="month=2026-02")
+    damage_partition(version)
+    health = signal_health(lake, symbols=["BTCUSDT"], now_ms=NOW_MS, window_hours=24)
+    (btc,) = health.symbols
+    assert btc.last_signal_ms == NOW_MS - 1
+    assert btc.window_count == 5
+    assert btc.by_setup == {"divergence": 1, "exhaustion": 1, "squeeze_fire": 3}
+    assert btc.by_confidence == {"high": 1, "unscored": 4}
+    assert btc.by_score == {-1: 4, 5: 1}
+    (problem,) = health.problems
+    assert (problem["dataset"], problem["param"], problem["severity"], problem["file"]) == (
+        "scores",
+        "15m",
+        "error",
+        str(version),
+    )
+    assert SignalHealth.from_dict(health.to_dict()) == health
+
+
+def test_the_newest_signal_of_a_quiet_symbol_reads_only_the_newest_partitions(
+    lake: Lake,
+) -> None:
+    """ETHUSDT: a signal in January (30 days ago) and one in December whose partition is
+    damaged. Nothing in the last 7 days, so the newest is looked up — from the newest
+    partition back, stopping at January: the December damage is never met."""
+    placed_signals(lake)
+    december_ms = NOW_MS - 70 * DAY_MS  # 2025-12-21
+    write_signals(lake, [signal_row(bar_open_ms=december_ms)], symbol="ETHUSDT")
+    version = partition_version(
+        lake, dataset="signals", symbol="ETHUSDT", param="15m", partition="month=2025-12"
+    )
+    damage_partition(version)
+    health = signal_health(lake, symbols=["ETHUSDT"], now_ms=NOW_MS, window_hours=24)
+    assert health.symbols[0].last_signal_ms == NOW_MS - 30 * DAY_MS + 15 * MINUTE_MS - 1
+    assert health.problems == ()
+
+
+class SummaryCountingLake(Lake):
+    """A lake that counts the backtest_runs rows read with their summary document."""
+
+    summaries_read = 0
+
+    def read(self, ds: Any, **kwargs: Any) -> Any:
+        table = super().read(ds, **kwargs)
+        if "summary" in (kwargs.get("columns") or ()):
+            self.summaries_read += table.num_rows
+        return table
+
+
+def test_only_the_latest_runs_summary_is_read(tmp_path: Path) -> None:
+    """Three saved runs: the KPIs are the newest's, and one summary document is read."""
+    lake = SummaryCountingLake(tmp_path / "lake")
+    for n, run_id in enumerate(("bt-a", "bt-b", "bt-c")):
+        save_backtest(lake, seed=5 + n, created_at_ms=NOW_MS - (2 - n) * DAY_MS, run_id=run_id)
+    kpis = performance_kpis(lake, symbols=["BTCUSDT"])
+    assert {k.run_id for k in kpis} == {"bt-c"}
+    assert [k.setup for k in kpis] == ["all", "exhaustion", "squeeze_fire"]
+    assert lake.summaries_read == 1
 
 
 def test_kpis_of_the_latest_run_recomputed_from_its_trades(lake: Lake) -> None:

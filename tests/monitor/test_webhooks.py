@@ -397,3 +397,59 @@ def test_check_url_and_redact_url() -> None:
         "https://hooks.slack.com/…"
     )
     assert webhooks.redact_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+
+
+def test_a_url_that_cannot_be_parsed_is_redacted_not_raised() -> None:
+    """An unclosed IPv6 bracket: redact_url says so instead of raising, check_url refuses it."""
+    assert webhooks.redact_url("http://[::1/hook/T0K3N") == webhooks.INVALID_URL
+    with pytest.raises(Exception, match="not a valid URL"):
+        webhooks.check_url("http://[::1/hook")
+
+
+def test_urls_httpx_refuses_are_failed_attempts_of_their_own_entries(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Three URLs httpx will not send to (bad IPv6 bracket, over 65,536 characters, an
+    invalid IDNA host) before a good one: one pass, no raise — the good URL gets the alert,
+    each bad entry fails once with its reason and waits 2 s (the backoff base)."""
+    bad = ["http://[::1/T0K3N", "http://127.0.0.1:9/" + "a" * 70_000, "http://xn--a.example/"]
+    settings = make_settings(tmp_path, receiver.url())
+    settings = settings.model_copy(update={"webhook_urls": [*bad, receiver.url()]})
+    assert len(put(settings, stale(), T0)) == 4
+    delivery = webhooks.deliver(settings, now_ms=T0)
+    assert (delivery.delivered, delivery.failed, delivery.pending) == (1, 3, 3)
+    assert len(receiver.received) == 1
+    errors = sorted(str(r.error).split(":")[0] for r in delivery.results if r.error)
+    assert errors == ["InvalidCodepoint", "InvalidURL", "InvalidURL"]
+    assert all(r.next_attempt_ms == T0 + 2_000 for r in delivery.results if r.error)
+    stored = "".join(p.read_text() for p in settings.state_dir.rglob("*.json"))
+    assert "T0K3N" not in stored and "a" * 100 not in stored
+
+
+def test_the_ledger_remembers_the_latest_notification_of_each_alert(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A delivered firing notification is what told_alerts gives (enqueued at T0); its resolved
+    one, waiting in the outbox, supersedes it; once delivered, webhooks.json keeps the
+    resolved one — with its labels, so a lost alerts.json can be rebuilt."""
+    settings = make_settings(tmp_path, receiver.url())
+    put(settings, stale(), T0)
+    webhooks.deliver(settings, now_ms=T0)
+    (told,) = webhooks.told_alerts(settings.state_dir).values()
+    assert (told.notification, told.notified_ms) == (stale(), T0)
+
+    resolved = stale("resolved", ends_at_ms=T0 + 60_000)
+    put(settings, resolved, T0 + 60_000)
+    (told,) = webhooks.told_alerts(settings.state_dir).values()
+    assert (told.notification, told.notified_ms) == (resolved, T0 + 60_000)
+    webhooks.deliver(settings, now_ms=T0 + 61_000)
+    ledger = json.loads((settings.state_dir / "webhooks.json").read_text())
+    record = ledger["alerts"][FINGERPRINT]
+    assert (record["status"], record["labels"], record["notified_ms"]) == (
+        "resolved",
+        LABELS,
+        T0 + 60_000,
+    )
+    assert webhooks.told_alerts(settings.state_dir) == {
+        FINGERPRINT: webhooks.Told(resolved, T0 + 60_000)
+    }
