@@ -70,8 +70,17 @@ def _cmd_config(args: argparse.Namespace) -> int:
     for name in ("webhook_secret", "basic_auth", "cookie_secret", "metrics_token"):
         if shown.get(name):
             shown[name] = "***"
+    # A webhook URL's path is often its credential (Slack, Teams): show where it goes only.
+    shown["webhook_urls"] = [_origin_only(url) for url in shown.get("webhook_urls", [])]
     print(json.dumps(shown, indent=2))
     return 0
+
+
+def _origin_only(url: str) -> str:
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}/***"
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

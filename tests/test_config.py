@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -164,3 +165,18 @@ def test_env_example_documents_every_setting_with_its_default() -> None:
     assert sorted(documented) == sorted(f"INGMON_{name.upper()}" for name in Settings.model_fields)
     from_example = load_settings(env_file=REPO / ".env.example").model_dump()
     assert from_example == load_settings(env_file=None).model_dump()
+
+
+def test_ingmon_config_masks_secrets_and_webhook_paths(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ingmon config` shows where webhooks go, never their paths or any secret."""
+    monkeypatch.setenv("INGMON_WEBHOOK_URLS", "https://hooks.example:8443/T0/B1/s3cret,http://h")
+    monkeypatch.setenv("INGMON_WEBHOOK_SECRET", "hmac-key")
+    monkeypatch.setenv("INGMON_METRICS_TOKEN", "tok")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    shown = json.loads(out)
+    assert shown["webhook_urls"] == ["https://hooks.example:8443/***", "http://h/***"]
+    assert (shown["webhook_secret"], shown["metrics_token"]) == ("***", "***")
+    assert "s3cret" not in out and "hmac-key" not in out and 'tok"' not in out
