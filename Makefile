@@ -22,15 +22,18 @@ $(STAMP): pyproject.toml $(LOCK)
 venv: $(STAMP)
 
 # Debian packages the tests run for real: promtool and the Prometheus server (the exporter's
-# exposition, the alert rules and a real scrape of `ingmon serve`). Installed with apt-get when
+# exposition, the alert rules and a real scrape of `ingmon serve`) and chromium (the dashboard's
+# browser tests, driven by playwright; no browser download). Installed with apt-get when
 # missing, as root (CI) or through a password-less sudo; otherwise one line says what to run.
+SYSTEM_PACKAGES := prometheus chromium
 system-deps:
-	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
+	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 \
+		&& command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; \
 		elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
-		else echo "make: promtool/prometheus missing: run 'sudo apt-get install prometheus'" >&2; exit 1; fi; \
+		else echo "make: missing Debian packages: run 'sudo apt-get install $(SYSTEM_PACKAGES)'" >&2; exit 1; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-			--no-install-recommends prometheus >/dev/null; }
+			--no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; }
 
 # The unit tests and the notebooks' smoke run in one pytest: pyproject.toml's testpaths include
 # notebooks/ and addopts --nbval-lax, which executes each notebooks/*.ipynb cell by cell.

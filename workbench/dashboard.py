@@ -5,9 +5,19 @@ The Overview page for now; ``?refresh=SECONDS`` sets how often it reads the stat
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import panel as pn
+from panel.theme.fast import Fast
 
 from workbench.overview import Overview
+
+
+class OfflineFast(Fast):  # type: ignore[misc]  # Panel is untyped
+    """Panel's Fast design without its Google-hosted web font: the dashboard works offline
+    (and makes no request to a third party) with the system's sans-serif."""
+
+    _resources: ClassVar[dict[str, Any]] = {**Fast._resources, "font": {}}
 
 
 def _refresh_seconds(default: int = 15) -> int:
@@ -27,4 +37,7 @@ pn.template.FastListTemplate(  # type: ignore[no-untyped-call]  # Panel is untyp
     title="ingmon · Overview",
     main=[overview],
     header_background="#004488",
+    design=OfflineFast,
+    font="system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif",
+    font_url="",
 ).servable()
