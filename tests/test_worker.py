@@ -34,7 +34,8 @@ from ingmon.lake import Lake
 from ingmon.monitor import health as health_module
 from ingmon.monitor.health import read_snapshot
 from ingmon.schema import INGEST_LOG
-from ingmon.worker import TickResult, _next_wait, read_worker_state, run_worker, tick
+from ingmon.worker import TickResult, read_worker_state, run_worker, tick
+from ingmon.worker.loop import _next_wait
 from tests.monitor._lake import NOW_MS as LAKE_NOW_MS
 from tests.monitor._lake import healthy_lake
 

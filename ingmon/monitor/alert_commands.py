@@ -76,7 +76,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from ingmon.monitor import webhooks  # noqa: PLC0415
+    from ingmon.monitor import outbox  # noqa: PLC0415
     from ingmon.monitor.alerts import read_alert_state  # noqa: PLC0415
     from ingmon.times import iso_ms  # noqa: PLC0415
 
@@ -87,7 +87,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         state.active,
         key=lambda a: (a.state != "firing", a.labels["alertname"], sorted(a.labels.items())),
     )
-    entries = webhooks.outbox_entries(state_dir)
+    entries = outbox.outbox_entries(state_dir)
     document = {
         "evaluated_at": iso_ms(state.evaluated_at_ms),
         "firing": sum(1 for alert in active if alert.state == "firing"),
@@ -95,17 +95,17 @@ def _cmd_status(args: argparse.Namespace) -> int:
         "active": [alert.to_dict() for alert in active],
         "resolved": [alert.to_dict() for alert in state.resolved],
         "outbox": {
-            "pending": webhooks.outbox_pending(state_dir),
+            "pending": outbox.outbox_pending(state_dir),
             "entries": [entry.to_dict(with_body=False) for entry in entries],
         },
-        "deliveries": webhooks.delivery_counts(state_dir),
+        "deliveries": outbox.delivery_counts(state_dir),
     }
     print(json.dumps(document, indent=2, ensure_ascii=False))
     return 0
 
 
 def _cmd_deliver(args: argparse.Namespace) -> int:
-    from ingmon.monitor.webhooks import deliver  # noqa: PLC0415
+    from ingmon.monitor.outbox import deliver  # noqa: PLC0415
     from ingmon.times import now_ms  # noqa: PLC0415
 
     settings = settings_from(args, reads_only=True)

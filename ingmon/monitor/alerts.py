@@ -43,17 +43,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ingmon.config import Settings
-from ingmon.monitor.health import HealthSnapshot, SeriesStatus
-from ingmon.monitor.webhooks import (
+from ingmon.monitor.outbox import (
     Delivery,
-    Notification,
     deliver,
     delivery_counts,
     enqueue,
-    fingerprint,
     outbox_pending,
     told_alerts,
 )
+from ingmon.monitor.status import HealthSnapshot, SeriesStatus
+from ingmon.monitor.webhooks import Notification, fingerprint
 from ingmon.partition import PartitionLock
 from ingmon.reports.state import write_text_atomic
 from ingmon.times import DAY_MS, SECOND_MS, iso_ms
@@ -441,7 +440,7 @@ def read_alert_state(state_dir: Path) -> AlertState:
 
 
 def _rebuilt_state(state_dir: Path, settings: Settings) -> AlertState:
-    """The firing alerts receivers were told about (``webhooks.told_alerts``: delivered, or
+    """The firing alerts receivers were told about (``outbox.told_alerts``: delivered, or
     waiting in the outbox) whose resolution they were not told: firing again, with their
     startsAt, repeat count and the time of their last notification — so an alert whose
     condition still holds is not notified again before its repeat is due, and one whose

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ingmon.arguments import add_data_dir, iso_time, settings_from, symbol_list
 
 if TYPE_CHECKING:
-    from ingmon.monitor.health import HealthSnapshot, SeriesStatus
+    from ingmon.monitor.status import HealthSnapshot, SeriesStatus
 
 __all__ = ["format_table", "register"]
 

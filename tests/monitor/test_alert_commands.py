@@ -16,7 +16,7 @@ import pytest
 from ingmon.cli import main
 from ingmon.config import load_settings
 from ingmon.lake import Lake
-from ingmon.monitor import alerts, webhooks
+from ingmon.monitor import alerts, outbox, webhooks
 from ingmon.monitor.health import build_snapshot
 from tests.monitor._lake import NOW_MS, live_feed
 from tests.monitor._receiver import Receiver, closed_port
@@ -163,7 +163,7 @@ def test_alerts_status_and_deliver(
     assert json.loads(out)["failed"] == 1
     assert "IngmonFeedStale resolved" in err
     assert "HTTP 503" in err
-    assert webhooks.outbox_pending(settings.state_dir) == 1
+    assert outbox.outbox_pending(settings.state_dir) == 1
 
 
 def test_alerts_status_of_a_missing_data_dir_is_a_usage_error(

@@ -24,6 +24,7 @@ from ingmon.monitor.health import (
     build_snapshot,
 )
 from ingmon.monitor.kpis import PerformanceKPI, SignalHealth, SymbolSignals
+from ingmon.monitor.outbox import deliver, delivery_counts, outbox_entries, outbox_pending
 from ingmon.times import HOUR_MS, MINUTE_MS
 from tests.monitor._lake import NOW_MS, live_feed
 from tests.monitor._receiver import Receiver, closed_port
@@ -125,7 +126,7 @@ def quiet() -> dict[str, int | None]:
 
 
 def outbox(settings: Settings) -> list[dict[str, object]]:
-    return [e.to_dict() for e in webhooks.outbox_entries(settings.state_dir)]
+    return [e.to_dict() for e in outbox_entries(settings.state_dir)]
 
 
 def test_stale_feed_is_pending_then_fires_after_its_for_duration(tmp_path: Path) -> None:
@@ -144,7 +145,7 @@ def test_stale_feed_is_pending_then_fires_after_its_for_duration(tmp_path: Path)
     )
     assert pending.notifications == ()
     assert alerts.evaluate(snap, settings, now_ms=T0 + 300_099).pending
-    assert webhooks.outbox_pending(settings.state_dir) == 0
+    assert outbox_pending(settings.state_dir) == 0
 
     fired = alerts.evaluate(snap, settings, now_ms=T0 + 300_100)
     (alert,) = fired.firing
@@ -186,7 +187,7 @@ def test_a_pending_alert_that_clears_disappears_silently(tmp_path: Path) -> None
     result = alerts.evaluate(fresh, settings, now_ms=T0 + 210_000)
     assert result.alerts == ()
     assert result.notifications == ()
-    assert webhooks.outbox_pending(settings.state_dir) == 0
+    assert outbox_pending(settings.state_dir) == 0
     assert alerts.read_alert_state(settings.state_dir).resolved == ()
 
 
@@ -231,11 +232,11 @@ def test_a_still_firing_alert_is_notified_again_after_the_repeat_interval(
     snap = snapshot([series()], last_signal_ms=quiet())
     first = T0 + 200_000
     alerts.evaluate(snap, settings, now_ms=first)
-    webhooks.deliver(settings, now_ms=first)
+    deliver(settings, now_ms=first)
     assert alerts.evaluate(snap, settings, now_ms=first + HOUR_MS - 1).notifications == ()
     (repeat,) = alerts.evaluate(snap, settings, now_ms=first + HOUR_MS).notifications
     assert (repeat.status, repeat.starts_at_ms, repeat.repeat) == ("firing", first, 1)
-    webhooks.deliver(settings, now_ms=first + HOUR_MS)
+    deliver(settings, now_ms=first + HOUR_MS)
     starts = [p["alerts"][0]["startsAt"] for p in receiver.payloads()]
     assert starts == ["2026-03-01T00:03:20.000Z", "2026-03-01T00:03:20.000Z"]
 
@@ -288,7 +289,7 @@ def test_a_crash_between_decision_and_outbox_is_recovered_once(
             alerts.evaluate(snap, settings, now_ms=T0 + 200_000)
     stored = json.loads((settings.state_dir / "alerts.json").read_text())
     assert [n["status"] for n in stored["unqueued"]] == ["firing"]
-    assert webhooks.outbox_pending(settings.state_dir) == 0
+    assert outbox_pending(settings.state_dir) == 0
 
     recovered = alerts.evaluate(snap, settings, now_ms=T0 + 210_000)
     assert recovered.notifications == ()
@@ -448,7 +449,7 @@ def test_without_webhook_urls_alerts_are_tracked_but_nothing_is_queued(tmp_path:
     )
     assert len(result.firing) == 1
     assert result.enqueued == ()
-    assert webhooks.outbox_pending(settings.state_dir) == 0
+    assert outbox_pending(settings.state_dir) == 0
 
 
 # ---- a webhook URL that cannot be used, a damaged alerts.json -----------------------------------
@@ -468,9 +469,9 @@ def test_urls_httpx_cannot_use_fail_alone_and_never_stop_the_evaluation(
     for minute in range(3):
         now = T0 + 200_000 + minute * MINUTE_MS
         alerts.evaluate(snap, settings, now_ms=now)
-        webhooks.deliver(settings, now_ms=now)
+        deliver(settings, now_ms=now)
     assert receiver.alert_counts() == {(stale_fingerprint(), "firing"): 1}
-    assert webhooks.delivery_counts(settings.state_dir) == {"success": 1, "failure": 6}
+    assert delivery_counts(settings.state_dir) == {"success": 1, "failure": 6}
     left = {e["url"]: (e["attempts"], str(e["last_error"])) for e in outbox(settings)}
     assert set(left) == {webhooks.INVALID_URL, "http://127.0.0.1:9/…"}
     assert all(attempts == 3 for attempts, _ in left.values())
@@ -516,7 +517,7 @@ def test_after_a_damaged_alert_state_a_still_firing_alert_is_not_notified_again(
     stale = snapshot([series()], last_signal_ms=quiet())
     first = T0 + 200_000
     alerts.evaluate(stale, settings, now_ms=first)
-    assert webhooks.deliver(settings, now_ms=first).delivered == 1
+    assert deliver(settings, now_ms=first).delivered == 1
     (settings.state_dir / "alerts.json").write_text("not json at all")
 
     again = alerts.evaluate(stale, settings, now_ms=first + MINUTE_MS)
@@ -531,7 +532,7 @@ def test_after_a_damaged_alert_state_a_still_firing_alert_is_not_notified_again(
     fresh = snapshot([series(last_close_ms=first + 100_000)], last_signal_ms=quiet())
     resolved = alerts.evaluate(fresh, settings, now_ms=first + 2 * MINUTE_MS)
     assert [n.status for n in resolved.notifications] == ["resolved"]
-    webhooks.deliver(settings, now_ms=first + 2 * MINUTE_MS)
+    deliver(settings, now_ms=first + 2 * MINUTE_MS)
     assert receiver.alert_counts() == {
         (stale_fingerprint(), "firing"): 1,
         (stale_fingerprint(), "resolved"): 1,
@@ -589,7 +590,7 @@ def test_a_stale_then_fresh_feed_reaches_the_receiver_firing_then_resolved(
     fired_at = None
     for now in range(T0, T0 + 400_000, 30_000):  # a worker ticking every 30 s, no new data
         evaluation = alerts.evaluate(snap, settings, now_ms=now)
-        webhooks.deliver(settings, now_ms=now)
+        deliver(settings, now_ms=now)
         if fired_at is None and any(n.fingerprint == fingerprint for n in evaluation.notifications):
             fired_at = now
     # Stale from age > 180 s: last close T0 − 60 s → first pending at T0 + 150 s; firing 120 s on.
@@ -601,7 +602,7 @@ def test_a_stale_then_fresh_feed_reaches_the_receiver_firing_then_resolved(
     fresh = build_snapshot(lake, settings, symbols=["BTCUSDT"], now_ms=fresh_at)
     evaluation = alerts.evaluate(fresh, settings, now_ms=fresh_at)
     assert fingerprint in {a.fingerprint for a in evaluation.resolved}
-    assert webhooks.deliver(settings, now_ms=fresh_at).failed == 0
+    assert deliver(settings, now_ms=fresh_at).failed == 0
 
     stale_payloads = [
         p for p in receiver.payloads() if p["alerts"][0]["fingerprint"] == fingerprint
@@ -637,8 +638,8 @@ def test_a_receiver_outage_and_a_restart_deliver_every_alert_exactly_once(
     attempts_seen = []
     for now in range(T0, T0 + 400_000, 30_000):
         alerts.evaluate(snap, settings, now_ms=now)
-        webhooks.deliver(settings, now_ms=now)
-        for entry in webhooks.outbox_entries(settings.state_dir):
+        deliver(settings, now_ms=now)
+        for entry in outbox_entries(settings.state_dir):
             if entry.fingerprint == fingerprint:
                 attempts_seen.append((now, entry.attempts, entry.next_attempt_ms - now))
     # Fired at T0 + 270 s and tried at every 30 s tick: the next attempt 2, 4, 8, 16, 32 s on.
@@ -654,9 +655,9 @@ def test_a_receiver_outage_and_a_restart_deliver_every_alert_exactly_once(
     fresh = build_snapshot(lake, settings, symbols=["BTCUSDT"], now_ms=T0 + 420_000)
     alerts.evaluate(fresh, settings, now_ms=T0 + 420_000)
     # The firing entry's next attempt is T0 + 422 s; the resolved one waits behind it.
-    waiting = webhooks.deliver(settings, now_ms=T0 + 420_000)
+    waiting = deliver(settings, now_ms=T0 + 420_000)
     assert (waiting.results, waiting.waiting) == ((), 2)
-    statuses = sorted(e.status for e in webhooks.outbox_entries(settings.state_dir))
+    statuses = sorted(e.status for e in outbox_entries(settings.state_dir))
     assert statuses == ["firing", "resolved"]
 
     receiver = Receiver(port=port)
@@ -664,8 +665,8 @@ def test_a_receiver_outage_and_a_restart_deliver_every_alert_exactly_once(
         restarted = make_settings(tmp_path, url)  # a new worker process
         for now in range(T0 + 450_000, T0 + 600_000, 30_000):
             alerts.evaluate(fresh, restarted, now_ms=now)
-            webhooks.deliver(restarted, now_ms=now)
-        assert webhooks.outbox_pending(restarted.state_dir) == 0
+            deliver(restarted, now_ms=now)
+        assert outbox_pending(restarted.state_dir) == 0
         counts = receiver.alert_counts()
         assert counts[fingerprint, "firing"] == 1
         assert counts[fingerprint, "resolved"] == 1
@@ -675,7 +676,7 @@ def test_a_receiver_outage_and_a_restart_deliver_every_alert_exactly_once(
         ]
         assert stale_statuses == ["firing", "resolved"]
         assert_signed(receiver)
-        counters = webhooks.delivery_counts(restarted.state_dir)
+        counters = delivery_counts(restarted.state_dir)
         assert counters["success"] == len(receiver.received)
         assert counters["failure"] == 5
     finally:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ingmon.config import Settings, load_settings
-from ingmon.monitor import webhooks
+from ingmon.monitor import outbox, webhooks
 from ingmon.monitor.webhooks import Notification
 from tests.monitor._receiver import Receiver, closed_port
 
@@ -69,7 +69,7 @@ def stale(
 
 
 def put(settings: Settings, notification: Notification, now_ms: int) -> list[str]:
-    return webhooks.enqueue(
+    return outbox.enqueue(
         settings.state_dir,
         notification,
         urls=settings.webhook_urls,
@@ -199,9 +199,9 @@ def test_delivery_reaches_the_receiver_signed(tmp_path: Path, receiver: Receiver
     the outbox and counts as a success."""
     settings = make_settings(tmp_path, receiver.url())
     (entry_id,) = put(settings, stale(), T0)
-    assert webhooks.outbox_pending(settings.state_dir) == 1
+    assert outbox.outbox_pending(settings.state_dir) == 1
 
-    delivery = webhooks.deliver(settings, now_ms=T0)
+    delivery = outbox.deliver(settings, now_ms=T0)
 
     assert (delivery.delivered, delivery.failed, delivery.pending) == (1, 0, 0)
     (request,) = receiver.received
@@ -213,15 +213,15 @@ def test_delivery_reaches_the_receiver_signed(tmp_path: Path, receiver: Receiver
     assert request.json() == webhooks.alertmanager_payload(
         [stale()], external_url="http://ingmon.example:8080"
     )
-    assert webhooks.outbox_pending(settings.state_dir) == 0
-    assert webhooks.delivery_counts(settings.state_dir) == {"success": 1, "failure": 0}
+    assert outbox.outbox_pending(settings.state_dir) == 0
+    assert outbox.delivery_counts(settings.state_dir) == {"success": 1, "failure": 0}
 
 
 def test_no_secret_means_no_signature_header(tmp_path: Path, receiver: Receiver) -> None:
     """Without INGMON_WEBHOOK_SECRET the body goes out unsigned."""
     settings = make_settings(tmp_path, receiver.url(), webhook_secret=None)
     put(settings, stale(), T0)
-    webhooks.deliver(settings, now_ms=T0)
+    outbox.deliver(settings, now_ms=T0)
     (request,) = receiver.received
     assert "x-ingmon-signature-256" not in request.headers
 
@@ -230,7 +230,7 @@ def test_slack_format_is_delivered_as_text(tmp_path: Path, receiver: Receiver) -
     """With webhook_format slack, the receiver gets the signed ``{"text": …}`` body."""
     settings = make_settings(tmp_path, receiver.url(), webhook_format="slack")
     put(settings, stale(), T0)
-    webhooks.deliver(settings, now_ms=T0)
+    outbox.deliver(settings, now_ms=T0)
     (request,) = receiver.received
     assert request.json() == webhooks.slack_payload([stale()])
     expected = hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
@@ -244,10 +244,10 @@ def test_enqueueing_the_same_notification_again_is_a_no_op(
     settings = make_settings(tmp_path, receiver.url())
     assert len(put(settings, stale(), T0)) == 1
     assert put(settings, stale(), T0 + 1000) == []
-    assert webhooks.outbox_pending(settings.state_dir) == 1
-    webhooks.deliver(settings, now_ms=T0 + 1000)
+    assert outbox.outbox_pending(settings.state_dir) == 1
+    outbox.deliver(settings, now_ms=T0 + 1000)
     assert put(settings, stale(), T0 + 2000) == []
-    webhooks.deliver(settings, now_ms=T0 + 3000)
+    outbox.deliver(settings, now_ms=T0 + 3000)
     assert receiver.alert_counts() == {(FINGERPRINT, "firing"): 1}
     # A repeat (the same alert notified again later) and the resolution are new notifications.
     assert len(put(settings, stale(repeat=1), T0 + 4000)) == 1
@@ -264,22 +264,22 @@ def test_failed_attempts_back_off_doubling_to_the_cap(tmp_path: Path, receiver: 
     put(settings, stale(), T0)
     now = T0
     for expected_delay_ms in (2_000, 4_000, 8_000, 10_000, 10_000):
-        delivery = webhooks.deliver(settings, now_ms=now)
+        delivery = outbox.deliver(settings, now_ms=now)
         assert delivery.failed == 1
         (entry,) = outbox_files(settings)
         assert entry["next_attempt_ms"] == now + expected_delay_ms
         assert entry["last_http_status"] == 503
         assert entry["last_error"] == "HTTP 503 Service Unavailable"
-        early = webhooks.deliver(settings, now_ms=now + expected_delay_ms - 1)
+        early = outbox.deliver(settings, now_ms=now + expected_delay_ms - 1)
         assert (len(early.results), early.waiting) == (0, 1)
         now += expected_delay_ms
     assert len(receiver.received) == 5
-    assert webhooks.delivery_counts(settings.state_dir) == {"success": 0, "failure": 5}
+    assert outbox.delivery_counts(settings.state_dir) == {"success": 0, "failure": 5}
     receiver.status = 200
-    assert webhooks.deliver(settings, now_ms=now).delivered == 1
-    assert webhooks.outbox_pending(settings.state_dir) == 0
-    assert webhooks.delivery_counts(settings.state_dir) == {"success": 1, "failure": 5}
-    assert webhooks.backoff_seconds(40, base_seconds=2, cap_seconds=300) == 300
+    assert outbox.deliver(settings, now_ms=now).delivered == 1
+    assert outbox.outbox_pending(settings.state_dir) == 0
+    assert outbox.delivery_counts(settings.state_dir) == {"success": 1, "failure": 5}
+    assert outbox.backoff_seconds(40, base_seconds=2, cap_seconds=300) == 300
 
 
 def test_receiver_outage_loses_nothing_and_keeps_order(tmp_path: Path) -> None:
@@ -289,14 +289,14 @@ def test_receiver_outage_loses_nothing_and_keeps_order(tmp_path: Path) -> None:
     port = closed_port()
     settings = make_settings(tmp_path, f"http://127.0.0.1:{port}/hook")
     put(settings, stale(), T0)
-    first = webhooks.deliver(settings, now_ms=T0)
+    first = outbox.deliver(settings, now_ms=T0)
     assert first.failed == 1
     assert "ConnectError" in str(first.results[0].error)
     put(settings, stale("resolved", ends_at_ms=T0 + 1000), T0 + 1000)
     # The resolved one is due, but its firing is not: it waits behind it.
-    second = webhooks.deliver(settings, now_ms=T0 + 1000)
+    second = outbox.deliver(settings, now_ms=T0 + 1000)
     assert (len(second.results), second.waiting, second.pending) == (0, 2, 2)
-    third = webhooks.deliver(settings, now_ms=T0 + 2000)
+    third = outbox.deliver(settings, now_ms=T0 + 2000)
     assert (third.failed, third.waiting) == (1, 1)
     entries = {e["status"]: e for e in outbox_files(settings)}
     assert entries["firing"]["attempts"] == 2
@@ -306,10 +306,10 @@ def test_receiver_outage_loses_nothing_and_keeps_order(tmp_path: Path) -> None:
     receiver = Receiver(port=port)  # back, on the same port
     try:
         restarted = make_settings(tmp_path, f"http://127.0.0.1:{port}/hook")  # a new process
-        assert webhooks.deliver(restarted, now_ms=T0 + 5999).results == ()
-        back = webhooks.deliver(restarted, now_ms=T0 + 6000)
+        assert outbox.deliver(restarted, now_ms=T0 + 5999).results == ()
+        back = outbox.deliver(restarted, now_ms=T0 + 6000)
         assert back.delivered == 2
-        assert webhooks.deliver(restarted, now_ms=T0 + 60_000).results == ()
+        assert outbox.deliver(restarted, now_ms=T0 + 60_000).results == ()
         assert [p["status"] for p in receiver.payloads()] == ["firing", "resolved"]
         assert receiver.alert_counts() == {(FINGERPRINT, "firing"): 1, (FINGERPRINT, "resolved"): 1}
     finally:
@@ -335,10 +335,10 @@ def test_a_silent_url_costs_one_attempt_per_pass(tmp_path: Path, receiver: Recei
             ),
             T0,
         )
-    delivery = webhooks.deliver(settings, now_ms=T0)
+    delivery = outbox.deliver(settings, now_ms=T0)
     assert (delivery.delivered, delivery.failed, delivery.deferred) == (3, 1, 2)
     assert len(receiver.received) == 3
-    assert webhooks.outbox_pending(settings.state_dir) == 3
+    assert outbox.outbox_pending(settings.state_dir) == 3
 
 
 def test_an_entry_whose_url_was_removed_is_kept(tmp_path: Path, receiver: Receiver) -> None:
@@ -347,11 +347,11 @@ def test_an_entry_whose_url_was_removed_is_kept(tmp_path: Path, receiver: Receiv
     settings = make_settings(tmp_path, receiver.url())
     put(settings, stale(), T0)
     without = make_settings(tmp_path)
-    delivery = webhooks.deliver(without, now_ms=T0)
+    delivery = outbox.deliver(without, now_ms=T0)
     assert delivery.failed == 1
     assert "no longer among INGMON_WEBHOOK_URLS" in str(delivery.results[0].error)
-    assert webhooks.outbox_pending(settings.state_dir) == 1
-    assert webhooks.deliver(settings, now_ms=T0 + 2000).delivered == 1
+    assert outbox.outbox_pending(settings.state_dir) == 1
+    assert outbox.deliver(settings, now_ms=T0 + 2000).delivered == 1
     assert len(receiver.received) == 1
 
 
@@ -361,11 +361,11 @@ def test_an_unreadable_outbox_file_is_kept_and_reported(tmp_path: Path, receiver
     put(settings, stale(), T0)
     damaged = settings.state_dir / "outbox" / "damaged.json"
     damaged.write_text("{not json")
-    delivery = webhooks.deliver(settings, now_ms=T0)
+    delivery = outbox.deliver(settings, now_ms=T0)
     assert delivery.delivered == 1
     assert delivery.unreadable == (str(damaged),)
     assert damaged.exists()
-    assert webhooks.outbox_pending(settings.state_dir) == 1
+    assert outbox.outbox_pending(settings.state_dir) == 1
 
 
 def test_secrets_stay_out_of_files_and_logs(
@@ -378,7 +378,7 @@ def test_secrets_stay_out_of_files_and_logs(
     down = f"http://user:pa55word@127.0.0.1:{closed_port()}/services/{token}"
     settings = make_settings(tmp_path, receiver.url(f"/services/{token}"), down)
     put(settings, stale(), T0)
-    webhooks.deliver(settings, now_ms=T0)
+    outbox.deliver(settings, now_ms=T0)
     texts = [path.read_text() for path in settings.state_dir.rglob("*") if path.is_file()]
     assert any("IngmonFeedStale" in text for text in texts)  # the files were read
     for secret in (SECRET, token, "pa55word", "XXXXtoken"):
@@ -416,7 +416,7 @@ def test_urls_httpx_refuses_are_failed_attempts_of_their_own_entries(
     settings = make_settings(tmp_path, receiver.url())
     settings = settings.model_copy(update={"webhook_urls": [*bad, receiver.url()]})
     assert len(put(settings, stale(), T0)) == 4
-    delivery = webhooks.deliver(settings, now_ms=T0)
+    delivery = outbox.deliver(settings, now_ms=T0)
     assert (delivery.delivered, delivery.failed, delivery.pending) == (1, 3, 3)
     assert len(receiver.received) == 1
     errors = sorted(str(r.error).split(":")[0] for r in delivery.results if r.error)
@@ -434,15 +434,15 @@ def test_the_ledger_remembers_the_latest_notification_of_each_alert(
     resolved one — with its labels, so a lost alerts.json can be rebuilt."""
     settings = make_settings(tmp_path, receiver.url())
     put(settings, stale(), T0)
-    webhooks.deliver(settings, now_ms=T0)
-    (told,) = webhooks.told_alerts(settings.state_dir).values()
+    outbox.deliver(settings, now_ms=T0)
+    (told,) = outbox.told_alerts(settings.state_dir).values()
     assert (told.notification, told.notified_ms) == (stale(), T0)
 
     resolved = stale("resolved", ends_at_ms=T0 + 60_000)
     put(settings, resolved, T0 + 60_000)
-    (told,) = webhooks.told_alerts(settings.state_dir).values()
+    (told,) = outbox.told_alerts(settings.state_dir).values()
     assert (told.notification, told.notified_ms) == (resolved, T0 + 60_000)
-    webhooks.deliver(settings, now_ms=T0 + 61_000)
+    outbox.deliver(settings, now_ms=T0 + 61_000)
     ledger = json.loads((settings.state_dir / "webhooks.json").read_text())
     record = ledger["alerts"][FINGERPRINT]
     assert (record["status"], record["labels"], record["notified_ms"]) == (
@@ -450,6 +450,6 @@ def test_the_ledger_remembers_the_latest_notification_of_each_alert(
         LABELS,
         T0 + 60_000,
     )
-    assert webhooks.told_alerts(settings.state_dir) == {
-        FINGERPRINT: webhooks.Told(resolved, T0 + 60_000)
+    assert outbox.told_alerts(settings.state_dir) == {
+        FINGERPRINT: outbox.Told(resolved, T0 + 60_000)
     }
