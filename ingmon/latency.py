@@ -11,11 +11,12 @@ import pyarrow as pa
 
 from ingmon.lake import Lake
 from ingmon.schema import INGEST_LOG, MarketSeries, interval_ms, market_series
-from ingmon.times import HOUR_MS, SECOND_MS
+from ingmon.times import HOUR_MS, MINUTE_MS, SECOND_MS
 
 __all__ = [
     "INGEST_LOG_COLUMNS",
     "LATENCY_PERCENTILES",
+    "LIVE_HEAD_MAX_MS",
     "LIVE_HEAD_STEPS",
     "SeriesBatches",
     "ingest_latency",
@@ -26,8 +27,12 @@ __all__ = [
 
 LATENCY_PERCENTILES = (50, 95)
 # A batch is live when its newest event closed at most this many steps of its series before
-# the fetch: the head of the series, as the worker polls it (one step late, plus slack).
+# the fetch: the head of the series, as the worker polls it (one step late, plus slack) ...
 LIVE_HEAD_STEPS = 2
+# ... and at most this long before it, whatever the step: a poller fetches a new funding
+# settlement or 4h candle within minutes of its close. Two 8 h funding steps would let a
+# backfill that fetched the last settlement hours later pass for a live batch hours late.
+LIVE_HEAD_MAX_MS = 15 * MINUTE_MS
 # Trades have no step; a live trades page ends within a minute of its fetch.
 _TRADES_HEAD_MS = 60 * SECOND_MS
 # ``ingest_log`` is read by ``fetched_at``; a batch is committed seconds after its fetch, so a
@@ -46,11 +51,12 @@ INGEST_LOG_COLUMNS = (
 
 
 def _head_ms(series: MarketSeries, param: str | None) -> int:
-    """How far before its fetch a live batch's newest event may have closed."""
+    """How far before its fetch a live batch's newest event may have closed: two steps of the
+    series, at most ``LIVE_HEAD_MAX_MS`` (60 s for trades)."""
     if series.cadence == "ids":
         return _TRADES_HEAD_MS
     step_ms = interval_ms(param) if series.cadence == "param" and param else series.nominal_step_ms
-    return LIVE_HEAD_STEPS * (step_ms or 0)
+    return min(LIVE_HEAD_STEPS * (step_ms or 0), LIVE_HEAD_MAX_MS)
 
 
 def read_ingest_log(lake: Lake, *, symbol: str, start_ms: int, end_ms: int) -> pa.Table:
@@ -170,10 +176,14 @@ def ingest_latency(
 
     A batch is *live* when it came from REST and its newest event closed at most
     ``LIVE_HEAD_STEPS`` (2) steps of the series before its ``fetched_at`` — the interval or
-    period for candles and open interest, the nominal 8 h for funding, and 60 s for trades:
-    it fetched the head of the series. Every other batch (archive files, REST pages of older
-    history) is a *backfill* batch: its "latency" is the age of the history it filled, days on
-    a freshly backfilled lake, and says nothing about how late live data arrives.
+    period for candles and open interest, the nominal 8 h for funding — but never more than
+    ``LIVE_HEAD_MAX_MS`` (15 min), and 60 s for trades: it fetched the head of the series as a
+    poller does (2 min for 1m candles, 10 min for 5m open interest, 15 min for funding and
+    candles of 15m and longer). Every other batch (archive files, REST pages of older
+    history, a backfill that fetched the last funding settlement hours after it) is a
+    *backfill* batch: its "latency" is the age of the history it filled, days on a freshly
+    backfilled lake, and says nothing about how late live data arrives. A live fetch later
+    than the head allows is thus not timed here: its feed's freshness turns warn/error.
 
     Returns ``batches`` (live), ``backfill_batches``, ``last_seconds`` (the live batch written
     last) and ``p50_seconds`` / ``p95_seconds`` over the live batches (linear interpolation

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,19 +30,25 @@ from ingmon.api import (
     ROUTES,
     backtest_document,
     backtests_page,
+    documents,
     format_duration,
     freshness_document,
     health_document,
     metrics_document,
     openapi_document,
+    queries,
     signals_page,
 )
+from ingmon.api.cache import TTLCache
+from ingmon.api.params import SIGNALS_PARAMETERS
+from ingmon.api.state import monitor_state
 from ingmon.backtest import BacktestRun
 from ingmon.config import Settings, load_settings
 from ingmon.demo import DEMO_SYMBOLS
 from ingmon.lake import Lake
 from ingmon.monitor.alerts import evaluate
 from ingmon.monitor.health import build_snapshot, write_snapshot
+from ingmon.reports.state import write_text_atomic
 from ingmon.times import HOUR_MS, MINUTE_MS, SECOND_MS, iso_ms, now_ms
 from tests.monitor._lake import (
     NOW_MS,
@@ -325,6 +333,270 @@ def test_backtest_pages_are_newest_first_with_details(fixed: State) -> None:
     assert backtest_document(fixed.settings, "bt-missing") is None
 
 
+def test_requests_read_only_what_they_show(fixed: State, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lake reads per request: a signals page reads no audit JSON (``audit=true`` reads it for
+    the page's symbols and bars only), filters prune the read; a run's detail reads its own
+    partition (created_at) and its symbol's trades over its data span, once per run."""
+    monkeypatch.setattr(queries, "_LAKE", TTLCache(5.0))
+    monkeypatch.setattr(queries, "_RUNS", TTLCache(60.0))
+    reads: list[dict[str, Any]] = []
+    real_read = Lake.read
+
+    def recording(self: Lake, ds: Any, **kwargs: Any) -> Any:
+        reads.append({"dataset": getattr(ds, "name", ds), **kwargs})
+        return real_read(self, ds, **kwargs)
+
+    monkeypatch.setattr(Lake, "read", recording)
+    signals_page(fixed.settings)
+    assert [read["dataset"] for read in reads] == ["signals", "scores"]
+    assert not set(reads[1]["columns"]) & set(queries.AUDIT_JSON)
+    reads.clear()
+    since = fixed.signal_opens_ms["BTCUSDT"][1]
+    _, items = signals_page(fixed.settings, symbols=["BTCUSDT"], since_ms=since, audit=True)
+    assert [(r["dataset"], r["symbols"], r["start"]) for r in reads[:2]] == [
+        ("signals", ["BTCUSDT"], since),
+        ("scores", ["BTCUSDT"], since),
+    ]
+    (audit,) = reads[2:]
+    assert set(queries.AUDIT_JSON) <= set(audit["columns"])
+    assert (audit["symbols"], audit["start"], audit["end"]) == (
+        ["BTCUSDT"],
+        since,
+        fixed.signal_opens_ms["BTCUSDT"][0],
+    )
+    assert items[0]["audit"]["score"] == 5
+    reads.clear()
+    run = fixed.runs["BTCUSDT"]
+    detail = backtest_document(fixed.settings, "bt-older", trades=True)
+    assert detail is not None and len(detail["trades"]) == len(run.overall.result.trades)
+    by_dataset = {read["dataset"]: read for read in reads}
+    created = iso_ms(fixed.now_ms - 2 * HOUR_MS)
+    runs_read = by_dataset["backtest_runs"]
+    assert (runs_read["symbols"], runs_read["start"], runs_read["end"]) == (
+        "BTCUSDT",
+        created,
+        created,
+    )
+    trades_read = by_dataset["backtest_trades"]
+    assert (trades_read["start"], trades_read["end"]) == (
+        detail["run"]["data_start"],
+        detail["run"]["data_end"],
+    )
+    reads.clear()
+    assert backtest_document(fixed.settings, "bt-older", trades=True) == detail
+    assert reads == []  # the headline list, the run and its trades: all cached
+
+
+# ---- the worker's own settings, damaged state ----------------------------------------------------
+
+
+def state_copy(fixed: State, root: Path) -> Settings:
+    """Settings for a data root holding a copy of ``fixed``'s state files (the documents read
+    nothing else), which a test may then change."""
+    settings = load_settings(env_file=None, data_dir=root)
+    shutil.copytree(fixed.settings.state_dir, settings.state_dir)
+    return settings
+
+
+def edit_state(settings: Settings, name: str, change: Callable[[dict[str, Any]], None]) -> None:
+    """Rewrite one state file (atomically, as the worker does) after ``change``."""
+    path = settings.state_dir / name
+    document = json.loads(path.read_text(encoding="utf-8"))
+    change(document)
+    write_text_atomic(path, json.dumps(document))
+
+
+def test_ages_are_judged_with_the_workers_own_interval(fixed: State, tmp_path: Path) -> None:
+    """The worker runs every 600 s (its own env file), the server's setting is 60 s: 400 s
+    after the snapshot, its age is within 2 × 600 s, so ok (by the server's 60 s it would be an
+    error past 300 s). Without an interval in worker.json (a --once tick) the snapshot's
+    settings_used says 600 s; without either, the server's 60 s applies."""
+    settings = state_copy(fixed, tmp_path)
+    edit_state(settings, "worker.json", lambda doc: doc.update(interval_seconds=600.0))
+    later = fixed.now_ms + 400 * SECOND_MS
+
+    def components() -> dict[str, Any]:
+        document: dict[str, Any] = health_document(settings, now_ms=later)["components"]
+        return document
+
+    assert components()["snapshot"]["status"] == "ok"
+    assert components()["worker"]["summary"] == "last tick 7m 10s ago (every 10m 0s)"
+    assert metrics_document(settings, now_ms=later)["worker"]["interval_seconds"] == 600.0
+    edit_state(settings, "worker.json", lambda doc: doc.update(interval_seconds=None))
+    edit_state(
+        settings,
+        "health.json",
+        lambda doc: doc["settings_used"].update(worker_interval_seconds=600),
+    )
+    assert components()["snapshot"]["status"] == "ok"
+    assert components()["worker"]["status"] == "ok"  # 430 s <= 2 × 600 s
+    edit_state(settings, "health.json", lambda doc: doc["settings_used"].clear())
+    assert components()["snapshot"]["status"] == "error"  # 400 s > 5 × 60 s
+    assert components()["worker"]["status"] == "error"
+
+
+def test_signal_and_drawdown_limits_are_the_workers(fixed: State, tmp_path: Path) -> None:
+    """The limits the snapshot was judged with (settings_used) apply, not the server's (6 h):
+    with a 40 h no-signals limit ETHUSDT's 30 h silence is fine; a drawdown exactly at the limit is
+    fine (the alert fires only beyond it), a hair above the limit is a warn."""
+    settings = state_copy(fixed, tmp_path)
+    deepest = max(run.overall.metrics["max_drawdown"] for run in fixed.runs.values())
+    assert deepest > 0
+
+    def judged(**used: float) -> dict[str, Any]:
+        edit_state(settings, "health.json", lambda doc: doc["settings_used"].update(used))
+        document: dict[str, Any] = health_document(settings, now_ms=fixed.now_ms)["components"]
+        return document
+
+    # ETHUSDT is quiet for 30 h; SOLUSDT never had a signal (unknown, not quiet).
+    patient = judged(alert_no_signals_seconds=40 * 3600)["signals"]
+    assert (patient["status"], patient["summary"].split("; ")[1]) == (
+        "unknown",
+        "never a signal: SOLUSDT",
+    )
+    strict = judged(alert_no_signals_seconds=29 * 3600)["signals"]
+    assert (strict["status"], strict["summary"].split("; ")[1]) == (
+        "warn",
+        "none for over 1d 5h: ETHUSDT",
+    )
+    assert judged(alert_max_drawdown_ratio=deepest)["performance"]["status"] == "ok"
+    limit = deepest * (1 - 1e-9)
+    performance = judged(alert_max_drawdown_ratio=limit)["performance"]
+    assert performance["status"] == "warn"
+    assert f"limit {100 * limit:.1f} %" in performance["summary"]
+
+
+def validate_documents(settings: Settings, now: int) -> dict[str, Any]:
+    """The three state documents at ``now``, each valid against its OpenAPI schema; health's."""
+    health = health_document(settings, now_ms=now)
+    jsonschema.validate(health, schema_of("Health"))
+    jsonschema.validate(metrics_document(settings, now_ms=now), schema_of("Metrics"))
+    jsonschema.validate(freshness_document(settings, now_ms=now), schema_of("Freshness"))
+    return health
+
+
+@pytest.mark.parametrize(
+    ("name", "component", "text"),
+    [
+        ("health.json", "snapshot", '{"torn'),
+        ("health.json", "snapshot", '{"schema": "ingmon.health/v1"}'),
+        ("alerts.json", "alerts", '{"torn'),
+        ("alerts.json", "alerts", "[]"),
+        ("worker.json", "worker", '{"torn'),
+        ("worker.json", "worker", '{"finished_ms": 100000000000000000}'),
+    ],
+)
+def test_a_damaged_state_file_is_named_not_taken_for_absent(
+    fixed: State, tmp_path: Path, name: str, component: str, text: str
+) -> None:
+    """A torn or foreign state file makes its component an error whose summary names the file
+    (not "no health snapshot yet"), with what repairs it; the other sources keep answering."""
+    settings = state_copy(fixed, tmp_path)
+    write_text_atomic(settings.state_dir / name, text)
+    health = validate_documents(settings, fixed.now_ms)
+    components = health["components"]
+    assert components[component]["status"] == "error"
+    assert components[component]["summary"].startswith(f"state/{name} is damaged (")
+    assert "ingmon worker" in components[component]["hint"]
+    if name == "health.json":
+        for part in ("ingestion", "signals", "performance"):
+            assert components[part]["status"] == "unknown"
+            assert components[part]["summary"] == components["snapshot"]["summary"]
+        assert components["worker"]["status"] == "ok"
+    else:
+        assert components["ingestion"]["status"] == "error"  # the stale feed, as before
+        assert components["snapshot"]["status"] == "ok"
+
+
+ABSURD_SNAPSHOTS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "expected_seconds 0": lambda doc: doc["series"][0]["cadence"].update(expected_seconds=0),
+    "warn_seconds 0": lambda doc: doc["series"][0]["freshness"].update(warn_seconds=0),
+    "generated_at_ms 1e17": lambda doc: doc.update(generated_at_ms=10**17),
+    "last event 1e17": lambda doc: doc["series"][0]["freshness"].update(last_event_close_ms=10**17),
+    "window -1 h": lambda doc: doc.update(window_hours=-1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ABSURD_SNAPSHOTS))
+def test_impossible_snapshot_values_are_damage_not_a_500(
+    fixed: State, tmp_path: Path, case: str
+) -> None:
+    """A well-formed health.json with a value no writer produces: every state document still
+    renders (valid against its schema), the snapshot component is an error naming the file and
+    the value, alerts and the worker keep their own status."""
+    settings = state_copy(fixed, tmp_path)
+    edit_state(settings, "health.json", ABSURD_SNAPSHOTS[case])
+    health = validate_documents(settings, fixed.now_ms)
+    snapshot = health["components"]["snapshot"]
+    assert snapshot["status"] == "error"
+    assert snapshot["summary"].startswith("state/health.json is damaged (")
+    assert health["components"]["worker"]["status"] == "ok"
+    assert health["components"]["alerts"]["status"] == "error"  # IngmonFeedStale fires
+    damaged = monitor_state(settings, now_ms=fixed.now_ms).damaged
+    assert list(damaged) == ["health"]
+
+
+def test_a_value_that_fails_to_render_drops_its_source(fixed: State) -> None:
+    """The safety net behind the load-time checks: a document that cannot be built from the
+    snapshot is built without it, the snapshot counted as damaged (named, with the error)."""
+
+    def build(state: Any) -> dict[str, Any]:
+        if state.snapshot is not None:
+            raise ZeroDivisionError("division by zero")
+        return dict(state.damaged)
+
+    state = monitor_state(fixed.settings, now_ms=fixed.now_ms)
+    assert documents._per_source(state, build) == {
+        "health": "state/health.json cannot be shown (ZeroDivisionError: division by zero)"
+    }
+
+
+def test_freshness_order_is_status_then_lag_relative_to_the_warn_age(fixed: State) -> None:
+    """/api/freshness: worst status first, then age ÷ warn age descending — what its OpenAPI
+    description says."""
+    items = freshness_document(fixed.settings, now_ms=fixed.now_ms)["items"]
+    ranks = ["error", "warn", "unknown", "ok"]
+
+    def key(item: dict[str, Any]) -> tuple[int, float]:
+        age = item["age_seconds"]
+        return (ranks.index(item["status"]), -(age / item["warn_seconds"]) if age else -1e18)
+
+    assert [key(item) for item in items] == sorted(key(item) for item in items)
+    described = openapi_document()["paths"]["/api/freshness"]["get"]["description"]
+    assert "relative to the series' warn age" in described
+
+
+def test_signal_times_must_be_epoch_milliseconds_in_ascii() -> None:
+    """since/until: 10 digits look like epoch seconds (400 saying so, with the ms value);
+    integers are ASCII digits only (no underscores, no other scripts' digits)."""
+    params = {param.name: param for param in SIGNALS_PARAMETERS}
+    with pytest.raises(ValueError, match="looks like epoch seconds") as seconds:
+        params["since"].parse("1700000000")
+    assert "1700000000000 for 2023-11-14T22:13:20.000Z" in str(seconds.value)
+    assert params["since"].parse("1700000000000") == 1_700_000_000_000
+    assert params["since"].parse("0") == 0
+    for bad in ("١٧٠٠٠٠٠٠٠٠٠٠٠", "1_700_000_000_000"):
+        with pytest.raises(ValueError, match=r"ASCII digits|invalid time"):
+            params["since"].parse(bad)
+    for bad in ("1_0", "١٠", "1e1"):
+        with pytest.raises(ValueError, match="is not an integer"):
+            params["limit"].parse(bad)
+    assert params["limit"].parse(" 10 ") == 10
+
+
+def test_openapi_documents_every_error_status() -> None:
+    """Every route documents 405 and 500; those reading the lake document 503 too."""
+    paths = openapi_document()["paths"]
+    lake = {"/api/signals", "/api/backtests", "/api/backtests/{run_id}"}
+    for template, item in paths.items():
+        responses = item["get"]["responses"]
+        assert {"405", "500"} <= set(responses), template
+        assert ("503" in responses) == (template in lake), template
+        assert responses["500"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Error"
+        }
+
+
 # ---- the real server ---------------------------------------------------------------------------
 
 
@@ -503,6 +775,9 @@ BAD_PARAMETERS = [
     ("/api/signals?offset=-5", "offset"),
     ("/api/signals?since=garbage", "since"),
     ("/api/signals?since=99999999999999999999", "since"),
+    ("/api/signals?since=1700000000", "since"),
+    ("/api/signals?since=%D9%A1%D9%A7", "since"),
+    ("/api/signals?limit=1_0", "limit"),
     ("/api/signals?since=2026-02-01&until=2026-01-01", "until"),
     ("/api/signals?setup=moonshot", "setup"),
     ("/api/signals?timeframe=2m", "timeframe"),
@@ -546,6 +821,66 @@ def test_unknown_paths_and_methods_are_json_errors(server: Server) -> None:
         post = client.post("/api/health", content=b"{}")
         assert post.status_code == 405 and post.headers["allow"] == "GET"
         assert post.json()["error"]["message"] == "POST is not allowed here: only GET"
+
+
+def blocked_in_fifo_open(pid: int) -> int:
+    """How many threads of process ``pid`` wait in the kernel for a FIFO's writer."""
+    count = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            count += (task / "wchan").read_text() == "wait_for_partner"
+        except OSError:  # the thread ended meanwhile
+            continue
+    return count
+
+
+@pytest.mark.slow
+def test_scrapes_and_health_never_wait_behind_stuck_lake_reads(
+    fixed: State, tmp_path: Path
+) -> None:
+    """The signals partition is a FIFO nobody writes (a hung disk): two /api/signals requests
+    block in the lake read — both lake threads, seen in /proc — and meanwhile
+    /metrics/prometheus, /api/health and /api/freshness still answer at once."""
+    settings = state_copy(fixed, tmp_path)
+    write_signals(Lake(settings.lake_dir), [signal_row(bar_open_ms=NOW_MS)], symbol="BTCUSDT")
+    version = partition_version(
+        Lake(settings.lake_dir), dataset="signals", param="15m", partition="month=2026-03"
+    )
+    good = version.with_name("good.parquet")
+    os.replace(version, good)
+    os.mkfifo(version)
+    stuck: list[Any] = []
+    with serving(tmp_path) as running:
+        threads = [
+            threading.Thread(
+                target=lambda query=query: stuck.append(
+                    httpx.get(f"{running.url}/api/signals?{query}", timeout=120).status_code
+                )
+            )
+            for query in ("limit=1", "limit=2")
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            wait_until(
+                lambda: blocked_in_fifo_open(running.process.pid) == 2,
+                timeout=60,
+                what="both lake threads to block on the FIFO",
+            )
+            with httpx.Client(base_url=running.url, timeout=10) as client:
+                scrape = client.get("/metrics/prometheus")
+                assert scrape.status_code == 200 and "ingmon_build_info" in scrape.text
+                assert client.get("/api/health").json()["components"]["snapshot"]["status"]
+                assert client.get("/api/freshness").status_code == 200
+            assert stuck == []  # still stuck: the answers above did not wait for them
+        finally:
+            # Release the readers: open the FIFO as a writer, put the real file back, close.
+            writer = os.open(version, os.O_RDWR)
+            os.replace(good, version)
+            os.close(writer)
+            for thread in threads:
+                thread.join(timeout=60)
+    assert len(stuck) == 2
 
 
 @pytest.mark.slow
@@ -723,6 +1058,33 @@ def test_the_metrics_token_guards_prometheus_not_the_login(guarded: Server) -> N
             assert refused.json()["error"]["status"] == 401
         allowed = client.get("/metrics/prometheus", headers={"Authorization": f"Bearer {TOKEN}"})
         assert allowed.status_code == 200 and "ingmon_build_info" in allowed.text
+
+
+@pytest.mark.slow
+def test_the_token_is_checked_before_the_parameters(guarded: Server) -> None:
+    """Without the token a bad parameter is a 401, not a 400 (nothing is learnt about the
+    parameters); the scheme is case-insensitive (RFC 7235), the token is not."""
+    with guarded.client() as client:
+        assert client.get("/metrics/prometheus?name=x").status_code == 401
+        for scheme in ("bearer", "BEARER"):
+            headers = {"Authorization": f"{scheme} {TOKEN}"}
+            assert client.get("/metrics/prometheus", headers=headers).status_code == 200
+            headers = {"Authorization": f"{scheme} {TOKEN.upper()}"}
+            assert client.get("/metrics/prometheus", headers=headers).status_code == 401
+        given = {"Authorization": f"Bearer {TOKEN}"}
+        bad = client.get("/metrics/prometheus?name=x", headers=given)
+        assert bad.status_code == 400 and bad.json()["error"]["parameter"] == "name"
+
+
+@pytest.mark.slow
+def test_a_blank_metrics_token_leaves_the_endpoint_open(live_state: State) -> None:
+    """INGMON_METRICS_TOKEN set to blanks is no token (not a token nobody can send)."""
+    with (
+        serving(live_state.root, env={"INGMON_METRICS_TOKEN": "   "}) as running,
+        running.client() as client,
+    ):
+        response = client.get("/metrics/prometheus")
+        assert response.status_code == 200 and "ingmon_build_info" in response.text
 
 
 @pytest.mark.slow

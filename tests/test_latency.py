@@ -1,6 +1,7 @@
 """Ingestion latency from hand-built ``ingest_log`` rows whose latencies are known by
 construction: candles close one interval after their open, other events at their own time; only
-live batches (REST, newest event within two steps of the fetch, 60 s for trades) are timed."""
+live batches (REST, newest event within two steps of the fetch but at most 15 min, 60 s for
+trades) are timed."""
 
 from __future__ import annotations
 
@@ -213,18 +214,27 @@ def test_backfill_batches_are_counted_apart_from_the_live_latency(lake: Lake) ->
 
 
 @pytest.mark.parametrize(
-    ("dataset", "param", "head_seconds"),
-    [("agg_trades", None, 60), ("open_interest", "5m", 600), ("funding", None, 16 * 3600)],
+    ("dataset", "param", "step_seconds", "head_seconds"),
+    [
+        ("agg_trades", None, 0, 60),
+        ("candles", "1m", 60, 120),
+        ("open_interest", "5m", 0, 600),  # a snapshot: closes at its own time
+        ("candles", "15m", 900, 900),  # two steps would be 30 min
+        ("candles", "4h", 4 * 3600, 900),
+        ("funding", None, 0, 900),  # two nominal 8 h steps would be 16 h
+    ],
 )
 def test_the_head_of_each_series(
-    lake: Lake, dataset: str, param: str | None, head_seconds: int
+    lake: Lake, dataset: str, param: str | None, step_seconds: int, head_seconds: int
 ) -> None:
-    """Live is a newest event at most 60 s (trades), two periods (open interest) or two
-    nominal 8 h intervals (funding) before the fetch; a second more is backfill."""
+    """Live is a newest event that closed (a candle: open + step) at most 60 s (trades), two
+    steps (1m candles, 5m open interest) or 15 min (funding, candles of 15m and longer) before
+    the fetch; a second more is backfill."""
     at_ms = START_MS + 3 * 3600_000
+    close_ms = at_ms + step_seconds * 1000
     rows = [
-        _row(dataset, param, at_ms, at_ms + head_seconds * 1000 + 5),
-        _row(dataset, param, at_ms, at_ms + (head_seconds + 1) * 1000 + 5),
+        _row(dataset, param, at_ms, close_ms + head_seconds * 1000 + 5),
+        _row(dataset, param, at_ms, close_ms + (head_seconds + 1) * 1000 + 5),
     ]
     _write(lake, rows)
     result = ingest_latency(
@@ -236,4 +246,32 @@ def test_the_head_of_each_series(
         "last_seconds": pytest.approx(head_seconds + 0.005),
         "p50_seconds": pytest.approx(head_seconds + 0.005),
         "p95_seconds": pytest.approx(head_seconds + 0.005),
+    }
+
+
+def test_a_funding_settlement_fetched_hours_later_is_backfill(lake: Lake) -> None:
+    """A backfill at 06:18 that fetched the 00:00 settlement is not a live batch 6 h 18 min
+    late (it would turn ingestion to error); the next settlement, fetched by the poller 40 s
+    after 08:00 and committed 0.5 s later, is live with a latency of 40.5 s."""
+    midnight_ms = START_MS  # 2026-03-01T00:00Z, a settlement
+    backfill_fetch_ms = midnight_ms + (6 * 60 + 18) * MINUTE_MS
+    settlement_ms = midnight_ms + 8 * 3600_000
+    rows = [
+        _row("funding", None, midnight_ms, backfill_fetch_ms + 500, fetched_ms=backfill_fetch_ms),
+        _row(
+            "funding",
+            None,
+            settlement_ms,
+            settlement_ms + 40_500,
+            fetched_ms=settlement_ms + 40_000,
+        ),
+    ]
+    _write(lake, rows)
+    result = ingest_latency(lake, "funding", symbol=SYMBOL, start_ms=START_MS, end_ms=END_MS)
+    assert result == {
+        "batches": 1,
+        "backfill_batches": 1,
+        "last_seconds": pytest.approx(40.5),
+        "p50_seconds": pytest.approx(40.5),
+        "p95_seconds": pytest.approx(40.5),
     }

@@ -75,18 +75,37 @@ class TTLCache:
 
 class LatestValue:
     """One computation per key at a time; while it runs, other callers get the key's previous
-    value at once instead of waiting or computing it too.
+    value at once — if it is younger than ``max_age_seconds`` — instead of waiting or
+    computing it too.
 
     Under concurrent scrapes a cache miss (a state file changed, the clock entered a new
     second) then costs one caller the rendering and nobody else anything: they are served the
-    body from before, at most one rendering old. Only the very first call of a key waits.
-    At most ``max_entries`` keys (filters come from clients)."""
+    body from before. A previous value is never served older than ``max_age_seconds`` (counted
+    from when its computation started, by ``clock``): past that, callers wait for the
+    rendering in progress and then compute themselves (an inner cache makes that cheap), as
+    the very first call of a key does. At most ``max_entries`` keys (filters come from
+    clients)."""
 
-    def __init__(self, *, max_entries: int = 256) -> None:
+    def __init__(
+        self,
+        *,
+        max_age_seconds: float,
+        max_entries: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_age_seconds = max_age_seconds
         self.max_entries = max_entries
+        self._clock = clock
         self._guard = threading.Lock()
         self._locks: dict[tuple[Any, ...], threading.Lock] = {}
-        self._values: dict[tuple[Any, ...], Any] = {}
+        self._values: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """Callers blocked behind a computation in progress right now."""
+        with self._guard:
+            return self._waiting
 
     def get(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         with self._guard:
@@ -94,14 +113,23 @@ class LatestValue:
                 self._locks.clear()
                 self._values.clear()
             lock = self._locks.setdefault(key, threading.Lock())
-            previous = self._values.get(key, _MISSING)
-        if not lock.acquire(blocking=previous is _MISSING):
-            stale: T = previous
-            return stale
+            previous = self._values.get(key)
+        if not lock.acquire(blocking=False):
+            if previous is not None and self._clock() - previous[0] < self.max_age_seconds:
+                stale: T = previous[1]
+                return stale
+            with self._guard:
+                self._waiting += 1
+            try:
+                lock.acquire()
+            finally:
+                with self._guard:
+                    self._waiting -= 1
         try:
+            started = self._clock()
             value = compute()
             with self._guard:
-                self._values[key] = value
+                self._values[key] = (started, value)
             return value
         finally:
             lock.release()

@@ -1,17 +1,21 @@
 """The state documents of ``/api/health``, ``/api/metrics`` and ``/api/freshness``, as plain data.
 
 Each builder is a function of the settings and ``now_ms`` with no web framework behind it: the
-dashboard shows exactly what the API answers.
+dashboard shows exactly what the API answers. Ages and limits are judged with the worker's own
+settings where it recorded them (its interval in ``worker.json``, the snapshot's
+``settings_used``), else the server's. A damaged state file is said to be damaged, and the
+other sources keep answering.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
-from ingmon.api.state import MonitorState, monitor_state, seconds_between
+from ingmon.api.state import STATE_FILES, MonitorState, monitor_state, seconds_between
 from ingmon.config import Settings
 from ingmon.monitor.alerts import Alert
 from ingmon.monitor.health import STATUSES, SeriesStatus, Status, worst
@@ -27,12 +31,24 @@ __all__ = [
     "metrics_document",
 ]
 
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
 COMPONENTS = ("ingestion", "signals", "performance", "alerts", "worker", "snapshot")
 _RANK = {status: rank for rank, status in enumerate(STATUSES)}
 # The state file is stale once it is this many worker intervals old (warn), then (error).
 _STALE_INTERVALS = (2.0, 5.0)
 _HINT_NO_STATE = "run `ingmon worker` (or `ingmon health` once) to write state/health.json"
 _SEVERE = frozenset({"critical", "error", "page"})
+_HINT_DAMAGED = {
+    "health": "the worker rewrites it each tick: is `ingmon worker` running? (or run "
+    "`ingmon health` once)",
+    "alerts": "the worker's next alert evaluation moves it aside and rebuilds the firing "
+    "alerts from the outbox: is `ingmon worker` running?",
+    "worker": "the worker rewrites it each tick: is `ingmon worker` running?",
+}
+# What rendering a state document may raise on values the load-time checks do not know of.
+_RENDER_ERRORS = (ValueError, KeyError, TypeError, AttributeError, ArithmeticError)
 
 
 # ---- small helpers ---------------------------------------------------------------------------
@@ -102,11 +118,25 @@ def _age_status(age_seconds: float, interval_seconds: float) -> Status:
     return "ok"
 
 
+def _damaged_component(state: MonitorState, source: str, status: Status) -> dict[str, Any]:
+    """A component whose state file is damaged: says so, names the file, and what repairs it."""
+    return _component(status, state.damaged[source], hint=_HINT_DAMAGED[source])
+
+
+def _no_snapshot(state: MonitorState) -> dict[str, Any]:
+    """A component judged from the snapshot, when there is none (or it is damaged)."""
+    if "health" in state.damaged:
+        return _damaged_component(state, "health", "unknown")
+    return _component("unknown", "no health snapshot yet", hint=_HINT_NO_STATE)
+
+
 def _snapshot_component(state: MonitorState) -> dict[str, Any]:
     age = state.snapshot_age_seconds
+    if "health" in state.damaged:
+        return _damaged_component(state, "health", "error")
     if state.snapshot is None or age is None:
         return _component("unknown", "no health snapshot yet", hint=_HINT_NO_STATE)
-    status = _age_status(age, state.settings.worker_interval_seconds)
+    status = _age_status(age, state.worker_interval_seconds)
     summary = f"health snapshot written {format_duration(age)} ago"
     hint = None if status == "ok" else "the snapshot is stale: is `ingmon worker` running?"
     return _component(
@@ -117,7 +147,7 @@ def _snapshot_component(state: MonitorState) -> dict[str, Any]:
 def _ingestion_component(state: MonitorState) -> dict[str, Any]:
     snapshot = state.snapshot
     if snapshot is None:
-        return _component("unknown", "no health snapshot yet", hint=_HINT_NO_STATE)
+        return _no_snapshot(state)
     as_of, age = state.snapshot_generated_ms, state.snapshot_age_seconds
     if not snapshot.series:
         return _component(
@@ -142,7 +172,7 @@ def _ingestion_component(state: MonitorState) -> dict[str, Any]:
 def _signals_component(state: MonitorState) -> dict[str, Any]:
     snapshot = state.snapshot
     if snapshot is None:
-        return _component("unknown", "no health snapshot yet", hint=_HINT_NO_STATE)
+        return _no_snapshot(state)
     health = snapshot.signals
     if not health.symbols:
         return _component(
@@ -151,7 +181,7 @@ def _signals_component(state: MonitorState) -> dict[str, Any]:
             hint="score the lake: `ingmon score --symbol BTCUSDT` (the worker does it each tick)",
             as_of_ms=state.snapshot_generated_ms,
         )
-    limit = state.settings.alert_no_signals_seconds
+    limit = state.used("alert_no_signals_seconds")
     quiet: list[str] = []
     never: list[str] = []
     for symbol in health.symbols:
@@ -177,7 +207,7 @@ def _signals_component(state: MonitorState) -> dict[str, Any]:
 def _performance_component(state: MonitorState) -> dict[str, Any]:
     snapshot = state.snapshot
     if snapshot is None:
-        return _component("unknown", "no health snapshot yet", hint=_HINT_NO_STATE)
+        return _no_snapshot(state)
     runs = [kpi for kpi in snapshot.performance if kpi.setup == "all"]
     if not runs:
         return _component(
@@ -186,9 +216,10 @@ def _performance_component(state: MonitorState) -> dict[str, Any]:
             hint="run one: `ingmon backtest --symbol BTCUSDT`",
             as_of_ms=state.snapshot_generated_ms,
         )
-    limit = state.settings.alert_max_drawdown_ratio
+    limit = state.used("alert_max_drawdown_ratio")
     known = [kpi for kpi in runs if kpi.max_drawdown is not None]
-    breached = [kpi for kpi in known if kpi.max_drawdown is not None and kpi.max_drawdown >= limit]
+    # Beyond the limit, as IngmonDrawdownBreach fires (the limit itself is fine).
+    breached = [kpi for kpi in known if kpi.max_drawdown is not None and kpi.max_drawdown > limit]
     summary = f"latest run of {_plural(len(runs), 'symbol')}"
     if known:
         deepest = max(known, key=lambda kpi: kpi.max_drawdown or 0.0)
@@ -199,6 +230,8 @@ def _performance_component(state: MonitorState) -> dict[str, Any]:
 
 
 def _alerts_component(state: MonitorState) -> dict[str, Any]:
+    if "alerts" in state.damaged:
+        return _damaged_component(state, "alerts", "error")
     firing, pending = state.firing, state.pending
     if not firing:
         summary = "none firing" + (f", {len(pending)} pending" if pending else "")
@@ -216,11 +249,13 @@ def _alerts_component(state: MonitorState) -> dict[str, Any]:
 def _worker_component(state: MonitorState) -> dict[str, Any]:
     tick = state.worker
     last = None if tick is None else tick.last_ms
+    if "worker" in state.damaged:
+        return _damaged_component(state, "worker", "error")
     if tick is None or last is None:
         return _component(
             "unknown", "no worker tick recorded", hint="start it: `ingmon worker` (systemd unit)"
         )
-    interval = tick.interval_seconds or state.settings.worker_interval_seconds
+    interval = state.worker_interval_seconds
     age = seconds_between(state.now_ms, last) or 0.0
     status = _age_status(age, interval)
     summary = f"last tick {format_duration(age)} ago (every {format_duration(interval)})"
@@ -237,9 +272,36 @@ def _worker_component(state: MonitorState) -> dict[str, Any]:
     return _component(status, summary, hint=hint, as_of_ms=last, age_seconds=age)
 
 
+def _per_source(state: MonitorState, build: Callable[[MonitorState], T]) -> T:
+    """``build(state)``; when it fails on a value of a state file, built again without the
+    file it came from — found by leaving out one file at a time, the snapshot first — which
+    then counts as damaged: the other sources keep answering, and the failure is logged."""
+    try:
+        return build(state)
+    except _RENDER_ERRORS as error:
+        logger.exception("a state file holds values the API cannot show")
+        first: BaseException = error
+    reason = f"{type(first).__name__}: {first}"
+    everything = state
+    for source in ("health", "alerts", "worker"):
+        without = state.without(source, f"{STATE_FILES[source]} cannot be shown ({reason})")
+        everything = everything.without(source, without.damaged[source])
+        try:
+            return build(without)
+        except _RENDER_ERRORS:
+            continue
+    try:
+        return build(everything)
+    except _RENDER_ERRORS:
+        raise first from None
+
+
 def health_document(settings: Settings, *, now_ms: int) -> dict[str, Any]:
     """``/api/health``: the status of each component and the worst of them."""
-    state = monitor_state(settings, now_ms=now_ms)
+    return _per_source(monitor_state(settings, now_ms=now_ms), _health_document)
+
+
+def _health_document(state: MonitorState) -> dict[str, Any]:
     builders = {
         "ingestion": _ingestion_component,
         "signals": _signals_component,
@@ -251,7 +313,7 @@ def health_document(settings: Settings, *, now_ms: int) -> dict[str, Any]:
     components = {name: build(state) for name, build in builders.items()}
     return {
         "status": worst(component["status"] for component in components.values()),
-        "generated_at": iso_ms(now_ms),
+        "generated_at": iso_ms(state.now_ms),
         "components": components,
     }
 
@@ -411,10 +473,7 @@ def _worker_metrics(state: MonitorState) -> dict[str, Any]:
         "age_seconds": finite(seconds_between(state.now_ms, last)),
         "outcome": None if tick is None else tick.outcome,
         "duration_seconds": None if tick is None else finite(tick.duration_seconds),
-        "interval_seconds": (
-            tick.interval_seconds if tick is not None and tick.interval_seconds else None
-        )
-        or state.settings.worker_interval_seconds,
+        "interval_seconds": state.worker_interval_seconds,
     }
 
 
@@ -429,11 +488,14 @@ def _snapshot_metrics(state: MonitorState) -> dict[str, Any]:
 def metrics_document(settings: Settings, *, now_ms: int) -> dict[str, Any]:
     """``/api/metrics``: ingestion (freshness, latency, cadence, gaps per series), signal
     counts, the latest backtest runs' performance, alerts and the worker, judged at ``now_ms``."""
-    state = monitor_state(settings, now_ms=now_ms)
+    return _per_source(monitor_state(settings, now_ms=now_ms), _metrics_document)
+
+
+def _metrics_document(state: MonitorState) -> dict[str, Any]:
     series = () if state.snapshot is None else state.snapshot.series
     series = tuple(sorted(series, key=_worst_first))
     return {
-        "generated_at": iso_ms(now_ms),
+        "generated_at": iso_ms(state.now_ms),
         "status": worst(series.status for series in series) if series else "unknown",
         "snapshot": _snapshot_metrics(state),
         "ingestion": {
@@ -474,8 +536,21 @@ def freshness_document(
     statuses: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """``/api/freshness``: the age of the newest event per dataset × symbol, worst first
-    (status, then oldest), optionally filtered."""
-    state = monitor_state(settings, now_ms=now_ms)
+    (status, then the largest age relative to the warn age), optionally filtered."""
+
+    def build(state: MonitorState) -> dict[str, Any]:
+        return _freshness_document(state, symbols=symbols, datasets=datasets, statuses=statuses)
+
+    return _per_source(monitor_state(settings, now_ms=now_ms), build)
+
+
+def _freshness_document(
+    state: MonitorState,
+    *,
+    symbols: Sequence[str] | None,
+    datasets: Sequence[str] | None,
+    statuses: Sequence[str] | None,
+) -> dict[str, Any]:
     series = () if state.snapshot is None else state.snapshot.series
     chosen = [
         item
@@ -503,7 +578,7 @@ def freshness_document(
             }
         )
     return {
-        "generated_at": iso_ms(now_ms),
+        "generated_at": iso_ms(state.now_ms),
         "snapshot_generated_at": iso_ms(state.snapshot_generated_ms),
         "count": len(items),
         "counts": counts,
@@ -515,6 +590,7 @@ def _freshness_order(series: SeriesStatus) -> tuple[int, float, str, str, str]:
     """Worst status first, then the largest age relative to the warn age (lag ÷ what is
     allowed: a funding row 6 h old is fresher than a candle 2 min old)."""
     freshness = series.freshness
-    age = freshness.age_seconds
-    ratio = math.inf if age is None or not math.isfinite(age) else age / freshness.warn_seconds
+    age, warn = freshness.age_seconds, freshness.warn_seconds
+    known = age is not None and math.isfinite(age) and math.isfinite(warn) and warn > 0
+    ratio = age / warn if known and age is not None else math.inf
     return (_RANK[freshness.status], -ratio, series.dataset, series.param or "", series.symbol)

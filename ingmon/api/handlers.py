@@ -11,7 +11,11 @@ damaged storage, and a 500 without a traceback for anything unexpected (logged).
 server runs with authentication (``--basic-auth``, OAuth) the ``/api/*`` routes need a logged-in
 session too — Panel protects only its own pages, so the handlers ask the server's auth provider
 themselves, as Panel's ``AuthenticatedStaticFileHandler`` does. ``/metrics/prometheus`` is open
-unless a metrics token is set (``Authorization: Bearer <token>``).
+unless a metrics token is set (``Authorization: Bearer <token>``; a blank token is no token).
+
+Two thread pools keep the IOLoop free: one renders the state documents and the exposition,
+the other reads the lake for signals and backtests — so slow lake reads never hold up a scrape
+or ``/api/health``.
 """
 
 from __future__ import annotations
@@ -70,8 +74,9 @@ _BODY_TTL_SECONDS = 1.0
 # The state documents' bodies, rebuilt at most once a second: ages are whole-second news, and
 # twenty clients polling at once cost one build.
 _BODIES = TTLCache(_BODY_TTL_SECONDS)
-# Renderings in progress: concurrent requests get the previous body instead of waiting.
-_LATEST = LatestValue()
+# Renderings in progress: concurrent requests get the previous body instead of waiting, as
+# long as it is less than a second older than a cached body may be.
+_LATEST = LatestValue(max_age_seconds=_BODY_TTL_SECONDS + 1.0)
 _JSON = "application/json; charset=utf-8"
 
 
@@ -97,8 +102,11 @@ class ApiError(HTTPError):
 _settings_lock = threading.Lock()
 _settings: Settings | None = None
 _registry: CollectorRegistry | None = None
-# Lake reads leave the IOLoop free for /liveness and scrapes (DuckDB releases the GIL).
-_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingmon-api")
+# Work off the IOLoop, so /liveness always answers: the state documents and the exposition
+# (small files, cached) on one pool, lake reads (DuckDB releases the GIL) on another, so that
+# lake reads stuck on a slow disk never queue a scrape or /api/health behind them.
+_STATE_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingmon-state")
+_LAKE_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingmon-lake")
 
 
 def _server_settings() -> Settings:
@@ -248,13 +256,18 @@ class _Handler(RequestHandler):
             body["parameter"] = parameter
         self.finish(orjson.dumps({"error": body}))
 
-    async def in_thread(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(_EXECUTOR, work)
+    async def read_lake(self, work: Callable[[], T]) -> T:
+        """``work`` (a lake read) on the lake pool."""
+        return await asyncio.get_running_loop().run_in_executor(_LAKE_EXECUTOR, work)
+
+    async def read_state(self, work: Callable[[], T]) -> T:
+        """``work`` (state files, rendering) on the state pool, never behind a lake read."""
+        return await asyncio.get_running_loop().run_in_executor(_STATE_EXECUTOR, work)
 
     async def shared_body(self, key: tuple[Any, ...], render: Callable[[], bytes]) -> bytes:
         """A document body rendered off the IOLoop, at most once a ``_BODY_TTL_SECONDS`` and by
         one thread at a time; concurrent requests meanwhile get the previous body."""
-        return await self.in_thread(lambda: _LATEST.get(key, lambda: _BODIES.get(key, render)))
+        return await self.read_state(lambda: _LATEST.get(key, lambda: _BODIES.get(key, render)))
 
 
 class HealthHandler(_Handler):
@@ -313,7 +326,7 @@ class SignalsHandler(_Handler):
         ):
             raise ApiError(HTTPStatus.BAD_REQUEST, "until must be after since", parameter="until")
         settings = _server_settings()
-        total, items = await self.in_thread(
+        total, items = await self.read_lake(
             partial(
                 signals_page,
                 settings,
@@ -344,7 +357,7 @@ class BacktestsHandler(_Handler):
     async def get(self) -> None:
         query = self.query()
         settings = _server_settings()
-        total, items = await self.in_thread(
+        total, items = await self.read_lake(
             partial(
                 backtests_page,
                 settings,
@@ -368,7 +381,7 @@ class BacktestHandler(_Handler):
     async def get(self, run_id: str) -> None:
         query = self.query()
         settings = _server_settings()
-        document = await self.in_thread(
+        document = await self.read_lake(
             partial(backtest_document, settings, run_id, trades=query["trades"])
         )
         if document is None:
@@ -386,32 +399,38 @@ class OpenAPIHandler(_Handler):
 
 
 class PrometheusHandler(_Handler):
-    """``/metrics/prometheus``: open unless ``INGMON_METRICS_TOKEN`` is set, then it needs
-    ``Authorization: Bearer <token>``; the server's login does not apply (Prometheus has no
-    browser session)."""
+    """``/metrics/prometheus``: open unless ``INGMON_METRICS_TOKEN`` is set (and not blank),
+    then it needs ``Authorization: Bearer <token>`` (the scheme in any case); the server's
+    login does not apply (Prometheus has no browser session). The token is checked before the
+    query parameters: an anonymous client learns nothing about them."""
 
     requires_login = False
 
     async def get(self) -> None:
+        self._require_token()
         self.query()
-        token = _server_settings().metrics_token
-        if token is not None:
-            given = self.request.headers.get("Authorization", "").encode("utf-8", "replace")
-            expected = f"Bearer {token.get_secret_value()}".encode()
-            if not hmac.compare_digest(given, expected):
-                raise ApiError(
-                    HTTPStatus.UNAUTHORIZED,
-                    "a bearer token is required: Authorization: Bearer <INGMON_METRICS_TOKEN>",
-                    headers={"WWW-Authenticate": 'Bearer realm="ingmon metrics"'},
-                )
         accept = self.request.headers.get("Accept", "")
-        body, content_type = await self.in_thread(
+        body, content_type = await self.read_state(
             lambda: _LATEST.get(
                 ("prometheus", accept), lambda: exposition(_prometheus_registry(), accept)
             )
         )
         self.set_header("Content-Type", content_type)
         self.finish(body)
+
+    def _require_token(self) -> None:
+        secret = _server_settings().metrics_token
+        token = "" if secret is None else secret.get_secret_value().strip()
+        if not token:  # unset, or set to nothing: the endpoint is open
+            return
+        scheme, _, credentials = self.request.headers.get("Authorization", "").partition(" ")
+        given = credentials.strip().encode("utf-8", "replace")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given, token.encode()):
+            raise ApiError(
+                HTTPStatus.UNAUTHORIZED,
+                "a bearer token is required: Authorization: Bearer <INGMON_METRICS_TOKEN>",
+                headers={"WWW-Authenticate": 'Bearer realm="ingmon metrics"'},
+            )
 
 
 class NotFoundHandler(_Handler):
@@ -454,7 +473,9 @@ _ENDPOINTS: tuple[Endpoint[_Handler], ...] = (
         "/api/freshness",
         FreshnessHandler,
         "Age of the newest event per dataset × symbol",
-        "Worst first: by status (error, warn, unknown, ok), then oldest first.",
+        "Worst first: by status (error, warn, unknown, ok), then by age relative to the "
+        "series' warn age (age ÷ warn_seconds: a funding rate 6 h old is fresher than a 1m "
+        "candle 2 min old), the most overdue first.",
         "Freshness",
     ),
     Endpoint(
@@ -464,6 +485,7 @@ _ENDPOINTS: tuple[Endpoint[_Handler], ...] = (
         "Signals of one timeframe with their score under the current rules version; "
         "`audit=true` adds each score's audit record. Paginated: follow `next`.",
         "SignalPage",
+        errors=(400, 401, 503),
     ),
     Endpoint(
         "/api/backtests",
@@ -471,6 +493,7 @@ _ENDPOINTS: tuple[Endpoint[_Handler], ...] = (
         "Saved backtest runs, newest first",
         "The headline of each saved run. Paginated: follow `next`.",
         "BacktestPage",
+        errors=(400, 401, 503),
     ),
     Endpoint(
         "/api/backtests/{run_id}",
@@ -479,7 +502,7 @@ _ENDPOINTS: tuple[Endpoint[_Handler], ...] = (
         "The run's headline, its engine config and its export document (metrics, "
         "breakdowns, windows); `trades=true` adds its trades.",
         "BacktestDetail",
-        errors=(400, 401, 404),
+        errors=(400, 401, 404, 503),
         path_parameters={"run_id": "The run's id (`run_id` of /api/backtests)."},
     ),
     Endpoint(
@@ -495,8 +518,9 @@ _ENDPOINTS: tuple[Endpoint[_Handler], ...] = (
         "Prometheus exposition",
         "The exporter's metrics, computed at scrape time from the state files. Content "
         "negotiation by `Accept` (text format 0.0.4 or OpenMetrics). Open unless "
-        "INGMON_METRICS_TOKEN is set; then `Authorization: Bearer <token>` is required. The "
-        "dashboard's login does not apply.",
+        "INGMON_METRICS_TOKEN is set (a blank one counts as unset); then `Authorization: "
+        "Bearer <token>` is required, checked before the query parameters. The dashboard's "
+        "login does not apply.",
         "text/plain",
     ),
 )

@@ -38,7 +38,7 @@ class Endpoint(Generic[H_co]):
     summary: str
     description: str
     schema: str  # the response schema in components/schemas, or the media type for non-JSON
-    errors: tuple[int, ...] = (400, 401)
+    errors: tuple[int, ...] = (400, 401)  # besides 405 and 500, which every route may answer
     path_parameters: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -387,7 +387,13 @@ _ERROR_TEXT = {
     400: "A bad or unknown query parameter (named in error.parameter).",
     401: "Not logged in (the server runs with authentication), or a wrong bearer token.",
     404: "No such item.",
+    405: "A method other than GET (the Allow header says GET).",
+    500: "Anything unexpected: `internal error (logged on the server)`, no traceback.",
+    503: "Damaged storage: a lake partition behind the answer cannot be read (the message "
+    "names the file).",
 }
+# Every route may answer these.
+_ALWAYS = (405, 500)
 
 
 def _operation(endpoint: Endpoint[RouteHandler]) -> dict[str, Any]:
@@ -420,7 +426,7 @@ def _operation(endpoint: Endpoint[RouteHandler]) -> dict[str, Any]:
             "description": _ERROR_TEXT[status],
             "content": {"application/json": {"schema": _ref("Error")}},
         }
-        for status in endpoint.errors
+        for status in sorted({*endpoint.errors, *_ALWAYS})
     }
     operation: dict[str, Any] = {
         "summary": endpoint.summary,

@@ -15,7 +15,7 @@ from typing import Any
 from ingmon.monitor.health import STATUSES
 from ingmon.schema import MARKET_SERIES, SIGNAL_TIMEFRAMES
 from ingmon.signals.setups import SETUPS
-from ingmon.times import parse_instant_ms
+from ingmon.times import iso_ms, parse_instant_ms
 
 __all__ = [
     "BACKTESTS_PARAMETERS",
@@ -26,6 +26,12 @@ __all__ = [
 ]
 
 _PERPETUAL = re.compile(r"^[A-Z0-9]{1,20}(USDT|USDC)$")
+# An integer as a client writes one: ASCII digits, maybe a sign — not Python's wider int()
+# syntax (underscores, other scripts' digits).
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+# Epoch milliseconds below this (1973-03-03) are not a time anyone asks signals of; with 9 or
+# 10 digits they are epoch seconds given by mistake.
+_FIRST_MS = 10**11
 
 
 @dataclass(frozen=True)
@@ -51,10 +57,9 @@ class Param:
 
 
 def _integer(text: str, *, minimum: int, maximum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an integer") from None
+    if not _INTEGER.fullmatch(text.strip()):
+        raise ValueError(f"{text!r} is not an integer (ASCII digits, no separators)")
+    value = int(text)
     if not minimum <= value <= maximum:
         raise ValueError(f"{value} is out of range {minimum}..{maximum}")
     return value
@@ -95,9 +100,23 @@ _LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 def _time(text: str) -> int:
+    stripped = text.strip()
+    if stripped.isdigit() and not stripped.isascii():
+        raise ValueError(f"{text!r}: epoch milliseconds are written in ASCII digits")
     value = parse_instant_ms(text)
     if not 0 <= value <= _LAST_MS:
         raise ValueError(f"{text!r} is outside 1970-01-01 .. 9999-12-31")
+    if stripped.isdigit() and 0 < value < _FIRST_MS:
+        as_ms = iso_ms(value)
+        if len(stripped) in (9, 10):
+            raise ValueError(
+                f"{stripped} looks like epoch seconds (as milliseconds it is {as_ms}): "
+                f"epoch milliseconds are expected, {value * 1000} for {iso_ms(value * 1000)}"
+            )
+        raise ValueError(
+            f"{stripped} as epoch milliseconds is {as_ms}: give epoch milliseconds "
+            "(13 digits) or an ISO-8601 time like 2026-10-01"
+        )
     return value
 
 

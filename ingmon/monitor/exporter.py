@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 import weakref
@@ -28,7 +29,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from ingmon.config import Settings
 from ingmon.errors import DataIntegrityError, IngmonError
-from ingmon.monitor.alerts import ALERTS_FILE, RULES, read_alert_state
+from ingmon.monitor.alerts import ALERTS_FILE, RULES, AlertState
 from ingmon.monitor.health import (
     HEALTH_FILE,
     STATUSES,
@@ -36,12 +37,12 @@ from ingmon.monitor.health import (
     SeriesStatus,
     read_snapshot,
 )
-from ingmon.monitor.webhooks import OUTBOX_DIR, delivery_counts, outbox_pending
-from ingmon.monitor.webhooks import STATE_FILE as WEBHOOKS_FILE
+from ingmon.monitor.outbox import OUTBOX_DIR, outbox_pending
+from ingmon.monitor.outbox import STATE_FILE as WEBHOOKS_FILE
 from ingmon.reports.state import STATE_FILE as REPORTS_FILE
 from ingmon.reports.state import report_state
 from ingmon.times import SECOND_MS, now_ms
-from ingmon.worker import WORKER_STATE
+from ingmon.worker.state import WORKER_STATE
 
 __all__ = [
     "CLOCK_FAMILIES",
@@ -51,6 +52,8 @@ __all__ = [
     "MetricSpec",
     "build_registry",
     "exposition",
+    "read_state_object",
+    "snapshot_problem",
 ]
 
 logger = logging.getLogger(__name__)
@@ -59,8 +62,93 @@ logger = logging.getLogger(__name__)
 SOURCES = ("health", "alerts", "webhooks", "worker", "reports")
 
 _SERIES = ("dataset", "symbol", "param")
-# What a state file may raise when it is torn, from another version or unreadable.
-_READ_ERRORS = (IngmonError, OSError, ValueError, KeyError, TypeError, AttributeError)
+# What a state file may raise when it is torn, from another version, unreadable, or holds
+# values that cannot be judged (a zero interval, a time past the year 9999).
+_READ_ERRORS = (
+    IngmonError,
+    OSError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    ArithmeticError,
+)
+# 9999-12-31T23:59:59.999Z: the last instant an ISO-8601 time (and Python) can show.
+_LAST_MS = 253_402_300_799_999
+
+
+def read_state_object(path: Path) -> Mapping[str, Any] | None:
+    """The JSON object a state file holds; None when there is no file. ValueError when it is
+    torn or not JSON (or not UTF-8), TypeError when it holds something else than an object."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    data = json.loads(text)
+    if not isinstance(data, Mapping):
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _bad_time(value: int | None) -> bool:
+    return value is not None and not 0 <= value <= _LAST_MS
+
+
+def _bad_amount(value: float) -> bool:
+    return not (math.isfinite(value) and value > 0)
+
+
+def snapshot_problem(snapshot: HealthSnapshot) -> str | None:
+    """What makes a well-formed snapshot unusable, in words; None when nothing does.
+
+    Unusable: a time outside 1970..9999, or a window, threshold or expected interval that is
+    not a positive number (what no writer produces: the settings are all > 0). Judging such a
+    snapshot would divide by zero or fail to show a time, so it counts as damaged, like a torn
+    file."""
+    found: list[str] = []
+    times: list[tuple[str, int | None]] = [
+        ("generated_at_ms", snapshot.generated_at_ms),
+        ("now_ms", snapshot.now_ms),
+    ]
+    amounts: list[tuple[str, float]] = [
+        ("window_hours", snapshot.window_hours),
+        ("signals.window_hours", snapshot.signals.window_hours),
+    ]
+    for series in snapshot.series:
+        where = f"series {series.dataset} {series.symbol}"
+        fresh, latency, cadence = series.freshness, series.latency, series.cadence
+        times += [
+            (f"{where}: first_event_ms", series.first_event_ms),
+            (f"{where}: last_event_ms", series.last_event_ms),
+            (f"{where}: last_batch_written_ms", series.last_batch_written_ms),
+            (f"{where}: freshness.last_event_close_ms", fresh.last_event_close_ms),
+            (f"{where}: cadence.last_success_written_ms", cadence.last_success_written_ms),
+        ]
+        amounts += [
+            (f"{where}: freshness.warn_seconds", fresh.warn_seconds),
+            (f"{where}: freshness.error_seconds", fresh.error_seconds),
+            (f"{where}: latency.warn_seconds", latency.warn_seconds),
+            (f"{where}: latency.error_seconds", latency.error_seconds),
+            (f"{where}: cadence.expected_seconds", cadence.expected_seconds),
+        ]
+    for symbol in snapshot.signals.symbols:
+        times.append((f"signals {symbol.symbol}: last_signal_ms", symbol.last_signal_ms))
+    for count in snapshot.signals.counts:
+        times.append((f"signal counts {count.symbol}: start_ms", count.start_ms))
+    for kpi in snapshot.performance:
+        times.append((f"performance {kpi.symbol} {kpi.setup}: created_at_ms", kpi.created_at_ms))
+    found += [
+        f"{name} {value} is not a time in 1970..9999" for name, value in times if _bad_time(value)
+    ]
+    found += [
+        f"{name} is {value!r}, not a positive number"
+        for name, value in amounts
+        if _bad_amount(value)
+    ]
+    if not found:
+        return None
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return found[0] + more
 
 
 @dataclass(frozen=True)
@@ -334,6 +422,10 @@ class _SnapshotCache:
         if snapshot is None:  # the file is there, but torn, foreign or of another schema
             self._entry = None
             raise DataIntegrityError(f"{self._path} is not a health snapshot")
+        problem = snapshot_problem(snapshot)
+        if problem is not None:  # well-formed, but with values nothing can judge
+            self._entry = None
+            raise DataIntegrityError(f"{self._path} holds impossible values: {problem}")
         self._entry = (key, snapshot)
         return snapshot
 
@@ -403,9 +495,9 @@ class IngmonCollector:
     def _clock_samples(self, at_ms: int) -> list[Sample]:
         try:
             stored = self._snapshots.read()
+            return [] if stored is None else list(_judged_samples(stored.at(at_ms)))
         except _READ_ERRORS:
             return []  # reported by the state part
-        return [] if stored is None else list(_judged_samples(stored.at(at_ms)))
 
     def _log_once(self, source: str, error: BaseException) -> None:
         message = f"{type(error).__name__}: {error}"
@@ -420,7 +512,10 @@ class IngmonCollector:
         return list(_snapshot_samples(stored))
 
     def _alerts(self) -> list[Sample]:
-        state = read_alert_state(self._settings.state_dir)
+        # Not alerts.read_alert_state: it reads a damaged file as empty (the evaluation then
+        # rebuilds it), which would show as zero alerts and no read error here.
+        data = read_state_object(self._settings.state_dir / ALERTS_FILE)
+        state = AlertState() if data is None else AlertState.from_dict(data)
         firing: Counter[tuple[str, str]] = Counter()
         pending: Counter[tuple[str, str]] = Counter()
         for alert in state.active:
@@ -441,7 +536,12 @@ class IngmonCollector:
 
     def _webhooks(self) -> list[Sample]:
         state_dir = self._settings.state_dir
-        counts = {"success": 0, "failure": 0, **delivery_counts(state_dir)}
+        # Read here, not by outbox.delivery_counts: that one counts a damaged file as zeros.
+        data = read_state_object(state_dir / WEBHOOKS_FILE)
+        stored = {} if data is None else data.get("counts", {})
+        if not isinstance(stored, Mapping):
+            raise TypeError(f"counts is a {type(stored).__name__}, not an object")
+        counts = {"success": 0, "failure": 0, **{str(k): int(v) for k, v in stored.items()}}
         samples: list[Sample] = [
             ("ingmon_webhook_deliveries_total", (outcome,), float(count))
             for outcome, count in sorted(counts.items())
@@ -450,11 +550,8 @@ class IngmonCollector:
         return samples
 
     def _worker(self) -> list[Sample]:
-        try:
-            text = (self._settings.state_dir / WORKER_STATE).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        return list(_worker_samples(json.loads(text)))
+        data = read_state_object(self._settings.state_dir / WORKER_STATE)
+        return [] if data is None else list(_worker_samples(data))
 
     def _reports(self) -> list[Sample]:
         samples: list[Sample] = []

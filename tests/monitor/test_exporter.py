@@ -597,6 +597,94 @@ def test_unreadable_state_files_are_flagged_not_raised(tmp_path: Path) -> None:
     assert _promtool_check_metrics(body).returncode == 0
 
 
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("alerts.json", '{"torn'),
+        ("alerts.json", "[]"),
+        ("webhooks.json", '{"torn'),
+        ("webhooks.json", '{"counts": {"success": "many"}}'),
+    ],
+)
+def test_damaged_alert_and_delivery_state_is_flagged_not_read_as_zero(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    """A torn or foreign alerts.json / webhooks.json sets the read error of its source (its
+    metrics left out) instead of passing for "no alerts" / "no deliveries"; the rest answers."""
+    settings = populate_state(tmp_path)
+    (settings.state_dir / name).write_text(text, encoding="utf-8")
+    registry = scrape(settings)
+    source = name.removesuffix(".json")
+    errors = {s: value(registry, "ingmon_state_read_error", source=s) for s in exporter.SOURCES}
+    assert errors == {s: 1 if s == source else 0 for s in exporter.SOURCES}
+    firing = {"alertname": "IngmonFeedStale", "severity": "critical"}
+    if source == "alerts":
+        assert value(registry, "ingmon_alerts_firing", **firing) is None
+        assert value(registry, "ingmon_webhook_deliveries_total", outcome="success") == 4
+    else:
+        assert value(registry, "ingmon_webhook_deliveries_total", outcome="success") is None
+        assert value(registry, "ingmon_alerts_firing", **firing) == 1
+    assert value(registry, "ingmon_health_snapshot_present") == 1
+
+
+def _absurd(snapshot: dict[str, Any], which: str) -> None:
+    first = snapshot["series"][0]
+    if which == "expected_seconds_0":
+        first["cadence"]["expected_seconds"] = 0
+    elif which == "warn_seconds_0":
+        first["freshness"]["warn_seconds"] = 0
+    elif which == "generated_in_year_5e6":
+        snapshot["generated_at_ms"] = 10**17
+    elif which == "last_event_in_year_5e6":
+        first["freshness"]["last_event_close_ms"] = 10**17
+    elif which == "window_negative":
+        snapshot["window_hours"] = -1
+
+
+ABSURD = (
+    "expected_seconds_0",
+    "warn_seconds_0",
+    "generated_in_year_5e6",
+    "last_event_in_year_5e6",
+    "window_negative",
+)
+
+
+@pytest.mark.parametrize("which", ABSURD)
+def test_a_snapshot_with_impossible_values_is_a_read_error(tmp_path: Path, which: str) -> None:
+    """A well-formed health.json with a value no writer produces (a zero expected interval or
+    warn age, a time in the year 5 000 000, a negative window) is flagged like a torn one —
+    read error 1, its metrics left out — and the scrape still answers in both formats."""
+    settings = populate_state(tmp_path)
+    path = settings.state_dir / "health.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    _absurd(document, which)
+    path.write_text(json.dumps(document), encoding="utf-8")
+    registry = scrape(settings)
+    errors = {s: value(registry, "ingmon_state_read_error", source=s) for s in exporter.SOURCES}
+    assert errors == {s: 1 if s == "health" else 0 for s in exporter.SOURCES}
+    assert value(registry, "ingmon_health_snapshot_present") == 0
+    assert value(registry, "ingmon_health_status", status="error") is None
+    assert value(registry, "ingmon_worker_last_tick_duration_seconds") == 3.25
+    for accept in ("", OPENMETRICS_ACCEPT):
+        body, _ = exposition(registry, accept)
+        assert b'ingmon_state_read_error{source="health"} 1.0' in body
+
+
+def test_snapshot_problem_names_the_value() -> None:
+    """snapshot_problem: None for a sound snapshot; else the first bad field, and how many
+    more there are."""
+    sound = hand_snapshot()
+    assert exporter.snapshot_problem(sound) is None
+    document = sound.to_dict()
+    document["series"][0]["cadence"]["expected_seconds"] = 0
+    document["generated_at_ms"] = 10**17
+    problem = exporter.snapshot_problem(HealthSnapshot.from_dict(document))
+    assert problem == (
+        "generated_at_ms 100000000000000000 is not a time in 1970..9999 (and 1 more)"
+    )
+
+
 def test_snapshot_is_parsed_again_only_when_the_file_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
