@@ -123,6 +123,9 @@ def build_snapshot(
             "cadence_warn_ratio": settings.cadence_warn_ratio,
             "cadence_error_ratio": settings.cadence_error_ratio,
             "cadence_tolerance_ratio": settings.cadence_tolerance_ratio,
+            # The alert limits the worker judges by: the server's documents use the same.
+            "alert_no_signals_seconds": settings.alert_no_signals_seconds,
+            "alert_max_drawdown_ratio": settings.alert_max_drawdown_ratio,
         },
     )
 

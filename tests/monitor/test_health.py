@@ -335,6 +335,24 @@ def test_freshness_thresholds_come_from_the_settings(tmp_path: Path, lake: Lake)
     assert candles.freshness.status == "warn"
 
 
+def test_the_snapshot_records_the_limits_the_worker_judged_with(tmp_path: Path, lake: Lake) -> None:
+    """settings_used carries the worker's interval and alert limits (the server reads them),
+    and survives the JSON round trip."""
+    fresh_candles(lake)
+    settings = load_settings(
+        env_file=None,
+        data_dir=tmp_path,
+        worker_interval_seconds=90,
+        alert_no_signals_seconds=7200,
+        alert_max_drawdown_ratio=0.4,
+    )
+    snapshot = build(lake, settings, now_ms=NOW_MS)
+    used = HealthSnapshot.from_dict(snapshot.to_dict()).settings_used
+    assert used["worker_interval_seconds"] == 90
+    assert used["alert_no_signals_seconds"] == 7200
+    assert used["alert_max_drawdown_ratio"] == 0.4
+
+
 def test_never_stored_is_unknown_and_stored_long_ago_is_an_error(
     lake: Lake, settings: Settings
 ) -> None:
