@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -23,13 +22,6 @@ from ingmon.times import iso_ms
 
 if TYPE_CHECKING:
     import httpx
-
-    # The outbox's names still imported from here (see __getattr__ at the end), typed for mypy.
-    from ingmon.monitor.outbox import OUTBOX_DIR as OUTBOX_DIR  # noqa: PLC0414
-    from ingmon.monitor.outbox import STATE_FILE as STATE_FILE  # noqa: PLC0414
-    from ingmon.monitor.outbox import deliver as deliver  # noqa: PLC0414
-    from ingmon.monitor.outbox import delivery_counts as delivery_counts  # noqa: PLC0414
-    from ingmon.monitor.outbox import outbox_pending as outbox_pending  # noqa: PLC0414
 
 __all__ = [
     "DELIVERY_HEADER",
@@ -282,18 +274,3 @@ def post_webhook(
     return client.post(
         url, content=body, headers=headers, timeout=timeout_seconds, follow_redirects=False
     )
-
-
-# The outbox moved to ingmon.monitor.outbox; the exporter (and its tests) still import these
-# names from here. Loaded on first use (PEP 562), since the outbox imports this module; hidden
-# from mypy, which would otherwise type every unknown name of this module as Any.
-_MOVED_TO_OUTBOX = frozenset(
-    {"OUTBOX_DIR", "STATE_FILE", "deliver", "delivery_counts", "outbox_pending"}
-)
-
-if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> Any:
-        if name not in _MOVED_TO_OUTBOX:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        return getattr(importlib.import_module("ingmon.monitor.outbox"), name)

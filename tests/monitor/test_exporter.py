@@ -35,7 +35,7 @@ from ingmon.monitor.health import (
     write_snapshot,
 )
 from ingmon.monitor.kpis import PerformanceKPI, SignalCount, SignalHealth, SymbolSignals
-from ingmon.monitor.webhooks import deliver
+from ingmon.monitor.outbox import deliver
 from ingmon.reports.state import ReportRun, record_run, write_text_atomic
 from ingmon.times import HOUR_MS, MINUTE_MS, SECOND_MS
 from ingmon.worker import WORKER_STATE, StepResult, TickResult
