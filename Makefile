@@ -40,8 +40,12 @@ system-deps:
 test: venv system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The demo ends on the live workbench: the local exchange in real time (3 symbols, 14 days backfilled
+# into ./data), scored and backtested, then `ingmon worker` (a tick every 20 s) and `ingmon serve` on
+# http://localhost:8080/dashboard (DEMO_PORT=… to change; logs in data/logs/) until Ctrl-C stops all.
+DEMO_PORT ?= 8080
 demo: venv
-	$(BIN)/ingmon demo
+	$(BIN)/ingmon demo --serve --port $(DEMO_PORT)
 
 lint: venv
 	$(BIN)/ruff check .

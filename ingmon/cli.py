@@ -13,6 +13,7 @@ from ingmon.arguments import (
     EXIT_USAGE,
     CommandParser,
     add_data_dir,
+    int_in,
     settings_from,
     symbol_list,
 )
@@ -92,6 +93,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         symbols=args.symbols or DEMO_SYMBOLS,
         fresh=args.fresh,
+        serve=args.serve,
+        serve_port=args.port,
     )
 
 
@@ -144,6 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="first delete the lake and snapshots of this demo data root (only a root the "
         "demo wrote, marked by ingmon-demo.json)",
+    )
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="then keep the exchange live and run `ingmon worker` and `ingmon serve` beside it "
+        "(logs in DATA_DIR/logs/) until Ctrl-C or SIGTERM stops all three (make demo does this)",
+    )
+    demo.add_argument(
+        "--port",
+        type=int_in(1, 65535, name="port"),
+        help="with --serve: the dashboard's port (default: INGMON_SERVER_PORT or 8080)",
     )
     demo.set_defaults(handler=_cmd_demo)
 
