@@ -258,6 +258,12 @@ def plan_serve(args: argparse.Namespace, *, environ: Mapping[str, str]) -> Serve
         argv += ["--basic-auth", path]
         if descriptor is not None:
             plan.inherit_fds.append(descriptor)
+    if login:
+        # Panel's own login/logout pages load their logo from cdn.holoviz.org: ours don't.
+        templates = dashboard_path().parent / "templates"
+        if basic_auth is not None:
+            argv += ["--basic-login-template", str(templates / "login.html")]
+        argv += ["--logout-template", str(templates / "logout.html")]
     if args.oauth_provider:
         if args.oauth_provider != "pam" and not (args.oauth_key and args.oauth_secret):
             raise UsageError(
