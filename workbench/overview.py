@@ -16,7 +16,8 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import panel as pn
 import param
@@ -24,6 +25,9 @@ import param
 from ingmon.api import STATUSES, format_duration, health_document, metrics_document
 from ingmon.config import Settings, load_settings
 from ingmon.times import now_ms, parse_instant_ms
+from workbench.freshness import FreshnessPage
+from workbench.plots import CSS as _CSS
+from workbench.plots import GLYPHS, PALETTE, ClickableHTML, badge, nav_attribute, percent
 
 __all__ = [
     "GLYPHS",
@@ -39,32 +43,9 @@ __all__ = [
     "signal_matrix",
 ]
 
-# fill, text colour (contrast ≥ 4.5:1 on each fill)
-PALETTE: Mapping[str, tuple[str, str]] = {
-    "ok": ("#D6E2EE", "#1A1A1A"),
-    "warn": ("#DDAA33", "#1A1A1A"),
-    "error": ("#BB5566", "#FFFFFF"),
-    "unknown": ("#BBBBBB", "#1A1A1A"),
-}
-GLYPHS: Mapping[str, tuple[str, str]] = {
-    "ok": ("✓", "ok"),
-    "warn": ("!", "warn"),
-    "error": ("✕", "error"),
-    "unknown": ("–", "no data"),
-}
+# PALETTE, GLYPHS, badge and percent are the workbench's shared ones (workbench.plots).
 _RANK: dict[str, int] = {status: rank for rank, status in enumerate(STATUSES)}
 _CONFIDENCES = ("high", "medium", "low")
-_CSS = """
-.ingmon-grid { border-collapse: separate; border-spacing: 2px; background: #EEEEEE;
-  font-variant-numeric: tabular-nums; }
-.ingmon-grid th { background: #FFFFFF; padding: 4px 8px; text-align: left; font-weight: 600; }
-.ingmon-grid td { padding: 4px 8px; white-space: nowrap; }
-.ingmon-stale .ingmon-grid td.cell { opacity: 0.6; font-style: italic; }
-.ingmon-badge { display: inline-block; padding: 1px 6px; border-radius: 3px; }
-.ingmon-banner { padding: 6px 10px; border-radius: 3px; margin: 4px 0; }
-.ingmon-empty { color: #444444; padding: 8px 0; }
-.ingmon-muted { color: #555555; font-size: 90%; }
-"""
 
 
 def _pane(text: str, **params: Any) -> pn.pane.HTML:
@@ -76,25 +57,6 @@ def _pane(text: str, **params: Any) -> pn.pane.HTML:
 
 def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
-
-
-def badge(status: str, *, text: str | None = None) -> str:
-    """A status as glyph + word (+ ``text``) on its colour: never colour alone."""
-    fill, ink = PALETTE.get(status, PALETTE["unknown"])
-    glyph, word = GLYPHS.get(status, GLYPHS["unknown"])
-    label = f"{glyph} {word}" + (f" · {text}" if text else "")
-    return (
-        f'<span class="ingmon-badge" style="background:{fill};color:{ink}" '
-        f'data-status="{_e(status)}">{_e(label)}</span>'
-    )
-
-
-def percent(value: float | None, *, decimals: int = 1, signed: bool = False) -> str:
-    """A fraction as a percentage with fixed decimals (``+1.25 %``); ``–`` when unknown."""
-    if value is None:
-        return "–"
-    sign = "+" if signed and value > 0 else ""
-    return f"{sign}{100 * value:.{decimals}f} %"
 
 
 def _ago(iso: str | None, now: int) -> str:
@@ -136,15 +98,24 @@ class FreshnessCell:
     lag: str  # "3m 12s", or "–" when nothing is stored
     causes: tuple[str, ...]
     title: str  # the tooltip: last event, thresholds, the parts' statuses
+    dataset: str = ""  # the series, for the link to its Freshness drill-down
+    symbol: str = ""
 
     def html(self) -> str:
         text = self.lag + (f" · {', '.join(self.causes)}" if self.causes else "")
         fill, ink = PALETTE.get(self.status, PALETTE["unknown"])
         glyph, word = GLYPHS.get(self.status, GLYPHS["unknown"])
+        content = f"{_e(glyph)} {_e(word)}<br>{_e(text)}"
+        if self.dataset and self.symbol:
+            link = nav_attribute(
+                "freshness",
+                {"dataset": self.dataset, "symbol": self.symbol},
+                url_params=FreshnessPage.URL_PARAMS,
+            )
+            content = f"<a {link}>{content}</a>"
         return (
             f'<td class="cell" style="background:{fill};color:{ink}" '
-            f'data-status="{_e(self.status)}" title="{_e(self.title)}">'
-            f"{_e(glyph)} {_e(word)}<br>{_e(text)}</td>"
+            f'data-status="{_e(self.status)}" title="{_e(self.title)}">{content}</td>'
         )
 
 
@@ -198,6 +169,8 @@ def freshness_grid(metrics: Mapping[str, Any]) -> FreshnessGrid:
             lag=format_duration(freshness["age_seconds"]),
             causes=tuple(series_causes(series)) if series["status"] != "ok" else (),
             title=title,
+            dataset=series["dataset"],
+            symbol=series["symbol"],
         )
         by_row.setdefault(row, []).append(series["status"])
         by_symbol.setdefault(series["symbol"], []).append(series["status"])
@@ -252,7 +225,11 @@ def performance_rows(metrics: Mapping[str, Any], *, now: int) -> list[list[str]]
 
 class Overview(pn.viewable.Viewer):
     """The Overview page. State in params (the latest documents), views as methods; it reads
-    the state files through ``ingmon.api`` every ``refresh_seconds`` while a browser has it."""
+    the state files through ``ingmon.api`` every ``refresh_seconds`` while a browser has it
+    (the workbench's periodic callback calls ``refresh``). A grid cell opens the Freshness
+    drill-down of its series through ``navigate``."""
+
+    URL_PARAMS: ClassVar[dict[str, str]] = {}  # the Overview has no state of its own to share
 
     refresh_seconds = param.Integer(
         default=15, bounds=(1, 3600), doc="Seconds between reads of the state while open"
@@ -265,14 +242,19 @@ class Overview(pn.viewable.Viewer):
     def __init__(
         self,
         *,
+        data_dir: Path | None = None,
+        navigate: Callable[..., None] | None = None,
         settings: Settings | None = None,
         clock: Callable[[], int] = now_ms,
         **params: Any,
     ) -> None:
         super().__init__(**params)  # type: ignore[no-untyped-call]
+        if settings is None and data_dir is not None:
+            settings = load_settings(data_dir=data_dir)
         self._settings = settings
+        self._navigate = navigate
         self._clock = clock
-        self._callback: Any = None
+        self._callback: Any = None  # the workbench runs the periodic refresh
 
     # ---- state ----
 
@@ -345,7 +327,7 @@ class Overview(pn.viewable.Viewer):
         return _pane(banner + f"<div>Series: {strip or 'none'}</div>", sizing_mode="stretch_width")
 
     @param.depends("metrics", "health")
-    def freshness(self) -> pn.pane.HTML:
+    def freshness(self) -> pn.pane.HTML | ClickableHTML:
         title = "<h3>Ingestion: freshness per dataset × symbol</h3>"
         if not self.has_snapshot:
             return _pane(
@@ -364,7 +346,10 @@ class Overview(pn.viewable.Viewer):
         else:
             body = freshness_grid(self.metrics).html()
         wrapper = "ingmon-stale" if self.is_stale else ""
-        return _pane(f'{title}<div class="{wrapper}">{body}</div>', sizing_mode="stretch_width")
+        # A click on a cell opens its series' Freshness drill-down.
+        return ClickableHTML(
+            f'{title}<div class="{wrapper}">{body}</div>', on_navigate=self._navigate
+        )
 
     @param.depends("metrics", "loaded_at_ms")
     def signals(self) -> pn.pane.HTML:
@@ -478,10 +463,6 @@ class Overview(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         if self.health is None:
             self.refresh()
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            self._callback = pn.state.add_periodic_callback(
-                self.refresh, period=self.refresh_seconds * 1000
-            )
         return pn.Column(
             self.header,
             self.status_strip,
