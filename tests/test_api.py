@@ -920,20 +920,13 @@ def test_openapi_documents_every_route_and_accepts_every_parameter(server: Serve
 
 @pytest.mark.slow
 def test_the_dashboard_serves_the_overview(server: Server) -> None:
-    """/ redirects to /dashboard, which serves the page, and a real Bokeh client session of it
-    holds the overview with the stale symbol in the freshness grid."""
-    import panel  # noqa: F401 - registers Panel's models for the Bokeh client
-    from bokeh.client import pull_session
-
+    """/ redirects to /dashboard, which serves the workbench page (what it renders — the
+    overview's grid with the stale symbol — is checked in Chromium by tests/ui/)."""
     with server.client() as client:
         root = client.get("/")
         assert root.status_code == 302 and root.headers["location"].endswith("dashboard")
         page = client.get("/dashboard")
-        assert page.status_code == 200 and "ingmon · Overview" in page.text
-    with pull_session(url=f"{server.url}/dashboard") as session:
-        texts = [getattr(model, "text", "") or "" for model in session.document.models]
-    grid = next(text for text in texts if "freshness per dataset" in text)
-    assert STALE_SYMBOL in grid and "error" in grid
+        assert page.status_code == 200 and "ingmon workbench" in page.text
 
 
 @pytest.mark.slow
