@@ -930,6 +930,24 @@ def test_the_dashboard_serves_the_overview(server: Server) -> None:
 
 
 @pytest.mark.slow
+def test_scrapes_and_documents_are_gzipped_when_the_client_accepts_it(server: Server) -> None:
+    """Accept-Encoding: gzip (as Prometheus sends it) gets a gzip body that decodes to the
+    exposition; identity gets it plain; no ETag is computed for these changing bodies."""
+    with server.client() as client:
+        for path, marker in (
+            ("/metrics/prometheus", "ingmon_dataset_last_event_timestamp_seconds"),
+            ("/api/metrics", '"ingestion"'),
+        ):
+            packed = client.get(path, headers={"Accept-Encoding": "gzip"})
+            assert packed.headers["content-encoding"] == "gzip"
+            assert marker in packed.text  # httpx decoded it
+            assert int(packed.headers["content-length"]) < len(packed.content) / 3
+            plain = client.get(path, headers={"Accept-Encoding": "identity"})
+            assert "content-encoding" not in plain.headers and marker in plain.text
+            assert "etag" not in plain.headers
+
+
+@pytest.mark.slow
 def test_prometheus_endpoint_is_open_by_default(server: Server) -> None:
     """/metrics/prometheus without any token: the text format, or OpenMetrics when asked."""
     with server.client() as client:

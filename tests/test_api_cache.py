@@ -133,3 +133,19 @@ def test_keys_are_bounded() -> None:
     for index in range(10):
         assert latest.get((index,), lambda index=index: index) == index
     assert len(latest._values) <= 3
+
+
+def test_compressed_bodies_are_gzip_of_the_body_and_compressed_once_per_body() -> None:
+    """The gzip decompresses to the body; the same body again is not compressed again (the
+    same object comes back); a changed body is."""
+    import gzip
+
+    from ingmon.api.cache import Compressed
+
+    packed = Compressed()
+    body = b"ingmon_dataset_freshness_seconds 1.0\n" * 1000
+    first = packed.get(("k",), body)
+    assert gzip.decompress(first) == body and len(first) < len(body) // 10
+    assert packed.get(("k",), bytes(body)) is first  # equal content, another object
+    changed = body + b"# one more line\n"
+    assert gzip.decompress(packed.get(("k",), changed)) == changed

@@ -34,7 +34,7 @@ import orjson
 from tornado.httputil import url_concat
 from tornado.web import HTTPError, RequestHandler
 
-from ingmon.api.cache import LatestValue, TTLCache
+from ingmon.api.cache import Compressed, LatestValue, TTLCache
 from ingmon.api.documents import freshness_document, health_document, metrics_document
 from ingmon.api.openapi import Endpoint, build_openapi
 from ingmon.api.params import (
@@ -76,6 +76,8 @@ _BODY_TTL_SECONDS = 1.0
 _BODIES = TTLCache(_BODY_TTL_SECONDS)
 # Renderings in progress: concurrent requests get the previous body instead of waiting, as
 # long as it is less than a second older than a cached body may be.
+# gzip of those bodies, once per body (Prometheus and httpx send Accept-Encoding: gzip).
+_COMPRESSED = Compressed()
 _LATEST = LatestValue(max_age_seconds=_BODY_TTL_SECONDS + 1.0)
 _JSON = "application/json; charset=utf-8"
 
@@ -266,8 +268,30 @@ class _Handler(RequestHandler):
 
     async def shared_body(self, key: tuple[Any, ...], render: Callable[[], bytes]) -> bytes:
         """A document body rendered off the IOLoop, at most once a ``_BODY_TTL_SECONDS`` and by
-        one thread at a time; concurrent requests meanwhile get the previous body."""
-        return await self.read_state(lambda: _LATEST.get(key, lambda: _BODIES.get(key, render)))
+        one thread at a time; concurrent requests meanwhile get the previous body. Gzipped
+        (once per body) for a client that accepts it."""
+        gzipped = self.accepts_gzip()
+
+        def work() -> bytes:
+            body = _LATEST.get(key, lambda: _BODIES.get(key, render))
+            return _COMPRESSED.get(key, body) if gzipped else body
+
+        body = await self.read_state(work)
+        self.mark_encoding(gzipped=gzipped)
+        return body
+
+    def accepts_gzip(self) -> bool:
+        return "gzip" in self.request.headers.get("Accept-Encoding", "").lower()
+
+    def mark_encoding(self, *, gzipped: bool) -> None:
+        self.set_header("Vary", "Accept-Encoding")
+        if gzipped:
+            self.set_header("Content-Encoding", "gzip")
+
+    def compute_etag(self) -> None:
+        """No ETag: the bodies change every second and are ``no-store``; hashing a 400 KB
+        exposition for each request would cost more than it saves."""
+        return
 
 
 class HealthHandler(_Handler):
@@ -410,12 +434,18 @@ class PrometheusHandler(_Handler):
         self._require_token()
         self.query()
         accept = self.request.headers.get("Accept", "")
-        body, content_type = await self.read_state(
-            lambda: _LATEST.get(
-                ("prometheus", accept), lambda: exposition(_prometheus_registry(), accept)
+        key = ("prometheus", accept)
+        gzipped = self.accepts_gzip()
+
+        def work() -> tuple[bytes, str]:
+            body, content_type = _LATEST.get(
+                key, lambda: exposition(_prometheus_registry(), accept)
             )
-        )
+            return (_COMPRESSED.get(key, body) if gzipped else body), content_type
+
+        body, content_type = await self.read_state(work)
         self.set_header("Content-Type", content_type)
+        self.mark_encoding(gzipped=gzipped)
         self.finish(body)
 
     def _require_token(self) -> None:
