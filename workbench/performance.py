@@ -7,6 +7,13 @@ Everything shown comes from ``ingmon.backtest.compare`` (the lake's ``backtest_r
 cut to a point budget. Saved runs never change, so their data is cached for minutes and only
 the run list and the reports are read again on :meth:`PerformancePage.refresh`; a refresh never
 rebuilds the chart (the user's zoom stays).
+
+The page is drawn once and then updated in place: its views (``header``, ``chart``,
+``comparison``, ``breakdowns``, ``trades``, ``report_links``) are methods of the params, and the
+laid-out page shows their content in panes that a change of those params rewrites (their HTML)
+or streams into (the chart: one HoloViews plot per session, its curves sent through a stream, so
+ticking a run adds a line to the plot instead of building a new one — a fraction of the time, in
+the server and in the browser).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from ingmon.backtest.compare import (
     Curve,
     ReportLink,
     SavedRun,
+    Series,
     breakdown_rows,
     comparison_rows,
     curve_series,
@@ -172,6 +180,51 @@ class RunData:
     curve_errors: Mapping[str, str] = field(default_factory=dict)  # by source: why it is None
 
 
+@dataclass(frozen=True)
+class _Drawn:
+    """One run's curves as the chart draws them (cut to the point budget)."""
+
+    name: str  # the legend's (and the glyphs') name
+    colour: str
+    equity: Series
+    loss: Series  # the drawdown, a fraction ≤ 0
+
+
+_TIME = hv.Dimension("time", label="time (UTC)")
+
+
+def _equity_curve(drawn: _Drawn) -> hv.Curve:
+    return hv.Curve(
+        (drawn.equity.time_ms.astype("datetime64[ms]"), drawn.equity.values),
+        kdims=[_TIME],
+        vdims=[hv.Dimension("equity", label="equity (USDT)")],
+        label=drawn.name,
+    ).opts(color=drawn.colour, line_width=2)
+
+
+def _drawdown_area(drawn: _Drawn) -> hv.Area:
+    return hv.Area(
+        (drawn.loss.time_ms.astype("datetime64[ms]"), drawn.loss.values * 100),
+        kdims=[_TIME],
+        vdims=[hv.Dimension("drawdown", label="drawdown %")],
+        label=drawn.name,
+    ).opts(color=drawn.colour, fill_alpha=0.25, line_color=drawn.colour, line_width=1)
+
+
+def _equity_opts() -> tuple[Any, ...]:
+    return (
+        hv.opts.Curve(tools=["hover"], responsive=True, height=320, show_grid=True, xlabel=""),
+        hv.opts.Overlay(legend_position="top_left", title="Equity"),
+    )
+
+
+def _drawdown_opts() -> tuple[Any, ...]:
+    return (
+        hv.opts.Area(tools=["hover"], responsive=True, height=200, show_grid=True),
+        hv.opts.Overlay(show_legend=False, title="Drawdown (% below the running peak)"),
+    )
+
+
 class PerformancePage(pn.viewable.Viewer):
     """The Performance drill-down. State in params (the URL carries ``run_ids``, ``window``,
     ``breakdown`` and ``curve``); views are methods of them."""
@@ -251,10 +304,42 @@ class PerformancePage(pn.viewable.Viewer):
         )
         self.newer_button.on_click(lambda _: self._turn_page(-1))
         self.older_button.on_click(lambda _: self._turn_page(+1))
+        # What the laid-out page shows, rewritten in place when the params change.
+        self._header = _pane("")
+        self._comparison = _pane("")
+        self._breakdowns = _pane("")
+        self._trades_table = ClickableHTML(on_navigate=self._navigate, stylesheets=[CSS, _CSS])
+        self._trades_position = _pane("", width=420)
+        self._trades_paging = pn.Row(
+            self.newer_button, self._trades_position, self.older_button, visible=False
+        )
+        self._reports = _pane("")
+        self._chart_caption = _pane("")
+        self._chart_box = pn.Column(self._chart_caption, sizing_mode="stretch_width")
+        self._chart_plot: pn.pane.HoloViews | None = None  # built with the first curves
+        self._chart_stream: Any = None  # its DynamicMaps' trigger
+        self._drawn: list[_Drawn] = []  # what the chart's DynamicMaps draw
         self.picker.param.watch(self._picked, "value")
         self.param.watch(self._resolve, ["run_ids", "runs"])
         self.refresh()
         self._resolve()
+        # After _resolve (watchers run in the order they were added); the tables first, the
+        # chart last: the cheap updates reach the browser before the plot's.
+        self.param.watch(self._show_header, ["runs", "shown", "unknown", "error", "loaded_at_ms"])
+        self.param.watch(self._show_comparison, ["shown", "window"])
+        self.param.watch(self._show_breakdowns, ["shown", "window", "breakdown"])
+        self.param.watch(self._show_trades, ["shown", "window", "trades_page"])
+        self.param.watch(self._show_reports, ["reports", "reports_error", "loaded_at_ms"])
+        self.param.watch(self._show_chart, ["shown", "curve"])
+        for show in (
+            self._show_header,
+            self._show_comparison,
+            self._show_breakdowns,
+            self._show_trades,
+            self._show_reports,
+            self._show_chart,
+        ):
+            show()
 
     # ---- state ----
 
@@ -384,15 +469,66 @@ class PerformancePage(pn.viewable.Viewer):
         text = _short_name(run) if short else run.label
         return f'<span title="{_e(run.run_id)}">{self._swatch(run_id)}{_e(text)}</span>'
 
+    # ---- the laid-out page, updated in place ----
+
+    @staticmethod
+    def _set(pane: Any, text: str) -> None:
+        if pane.object != text:  # an unchanged pane sends nothing to the browser
+            pane.object = text
+
+    def _show_header(self, *_: Any) -> None:
+        self._set(self._header, self._header_html())
+
+    def _show_comparison(self, *_: Any) -> None:
+        self._set(self._comparison, self._comparison_html())
+
+    def _show_breakdowns(self, *_: Any) -> None:
+        self.breakdown_widget.visible = bool(self.shown)
+        self._set(self._breakdowns, self._breakdowns_html() if self.shown else "")
+
+    def _show_trades(self, *_: Any) -> None:
+        table, position = self._trades_content()
+        self._set(self._trades_table, table)
+        self._trades_paging.visible = position is not None
+        if position is not None:
+            self._set(self._trades_position, position)
+
+    def _show_reports(self, *_: Any) -> None:
+        self._set(self._reports, self._report_links_html())
+
+    def _show_chart(self, *_: Any) -> None:
+        """The chart of the shown runs: the first curves build the plot, later ones are sent
+        into it (its axes fit the new curves; a refresh does not come here, so a zoom stays)."""
+        drawn, notes = self._drawn_series()
+        self._set(self._chart_caption, self._chart_caption_html(notes) if self.shown else "")
+        self._drawn = drawn
+        if self._chart_plot is None:
+            if not drawn:
+                return
+            self._chart_stream = hv.streams.Stream.define("Drawn", revision=0)()
+            self._chart_plot = pn.pane.HoloViews(  # type: ignore[no-untyped-call]
+                self._dynamic_layout(self._chart_stream),
+                sizing_mode="stretch_width",
+                linked_axes=True,
+            )
+            self._chart_box.append(self._chart_plot)
+            return
+        self._chart_plot.visible = bool(drawn)
+        if drawn:
+            self._chart_stream.event(revision=self._chart_stream.revision + 1)
+
     # ---- views ----
 
     @param.depends("runs", "shown", "unknown", "error", "loaded_at_ms")
     def header(self) -> pn.pane.HTML:
+        return _pane(self._header_html())
+
+    def _header_html(self) -> str:
         parts = []
         if self.error:
             parts.append(f'<div class="perf-error">✕ error: {_e(self.error)}</div>')
         if self.loaded_at_ms is None and not self.error:
-            return _pane('<div class="perf-empty">Loading the saved runs…</div>')
+            return '<div class="perf-empty">Loading the saved runs…</div>'
         if not self.runs and not self.error:
             parts.append(
                 '<div class="perf-empty"><b>No saved backtest runs yet.</b> Run one — '
@@ -421,12 +557,35 @@ class PerformancePage(pn.viewable.Viewer):
             else ""
         )
         parts.append(f'<div class="perf-note">{_e(read)}</div>')
-        return _pane("".join(parts))
+        return "".join(parts)
 
     def overlay(self) -> tuple[hv.Layout | None, list[str]]:
         """The equity curves of the shown runs overlaid above their drawdowns (one time
         axis), each series cut to the point budget; and notes on runs left out."""
-        equity_curves, drawdown_areas, notes = [], [], []
+        drawn, notes = self._drawn_series()
+        if not drawn:
+            return None, notes
+        top = hv.Overlay([_equity_curve(d) for d in drawn]).opts(*_equity_opts())
+        bottom = hv.Overlay([_drawdown_area(d) for d in drawn]).opts(*_drawdown_opts())
+        return (top + bottom).cols(1).opts(shared_axes=True), notes
+
+    def _dynamic_layout(self, stream: Any) -> hv.Layout:
+        """The chart the page shows: ``overlay()``'s, drawn from ``_drawn`` on each event of
+        ``stream``; framewise, so the axes fit each new set of curves."""
+        framewise = (hv.opts.Curve(framewise=True), hv.opts.Area(framewise=True))
+        top = hv.DynamicMap(
+            lambda revision: hv.Overlay([_equity_curve(d) for d in self._drawn]),
+            streams=[stream],
+        ).opts(*_equity_opts(), *framewise, hv.opts.Overlay(framewise=True))
+        bottom = hv.DynamicMap(
+            lambda revision: hv.Overlay([_drawdown_area(d) for d in self._drawn]),
+            streams=[stream],
+        ).opts(*_drawdown_opts(), *framewise, hv.opts.Overlay(framewise=True))
+        return (top + bottom).cols(1).opts(shared_axes=True)
+
+    def _drawn_series(self) -> tuple[list[_Drawn], list[str]]:
+        """The shown runs' curves cut to the point budget, and notes on runs left out."""
+        drawn, notes = [], []
         for run_id in self.shown:
             data = self.run_data(run_id)
             curve = data.curves.get(self.curve)
@@ -443,45 +602,30 @@ class PerformancePage(pn.viewable.Viewer):
                     "`ingmon backtest --export csv`); choose the realised curve"
                 )
                 continue
-            name = _short_name(data.run)
             equity, _ = curve_series(curve, self._point_budget)
             # an area's polygon also sends its zero baseline: half the budget keeps it within
             _, loss = curve_series(curve, max(8, self._point_budget // 2))
-            colour = self._colour(run_id)
-            equity_curves.append(
-                hv.Curve(
-                    (equity.time_ms.astype("datetime64[ms]"), equity.values),
-                    kdims=[hv.Dimension("time", label="time (UTC)")],
-                    vdims=[hv.Dimension("equity", label="equity (USDT)")],
-                    label=name,
-                ).opts(color=colour, line_width=2)
-            )
-            drawdown_areas.append(
-                hv.Area(
-                    (loss.time_ms.astype("datetime64[ms]"), loss.values * 100),
-                    kdims=[hv.Dimension("time", label="time (UTC)")],
-                    vdims=[hv.Dimension("drawdown", label="drawdown %")],
-                    label=name,
-                ).opts(color=colour, fill_alpha=0.25, line_color=colour, line_width=1)
-            )
-        if not equity_curves:
-            return None, notes
-        top = hv.Overlay(equity_curves).opts(
-            hv.opts.Curve(tools=["hover"], responsive=True, height=320, show_grid=True, xlabel=""),
-            hv.opts.Overlay(legend_position="top_left", title="Equity"),
-        )
-        bottom = hv.Overlay(drawdown_areas).opts(
-            hv.opts.Area(tools=["hover"], responsive=True, height=200, show_grid=True),
-            hv.opts.Overlay(show_legend=False, title="Drawdown (% below the running peak)"),
-        )
-        layout = (top + bottom).cols(1).opts(shared_axes=True)
-        return layout, notes
+            drawn.append(_Drawn(_short_name(data.run), self._colour(run_id), equity, loss))
+        return drawn, notes
 
     @param.depends("shown", "curve")
     def chart(self) -> pn.viewable.Viewable:
+        """The chart as a new pane (the page shows the same in a plot it updates in place)."""
         if not self.shown:
             return _pane("")
         layout, notes = self.overlay()
+        caption = self._chart_caption_html(notes)
+        if layout is None:
+            return _pane(caption)
+        return pn.Column(
+            _pane(caption),
+            pn.pane.HoloViews(  # type: ignore[no-untyped-call]  # Panel is untyped
+                layout, sizing_mode="stretch_width", linked_axes=True
+            ),
+            sizing_mode="stretch_width",
+        )
+
+    def _chart_caption_html(self, notes: Sequence[str]) -> str:
         source = (
             "realised equity after each trade's exit (start: the initial equity)"
             if self.curve == "trades"
@@ -494,15 +638,7 @@ class PerformancePage(pn.viewable.Viewer):
             "bucket kept).</div>"
         )
         caption += "".join(f'<div class="perf-warn">! {_e(note)}</div>' for note in notes)
-        if layout is None:
-            return _pane(caption)
-        return pn.Column(
-            _pane(caption),
-            pn.pane.HoloViews(  # type: ignore[no-untyped-call]  # Panel is untyped
-                layout, sizing_mode="stretch_width", linked_axes=True
-            ),
-            sizing_mode="stretch_width",
-        )
+        return caption
 
     def _window_reports(self) -> list[tuple[str, dict[str, Any] | None]]:
         """Each shown run's report of the window; None when it lacks it or cannot be read."""
@@ -543,13 +679,16 @@ class PerformancePage(pn.viewable.Viewer):
 
     @param.depends("shown", "window")
     def comparison(self) -> pn.pane.HTML:
+        return _pane(self._comparison_html())
+
+    def _comparison_html(self) -> str:
         if not self.shown:
-            return _pane("")
+            return ""
         reports = self._window_reports()
         title = f"<h3>Runs compared — {_e(self._window_name())}</h3>"
         absent = self._no_window()
         if absent:
-            return _pane(title + absent)
+            return title + absent
         notes = []
         missing = [run_id for run_id, report in reports if report is None]
         if missing:
@@ -588,19 +727,20 @@ class PerformancePage(pn.viewable.Viewer):
             '<div class="perf-note">Each window is its own backtest on its bars (flat at its '
             "start). Hover a metric for its definition.</div>"
         )
-        return _pane(title + note_html + table + hint)
+        return title + note_html + table + hint
 
     def _window_name(self) -> str:
         return "whole data" if self.window == WINDOW_ALL else f"trailing {self.window} window"
 
     @param.depends("shown", "window", "breakdown")
     def breakdowns(self) -> pn.pane.HTML:
-        if not self.shown:
-            return _pane("")
+        return _pane(self._breakdowns_html() if self.shown else "")
+
+    def _breakdowns_html(self) -> str:
         title = f"<h3>By {_e(self.breakdown)} — {_e(self._window_name())}</h3>"
         absent = self._no_window()
         if absent:
-            return _pane(title + absent)
+            return title + absent
         head = "".join(
             f"<th>{_e(name)}</th>"
             for name in (
@@ -640,14 +780,7 @@ class PerformancePage(pn.viewable.Viewer):
                 )
         note_html = "".join(f'<div class="perf-empty">{_e(n)}</div>' for n in notes)
         table = f'<table class="perf-table"><tr>{head}</tr>{"".join(rows)}</table>' if rows else ""
-        return _pane(title + note_html + table)
-
-    @param.depends("shown")
-    def breakdown_section(self) -> pn.viewable.Viewable:
-        """The slice selector and the breakdown table (nothing before a run is picked)."""
-        if not self.shown:
-            return _pane("")
-        return pn.Column(self.breakdown_widget, self.breakdowns, sizing_mode="stretch_width")
+        return title + note_html + table
 
     def trades_frame(self) -> pd.DataFrame:
         """The shown runs' trades entering in the window, newest entry first: run_id, sequence,
@@ -702,18 +835,30 @@ class PerformancePage(pn.viewable.Viewer):
 
     @param.depends("shown", "window", "trades_page")
     def trades(self) -> pn.viewable.Viewable:
+        table, position = self._trades_content()
+        if position is None:
+            return _pane(table)
+        return pn.Column(
+            ClickableHTML(table, on_navigate=self._navigate, stylesheets=[CSS, _CSS]),
+            pn.Row(self.newer_button, _pane(position, width=420), self.older_button),
+            sizing_mode="stretch_width",
+        )
+
+    def _trades_content(self) -> tuple[str, str | None]:
+        """The trades' HTML and the paging line under it (None: nothing to page); the paging
+        buttons enabled as the page allows."""
         if not self.shown:
-            return _pane("")
+            return "", None
         title = f"<h3>Trades — {_e(self._window_name())}</h3>"
         absent = self._no_window()
         if absent:
-            return _pane(title + absent)
+            return title + absent, None
         frame = self.trades_frame()
         if frame.empty:
-            return _pane(
+            return (
                 title + '<div class="perf-empty">No trades: the selected runs made none'
                 f"{'' if self.window == WINDOW_ALL else ' entering in this window'}.</div>"
-            )
+            ), None
         pages = max(1, math.ceil(len(frame) / TRADES_PER_PAGE))
         number = min(self.trades_page, pages)  # a link's page past the end: the last one
         rows = frame.iloc[(number - 1) * TRADES_PER_PAGE : number * TRADES_PER_PAGE]
@@ -749,27 +894,21 @@ class PerformancePage(pn.viewable.Viewer):
         )
         self.newer_button.disabled = number <= 1
         self.older_button.disabled = number >= pages
-        return pn.Column(
-            ClickableHTML(
-                title + note + f'<table class="perf-table"><tr>{head}</tr>{body}</table>',
-                on_navigate=self._navigate,
-                stylesheets=[CSS, _CSS],
-            ),
-            pn.Row(
-                self.newer_button,
-                _pane(f'<div class="perf-note">{_e(position)}</div>', width=420),
-                self.older_button,
-            ),
-            sizing_mode="stretch_width",
+        return (
+            title + note + f'<table class="perf-table"><tr>{head}</tr>{body}</table>',
+            f'<div class="perf-note">{_e(position)}</div>',
         )
 
     @param.depends("reports", "reports_error", "loaded_at_ms")
     def report_links(self) -> pn.pane.HTML:
+        return _pane(self._report_links_html())
+
+    def _report_links_html(self) -> str:
         title = "<h3>Latest reports</h3>"
         if self.reports_error:
-            return _pane(title + f'<div class="perf-error">✕ error: {_e(self.reports_error)}</div>')
+            return title + f'<div class="perf-error">✕ error: {_e(self.reports_error)}</div>'
         if not self.reports:
-            return _pane(
+            return (
                 title + '<div class="perf-empty">No report notebook has run yet. '
                 "<code>ingmon report backtest</code> writes "
                 f"<code>{_e(self._data_dir / 'reports')}/backtest/&lt;day&gt;/backtest.html"
@@ -806,7 +945,7 @@ class PerformancePage(pn.viewable.Viewer):
             '<div class="perf-note">ingmon serve does not serve report files (yet): the path '
             "is on the machine that ran the report.</div>"
         )
-        return _pane(title + f"<ul>{''.join(items)}</ul>" + hint)
+        return title + f"<ul>{''.join(items)}</ul>" + hint
 
     def __panel__(self) -> pn.viewable.Viewable:
         picker = pn.Column(
@@ -822,16 +961,22 @@ class PerformancePage(pn.viewable.Viewer):
         )
         main = pn.Column(
             controls,
-            pn.panel(self.chart, defer_load=True, sizing_mode="stretch_width"),
+            # the plot loads after the page (its panes are updated in place from then on)
+            pn.panel(self._chart_area, defer_load=True, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
         return pn.Column(
             pn.pane.Markdown("## Performance: saved backtest runs"),  # type: ignore[no-untyped-call]
-            self.header,
+            self._header,
             pn.Row(picker, main, sizing_mode="stretch_width"),
-            self.comparison,
-            self.breakdown_section,
-            self.trades,
-            self.report_links,
+            self._comparison,
+            pn.Column(self.breakdown_widget, self._breakdowns, sizing_mode="stretch_width"),
+            pn.Column(self._trades_table, self._trades_paging, sizing_mode="stretch_width"),
+            self._reports,
             sizing_mode="stretch_width",
         )
+
+    @param.depends()
+    def _chart_area(self) -> pn.Column:
+        """The chart's caption and plot (one Column, updated in place by _show_chart)."""
+        return self._chart_box

@@ -8,6 +8,11 @@ HoloViews DynamicMaps on one ``RangeX`` stream: a zoom or pan re-aggregates the 
 recomputes the profile for the new range, and ``refresh()`` re-runs the same maps on the range
 the user is looking at, so new bars and signals arrive without resetting the zoom.
 
+The chart is drawn once per page: another symbol, timeframe, range button or link re-runs the
+same maps at the new range and moves the figure's time range there (the price axis follows the
+bars), and the table, the caption and the audit are panes whose content is replaced — a
+drill-down sends new data to the browser, never a new plot.
+
 State in the URL (``URL_PARAMS``): symbol, signal timeframe, visible range (ISO UTC) and the
 selected signal — a link reopens the same view.
 """
@@ -269,6 +274,8 @@ class SignalsPage(pn.viewable.Viewer):
         self._data_stream: Any = None
         self._marker_stream: Any = None
         self._selected_stream: Any = None
+        self._redraws = 0  # the data streams' counter: each push is a new frame (no memo hit)
+        self._x_ranges: list[Any] = []  # the drawn figures' time ranges (one per rendered root)
         self._table = pn.widgets.Tabulator(  # type: ignore[no-untyped-call]
             signal_table(pl.DataFrame()),
             selectable=1,
@@ -289,8 +296,13 @@ class SignalsPage(pn.viewable.Viewer):
         self._table.param.watch(self._on_table_selection, "selection")
         self._plot = pn.Column(sizing_mode="stretch_width")
         self._table_caption = _pane("", sizing_mode="stretch_width")
+        self._caption = _pane("", sizing_mode="stretch_width")
+        self._audit = _pane("", sizing_mode="stretch_width")
         self._load_symbol()
         self.param.watch(self._on_params, ["symbol", "timeframe", "start", "end", "signal_id"])
+        # after _on_params (watchers run in the order they were added): it reads the new state
+        self.param.watch(self._update_audit, ["signal_id", "symbol", "timeframe", "revision"])
+        self._update_audit()
 
     # ---- data ------------------------------------------------------------------------------
 
@@ -301,14 +313,22 @@ class SignalsPage(pn.viewable.Viewer):
             return []
 
     def _load_symbol(self) -> None:
-        """Read the symbol's extent and signals (cached), then draw its chart."""
+        """Read the symbol's extent and signals (cached), then show its chart: the drawn chart
+        updated in place when there is one."""
         self._extent = None
         self._signals = None
         if self.symbol:
             self._extent = self._read(("extent", self.symbol), self._read_extent)
             self._signals = self._read(("signals", self.symbol, self.timeframe), self._read_signals)
+            self._last_seen = self._seen(self._extent, self._signals)
         self._place_selected(only_default=True)
-        self._build_chart()
+        self._draw()
+
+    @staticmethod
+    def _seen(extent: tuple[int, int] | None, signals: pl.DataFrame) -> tuple[Any, ...]:
+        """What refresh() compares to tell new bars or signals."""
+        last = signals["score_id"].to_list()[-1:] if signals.height else 0
+        return (extent, signals.height, last)
 
     def _read(self, key: tuple[Any, ...], load: Callable[[], Any]) -> Any:
         return _READS.get((str(self._lake.root), *key), load)
@@ -380,20 +400,21 @@ class SignalsPage(pn.viewable.Viewer):
             return
         if "timeframe" in changed and self.symbol:
             self._signals = self._read(("signals", self.symbol, self.timeframe), self._read_signals)
+            self._last_seen = self._seen(self._extent, self._signals)
             if "signal_id" not in changed:
                 self._quietly(signal_id="")  # a signal id belongs to one timeframe
         wanted = self._range_ms()
         moved = wanted is not None and (self._view is None or not _same_range(wanted, self._view))
         if changed & {"start", "end"} and moved:
-            self._build_chart()
+            self._draw()
             return
         if "signal_id" in changed and self._place_selected(only_default=True):
-            self._build_chart()
+            self._draw()
             return
         if "timeframe" in changed:
             self._update_table()
-            if self._marker_stream is not None:
-                self._marker_stream.event(revision=self.revision)
+            self._push(data=False)  # the markers (and ring) of the new timeframe
+            return
         self._select_row()
         if self._selected_stream is not None:
             self._selected_stream.event(signal_id=self.signal_id)
@@ -474,20 +495,18 @@ class SignalsPage(pn.viewable.Viewer):
             return
         extent = self._read(("extent", self.symbol), self._read_extent)
         signals = self._read(("signals", self.symbol, self.timeframe), self._read_signals)
-        seen = (extent, signals.height, signals["score_id"].to_list()[-1:] if signals.height else 0)
+        seen = self._seen(extent, signals)
         if seen == self._last_seen:
             return
         self._last_seen = seen
         had_chart = self._extent is not None
         self._extent, self._signals = extent, signals
         if not had_chart:
-            self._build_chart()
+            self._draw()
             return
         self.revision += 1
         self._update_table()
-        for stream in (self._data_stream, self._marker_stream):
-            if stream is not None:
-                stream.event(revision=self.revision)
+        self._push()  # the range on screen stays: only its data is new
 
     # ---- the chart -------------------------------------------------------------------------
 
@@ -508,6 +527,7 @@ class SignalsPage(pn.viewable.Viewer):
         self._view = view
         self._set_range(*view)
         self._update_table()
+        self._update_caption()
 
     def _update_table(self) -> None:
         signals = self._signals
@@ -699,10 +719,66 @@ class SignalsPage(pn.viewable.Viewer):
         ).opts(color=VALUE_AREA_COLOR, line_width=1.5, line_dash="dashed", **opts)
         return poc, value_area
 
+    def _draw(self) -> None:
+        """Show the params' range. A drawn chart is updated in place — its streams get the new
+        range and data, its figures the new time range — which costs a fraction of drawing a
+        new one (in the server and in the browser); a new chart only when none is drawn."""
+        if self._range_stream is None or not self.symbol or self._extent is None:
+            self._build_chart()
+            return
+        view = self._range_ms()
+        assert view is not None  # the extent is known
+        self._view = view
+        self._update_table()
+        self._push(view)
+
+    def _push(self, view: tuple[int, int] | None = None, *, data: bool = True) -> None:
+        """Redraw the chart's data in place in one stream trigger (each plot updates once): the
+        markers and the selection ring, with ``data`` the bars and the profile too; with
+        ``view``, at that range (the figures' time range follows), else at the range on screen
+        (the user's zoom stays)."""
+        if self._range_stream is None:
+            return
+        self._redraws += 1
+        streams: list[Any] = [self._marker_stream, self._selected_stream]
+        self._marker_stream.update(revision=self._redraws)
+        self._selected_stream.update(signal_id=self.signal_id, revision=self._redraws)
+        if data:
+            self._data_stream.update(revision=self._redraws)
+            streams.append(self._data_stream)
+        if view is not None:
+            self._range_stream.update(x_range=tuple(to_datetime(list(view))))
+            streams.append(self._range_stream)
+        hv.streams.Stream.trigger(streams)
+        if view is not None:
+            start, end = (float(bound) for bound in view)
+            for x_range in self._x_ranges:
+                x_range.update(start=start, end=end, reset_start=start, reset_end=end)
+        self._update_caption()
+
+    def _keep_figure(self, plot: Any, element: Any) -> None:
+        """The chart's hook (run when it is drawn and on each update): remember a new figure's
+        time range, which _push moves to a new range, and start it at the range shown now —
+        the chart may have moved in place since it was built, and HoloViews, drawing it, set
+        the range stream to the data's extent (wider: whole buckets)."""
+        del element
+        x_range = plot.state.x_range
+        if any(kept is x_range for kept in self._x_ranges):
+            return
+        self._x_ranges.append(x_range)
+        if self._view is not None and self._range_stream is not None:
+            start, end = self._view
+            x_range.update(
+                start=float(start), end=float(end), reset_start=float(start), reset_end=float(end)
+            )
+            self._range_stream.update(x_range=tuple(to_datetime([start, end])))
+
     def _build_chart(self) -> None:
-        """Draw the chart at the params' range (a new plot: only for a new symbol or range)."""
+        """Draw the chart at the params' range (a new plot: the first time, or after an empty
+        state)."""
         self._range_stream = None
         self._data_stream = self._marker_stream = self._selected_stream = None
+        self._x_ranges = []
         if not self.symbol:
             self._plot[:] = [
                 _pane(
@@ -725,13 +801,12 @@ class SignalsPage(pn.viewable.Viewer):
         view = self._range_ms()
         assert view is not None
         self._view = view
-        self._last_seen = None
         revision = hv.streams.Stream.define("Revision", revision=0)
         selected = hv.streams.Stream.define("Selected", signal_id="", revision=0)
         self._range_stream = hv.streams.RangeX(x_range=tuple(to_datetime(list(view))))
-        self._data_stream = revision(revision=self.revision)
-        self._marker_stream = revision(revision=self.revision)
-        self._selected_stream = selected(signal_id=self.signal_id)
+        self._data_stream = revision(revision=self._redraws)
+        self._marker_stream = revision(revision=self._redraws)
+        self._selected_stream = selected(signal_id=self.signal_id, revision=self._redraws)
         data_streams = [self._range_stream, self._data_stream]
         candles = hv.DynamicMap(self._candles, streams=data_streams)
         self._range_stream.add_subscriber(self._on_view)
@@ -779,12 +854,12 @@ class SignalsPage(pn.viewable.Viewer):
                 responsive=True,
                 frame_height=FRAME_HEIGHT,
                 min_width=500,
-                xlim=tuple(to_datetime(list(view))),
                 xlabel="time (UTC)",
                 ylabel="price",
                 show_legend=False,
                 active_tools=["xpan", "xwheel_zoom"],
                 title="",
+                hooks=[self._keep_figure],
             )
         )
         profile = hv.DynamicMap(self._profile, streams=data_streams).opts(
@@ -822,20 +897,28 @@ class SignalsPage(pn.viewable.Viewer):
                 ),
                 sizing_mode="stretch_width",
             ),
-            self._chart_caption,
+            self._caption,
         ]
         self._update_table()
+        self._update_caption()
 
     # ---- views -----------------------------------------------------------------------------
 
-    @param.depends("start", "end", "revision", "symbol")
+    def _update_caption(self) -> None:
+        """The line under the chart, for the range on screen (updated in place)."""
+        self._caption.object = self._chart_caption_html()
+
     def _chart_caption(self) -> pn.pane.HTML:
+        """The line under the chart as a pane (what ``_caption`` shows)."""
+        return _pane(self._chart_caption_html(), sizing_mode="stretch_width")
+
+    def _chart_caption_html(self) -> str:
         view = self._view or self._range_ms()
         data = None if view is None else self.visible(*view)
         if data is None:
-            return _pane("")
+            return ""
         if not data.bars.height:
-            return _pane(
+            return (
                 '<div class="ingmon-empty"><b>No candles in the visible range</b> '
                 f"({_e(_utc(data.start_ms))} → {_e(_utc(data.end_ms))}): pan or show all.</div>"
             )
@@ -868,26 +951,34 @@ class SignalsPage(pn.viewable.Viewer):
             f"<br>markers: ▲ long · ▼ short · colour and size by score {legend} · white = not "
             "scored · lines: POC (solid), value area (dashed)"
         )
-        return _pane(f'<div class="ingmon-muted">{text}</div>', sizing_mode="stretch_width")
+        return f'<div class="ingmon-muted">{text}</div>'
 
-    @param.depends("signal_id", "symbol", "timeframe", "revision")
     def audit_view(self) -> pn.pane.HTML:
-        """The selected signal's audit, or why there is none."""
+        """The selected signal's audit, or why there is none (what the page's audit pane
+        shows)."""
+        return _pane(self._audit_html(), sizing_mode="stretch_width")
+
+    def _audit_html(self) -> str:
         if not self.signal_id:
             if self._signals is None or not self._signals.height:
-                return _pane("")
-            return _pane(
+                return ""
+            return (
                 '<div class="ingmon-empty">Select a signal (a row of the table) to see its '
                 "7-point audit.</div>"
             )
         audit = self.audit()
         if audit is None:
-            return _pane(
+            return (
                 f'<div class="ingmon-empty"><b>Unknown signal {_e(self.signal_id)}</b>: no '
-                f"{_e(self.timeframe)} signal of {_e(self.symbol or '–')} has this id.</div>",
-                sizing_mode="stretch_width",
+                f"{_e(self.timeframe)} signal of {_e(self.symbol or '–')} has this id.</div>"
             )
-        return _pane(audit_html(audit), sizing_mode="stretch_width")
+        return audit_html(audit)
+
+    def _update_audit(self, *_: Any) -> None:
+        """The audit pane, updated in place (after _on_params has read the new state)."""
+        text = self._audit_html()
+        if text != self._audit.object:
+            self._audit.object = text
 
     def _preset_handler(self, preset: str) -> Callable[[Any], None]:
         def show(_: Any) -> None:
@@ -912,7 +1003,7 @@ class SignalsPage(pn.viewable.Viewer):
             self._plot,
             pn.Row(
                 pn.Column(self._table_caption, self._table, width=505),
-                pn.Column(self.audit_view, sizing_mode="stretch_width"),
+                pn.Column(self._audit, sizing_mode="stretch_width"),
                 sizing_mode="stretch_width",
             ),
             sizing_mode="stretch_width",

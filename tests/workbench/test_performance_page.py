@@ -7,12 +7,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import holoviews as hv
 import numpy as np
 import panel as pn
 import pytest
-from bokeh.models import GlyphRenderer
+from bokeh.document import Document
+from bokeh.models import GlyphRenderer, Line
+from bokeh.plotting import figure as Figure
 
 from ingmon.api.cache import TTLCache
 from ingmon.backtest.compare import saved_runs
@@ -283,6 +286,63 @@ def test_refresh_adds_new_runs_and_keeps_the_selection_and_chart(root: Path) -> 
     assert changes == []
     page.refresh()  # nothing new: no param changes at all
     assert changes == []
+    assert page._chart_stream.revision == 0  # the plot drawn first was never redrawn
+
+
+def _lines(root: Any) -> list[GlyphRenderer]:
+    """The visible, named equity lines under a rendered Bokeh ``root``."""
+    return [
+        r
+        for r in root.select({"type": GlyphRenderer})
+        if isinstance(r.glyph, Line) and r.visible and r.name
+    ]
+
+
+def test_ticking_runs_updates_the_page_in_place(root: Path) -> None:
+    """The laid-out page is drawn once: ticking a run sends its curve into the same plot (its
+    axes fit the new curves) and rewrites the tables' panes; unticking all hides the plot."""
+    page = PerformancePage(data_dir=root, point_budget=2000)
+    ids = _ids(page)
+    page.run_ids = ids["BTCUSDT"]
+    plot = page._chart_plot
+    assert plot is not None
+    drawn = page._chart_box.get_root(Document())  # the chart as one browser session has it
+    (line,) = _lines(drawn)
+    assert line.name.startswith("BTCUSDT") and line.glyph.line_color == RUN_COLOURS[0]
+    (equity,) = [f for f in drawn.select({"type": Figure}) if line in f.renderers]
+    before = equity.y_range.end
+    page.picker.value = [ids["BTCUSDT"], ids["ETHUSDT"]]
+    assert page._chart_plot is plot and plot.visible
+    lines = _lines(drawn)
+    assert line in lines and all(r in equity.renderers for r in lines)
+    assert {(r.name.split()[0], r.glyph.line_color) for r in lines} == {
+        ("BTCUSDT", RUN_COLOURS[0]),
+        ("ETHUSDT", RUN_COLOURS[1]),
+    }
+    layout, _ = page.overlay()
+    assert layout is not None
+    highest = max(float(c.dimension_values("equity").max()) for c in layout[0])
+    assert equity.y_range.end != before and equity.y_range.end >= highest  # framewise
+    for pane, view in (
+        (page._header, page.header()),
+        (page._comparison, page.comparison()),
+        (page._breakdowns, page.breakdowns()),
+        (page._reports, page.report_links()),
+    ):
+        assert pane.object == view.object
+    assert f'title="{ids["ETHUSDT"]}"' in page._comparison.object
+    table, paging = page.trades()
+    assert page._trades_table.object == table.object and page._trades_paging.visible
+    assert page._trades_position.object == paging[1].object
+    page.trades_page = 2
+    assert "page 2 of" in page._trades_position.object
+    page.picker.value = []
+    assert not plot.visible and page._comparison.object == page._trades_table.object == ""
+    assert not page.breakdown_widget.visible and not page._trades_paging.visible
+    assert "Tick one or more runs" in page._header.object
+    page.picker.value = [ids["SOLUSDT"]]
+    assert page._chart_plot is plot and plot.visible
+    assert [r.name.split()[0] for r in _lines(drawn)] == ["SOLUSDT"]
 
 
 def test_more_runs_than_colours_shows_the_first(root: Path) -> None:

@@ -30,6 +30,7 @@ from ingmon.signals.chart import (
     CHART_BAR_BUDGET,
     candle_extent,
     default_range,
+    interval_label,
     signal_audit,
     symbol_signals,
 )
@@ -374,6 +375,65 @@ def test_refresh_adds_new_bars_in_place_and_keeps_the_zoom(data_dir: Path) -> No
     assert glyph_rows(candles, Quad) == [125]
     assert x_range_ms(candles) == (start, end)
     assert page._view == (start, end)
+
+
+def test_a_new_symbol_or_range_moves_the_drawn_chart_in_place(data_dir: Path) -> None:
+    """Another symbol, a range button, back: the same plot (no new one, in the server or the
+    browser) gets the new bars, the new time range (its reset too) and a price axis on them;
+    the table, the caption and the audit panes follow."""
+    lake = Lake(data_dir / "lake")
+    extent = candle_extent(lake, SYMBOL)
+    assert extent is not None
+    opens = range(extent[1] - 2 * DAY_MS, extent[1] - DAY_MS, MINUTE_MS)
+    write_candles(lake, symbol="SOLUSDT", open_times_ms=opens, price=5.0)
+    page = SignalsPage(data_dir=data_dir)
+    candles, profile = rendered(page)
+    drawn = page._plot.objects[0]
+    table_of(page).selection = [0]
+    assert "Audit:" in text(page._audit)
+    page.symbol = "SOLUSDT"
+    sol = candle_extent(lake, "SOLUSDT")
+    assert sol is not None and page._view == default_range(sol)
+    assert page._plot.objects[0] is drawn
+    assert x_range_ms(candles) == page._view
+    assert (candles.x_range.reset_start, candles.x_range.reset_end) == page._view
+    view = page.visible(*page._view)
+    assert view is not None
+    assert glyph_rows(candles, Quad) == [view.bars.height] and glyph_rows(profile, Quad) == [0]
+    assert glyph_rows(candles, Scatter) == [0, 0]  # no signals, no ring
+    assert candles.y_range.start < 5.0 < candles.y_range.end
+    assert f"{view.bars.height} bars of {interval_label(view.interval_ms)}" in text(page._caption)
+    assert "no volume profile" in text(page._caption)  # one price all along
+    assert "No 15m signals for SOLUSDT yet" in text(page._table_caption)
+    assert text(page._audit) == text(page.audit_view()) == ""
+    page.show_range("1d")
+    assert page._plot.objects[0] is drawn
+    assert x_range_ms(candles) == page._view == (sol[0], parse_instant_ms(page.end))
+    page.symbol = SYMBOL
+    assert x_range_ms(candles) == page._view == default_range(extent)
+    assert glyph_rows(candles, Scatter)[0] == len(table_of(page).value) > 0
+    assert candles.y_range.start > 5.0
+    assert "Select a signal" in text(page._audit)
+
+
+def test_a_link_applied_to_a_built_page_draws_at_its_range(data_dir: Path) -> None:
+    """The URL's params arrive one at a time after the page built its chart (a link, a
+    reload): the plot drawn next opens at the linked range, and its range stream holds it, so
+    nothing reports another range back to the URL."""
+    extent = candle_extent(Lake(data_dir / "lake"), SYMBOL)
+    assert extent is not None
+    start, end = extent[1] - 9 * HOUR_MS, extent[1] - 2 * HOUR_MS
+    page = SignalsPage(data_dir=data_dir)
+    page.param.update(start=_iso(start))
+    page.param.update(end=_iso(end))
+    candles, _ = rendered(page)
+    assert x_range_ms(candles) == (start, end) == page._view
+    assert page._range_stream is not None
+    assert tuple(signals_module._ms(t) for t in page._range_stream.x_range) == (start, end)
+    assert (page.start, page.end) == (_iso(start), _iso(end))
+    view = page.visible(start, end)
+    assert view is not None and glyph_rows(candles, Quad) == [view.bars.height]
+    assert text(page._caption) == text(page._chart_caption())
 
 
 def test_empty_lake_then_candles_arrive(tmp_path: Path) -> None:
