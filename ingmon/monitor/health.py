@@ -60,6 +60,7 @@ __all__ = [
     "Status",
     "build_snapshot",
     "expected_interval_seconds",
+    "live_health",
     "read_snapshot",
     "worst",
     "write_snapshot",
@@ -235,6 +236,35 @@ def _latency(batches: SeriesBatches, settings: Settings) -> Latency:
     )
 
 
+def live_health(
+    lake: Lake,
+    settings: Settings,
+    market: MarketSeries,
+    *,
+    symbol: str,
+    param: str | None,
+    start_ms: int,
+    now_ms: int,
+    context: RepairContext | None = None,
+) -> SeriesHealth:
+    """The integrity model's verdict on one kept-fresh series over ``[start_ms, now_ms)``,
+    with the settings' freshness thresholds and cadence tolerance (the health snapshot and
+    the freshness drill-down judge a series the same way)."""
+    return assess_series(
+        lake,
+        market,
+        symbol=symbol,
+        param=param,
+        start_ms=start_ms,
+        end_ms=now_ms,
+        now_ms=now_ms,
+        expect="live",
+        thresholds=settings.freshness(market.name),
+        tolerance_ratio=settings.cadence_tolerance_ratio,
+        context=context,
+    )
+
+
 def expected_interval_seconds(
     market: MarketSeries, settings: Settings, *, step_ms: int | None
 ) -> float:
@@ -282,17 +312,14 @@ def _series_status(
     context: RepairContext,
 ) -> SeriesStatus:
     param = market.default_param
-    health = assess_series(
+    health = live_health(
         lake,
+        settings,
         market,
         symbol=symbol,
         param=param,
         start_ms=start_ms,
-        end_ms=now_ms,
         now_ms=now_ms,
-        expect="live",
-        thresholds=settings.freshness(market.name),
-        tolerance_ratio=settings.cadence_tolerance_ratio,
         context=context,
     )
     batches = series_batches(log, market.name, param=param, start_ms=start_ms, end_ms=now_ms)

@@ -22,10 +22,10 @@ import pyarrow as pa
 from ingmon.config import Settings
 from ingmon.coverage import Gap
 from ingmon.errors import CorruptPartitionError
-from ingmon.integrity import SeriesHealth, assess_series
+from ingmon.integrity import SeriesHealth
 from ingmon.lake import Lake
 from ingmon.latency import series_batches
-from ingmon.monitor.health import expected_interval_seconds
+from ingmon.monitor.health import expected_interval_seconds, live_health
 from ingmon.monitor.status import Status, judge_above
 from ingmon.schema import CANDLES, INGEST_LOG, MARKET_SERIES, MarketSeries, market_series
 from ingmon.times import HOUR_MS, iso_ms
@@ -366,17 +366,8 @@ def series_detail(
     param = param if param is not None else market.default_param
     hours = min(window_hours or settings.health_window_hours, MAX_WINDOW_HOURS)
     start_ms = now_ms - round(hours * HOUR_MS)
-    health = assess_series(
-        lake,
-        market,
-        symbol=symbol,
-        param=param,
-        start_ms=start_ms,
-        end_ms=now_ms,
-        now_ms=now_ms,
-        expect="live",
-        thresholds=settings.freshness(market.name),
-        tolerance_ratio=settings.cadence_tolerance_ratio,
+    health = live_health(
+        lake, settings, market, symbol=symbol, param=param, start_ms=start_ms, now_ms=now_ms
     )
     log, problems = _ingest_log(
         lake, market, symbol=symbol, param=param, start_ms=start_ms, end_ms=now_ms
