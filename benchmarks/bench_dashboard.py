@@ -34,11 +34,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -48,8 +45,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
-
+from benchmarks._processes import (
+    child_process,
+    environment,
+    exchange_url,
+    free_port,
+    ingmon,
+    wait_for,
+)
 from ingmon.lake import Lake
 from ingmon.times import DAY_MS, MINUTE_MS, iso_ms, now_ms
 
@@ -64,51 +67,9 @@ PAYLOAD_REPEAT = 3
 PAYLOAD_DAYS = (7, 30, DAYS)
 QUIET_SECONDS = 0.5  # no websocket frame for this long: the update has arrived
 CHROMIUM = "/usr/bin/chromium"
-READY_SECONDS = 180
 RENDER_TIMEOUT_MS = 60_000
 GOAL_FIRST_RENDER_SECONDS = 3.0
 GOAL_DRILL_DOWN_SECONDS = 0.5
-
-
-def _ingmon(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ingmon.cli", *args]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _environment(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INGMON_")}
-    env["INGMON_DATA_DIR"] = str(data_dir)
-    env["INGMON_LOG_FORMAT"] = "json"
-    # The simulated market trades ~20x less often than Binance (docs/simulator.md).
-    env["INGMON_AGG_TRADES_FRESHNESS_WARN_SECONDS"] = "120"
-    env["INGMON_AGG_TRADES_FRESHNESS_ERROR_SECONDS"] = "300"
-    return env
-
-
-@contextmanager
-def _process(
-    argv: Sequence[str], *, env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A child process in its own session; its whole group is stopped on exit."""
-    with log.open("wb") as sink:
-        child = subprocess.Popen(
-            list(argv), env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield child
-    finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
 
 
 def _run(
@@ -122,32 +83,6 @@ def _run(
     print(f"  {what:<56} {time.perf_counter() - started:>6.0f} s")
 
 
-def _wait_for(url: str, *, child: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_SECONDS
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready after {READY_SECONDS} s")
-
-
-def _exchange_url(log: Path, child: subprocess.Popen[bytes]) -> str:
-    deadline = time.monotonic() + READY_SECONDS
-    while time.monotonic() < deadline:
-        found = re.search(r"on (http://\S+)", log.read_text())
-        if found:
-            return found.group(1)
-        if child.poll() is not None:
-            raise RuntimeError(f"the exchange exited:\n{log.read_text()[-2000:]}")
-        time.sleep(0.1)
-    raise RuntimeError("the exchange did not start")
-
-
 def _prepare(data_dir: Path, env: dict[str, str], base_url: str, logs: Path) -> None:
     """Backfill, score, backtest and judge the lake (each step idempotent: a kept data root
     only gets the tail)."""
@@ -157,7 +92,7 @@ def _prepare(data_dir: Path, env: dict[str, str], base_url: str, logs: Path) -> 
     common = ["--data-dir", str(data_dir), "--concurrency", "4", *urls]
     _run(
         f"backfill {DAYS} d of candles, open interest, funding",
-        _ingmon("backfill", "--symbol", symbols, "--window-days", str(DAYS), "--skip-trades")
+        ingmon("backfill", "--symbol", symbols, "--window-days", str(DAYS), "--skip-trades")
         + common,
         env=env,
         log=logs / "backfill-90d.log",
@@ -166,7 +101,7 @@ def _prepare(data_dir: Path, env: dict[str, str], base_url: str, logs: Path) -> 
     only_trades = ["--skip-candles", "--skip-open-interest", "--skip-funding"]
     _run(
         f"backfill {TRADE_DAYS} d of aggregate trades",
-        _ingmon("backfill", "--symbol", symbols, "--window-days", str(TRADE_DAYS), *only_trades)
+        ingmon("backfill", "--symbol", symbols, "--window-days", str(TRADE_DAYS), *only_trades)
         + common,
         env=env,
         log=logs / "backfill-trades.log",
@@ -174,7 +109,7 @@ def _prepare(data_dir: Path, env: dict[str, str], base_url: str, logs: Path) -> 
     )
     _run(
         "score (15m, order flow from the candles)",
-        _ingmon("score", "--symbol", symbols, "--candle-delta", "--data-dir", str(data_dir)),
+        ingmon("score", "--symbol", symbols, "--candle-delta", "--data-dir", str(data_dir)),
         env=env,
         log=logs / "score.log",
     )
@@ -182,7 +117,7 @@ def _prepare(data_dir: Path, env: dict[str, str], base_url: str, logs: Path) -> 
         _run(
             f"backtest {symbol} (30/60/90 d)",
             [
-                *_ingmon("backtest", "--symbol", symbol, "--window-days", "30", "60", "90"),
+                *ingmon("backtest", "--symbol", symbol, "--window-days", "30", "60", "90"),
                 *("--data-dir", str(data_dir), "--out", str(data_dir / "backtests" / symbol)),
             ],
             env=env,
@@ -190,7 +125,7 @@ def _prepare(data_dir: Path, env: dict[str, str], base_url: str, logs: Path) -> 
         )
     _run(
         "health snapshot",
-        _ingmon("health", "--data-dir", str(data_dir)),
+        ingmon("health", "--data-dir", str(data_dir)),
         env=env,
         log=logs / "health.log",
         ok=(0, 1),
@@ -466,11 +401,11 @@ def _measure(browser: Browser, data_dir: Path) -> None:
 def _serve(data_dir: Path, env: dict[str, str], logs: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
-    argv = _ingmon("serve", "--port", str(port), "--data-dir", str(data_dir))
-    with _process(argv, env=env, log=logs / "serve.log") as server:
+    port = free_port()
+    argv = ingmon("serve", "--port", str(port), "--data-dir", str(data_dir))
+    with child_process(argv, env=env, log=logs / "serve.log") as server:
         base = f"http://127.0.0.1:{port}"
-        _wait_for(f"{base}/liveness", child=server, log=logs / "serve.log")
+        wait_for(f"{base}/liveness", child=server, log=logs / "serve.log")
         with sync_playwright() as playwright:
             browser = Browser(playwright, base)
             try:
@@ -484,16 +419,16 @@ def main() -> None:
     root = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="ingmon-bench-dashboard-"))
     data_dir, logs = root / "data", root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = _environment(data_dir)
-    exchange_argv = _ingmon("exchange", "serve", "--port", "0", "--no-limits")
+    env = environment(data_dir)
+    exchange_argv = ingmon("exchange", "serve", "--port", "0", "--no-limits")
     exchange_argv += ["--days", str(DAYS + 1), "--symbols", ",".join(SYMBOLS)]
     try:
         prepared = root / "prepared"
         if prepared.exists():
             print(f"set-up: reusing {data_dir} (BENCH_DASHBOARD_DATA)")
         else:
-            with _process(exchange_argv, env=env, log=logs / "exchange.log") as exchange:
-                base_url = _exchange_url(logs / "exchange.log", exchange)
+            with child_process(exchange_argv, env=env, log=logs / "exchange.log") as exchange:
+                base_url = exchange_url(logs / "exchange.log", exchange)
                 _prepare(data_dir, env, base_url, logs)
             prepared.touch()
         _serve(data_dir, env, logs)

@@ -25,23 +25,27 @@ why exporters behind real load sit behind a real HTTP server (as ``ingmon serve`
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from benchmarks._processes import (
+    child_process,
+    environment,
+    exchange_url,
+    free_port,
+    ingmon,
+    wait_for,
+)
 
 __all__ = ["main"]
 
@@ -53,72 +57,6 @@ REQUESTS_PER_CLIENT = 25
 ROUNDS = 3
 WORKER_INTERVAL_SECONDS = 10
 GOAL_P95_SECONDS = 0.050
-READY_DEADLINE_SECONDS = 120
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _ingmon() -> list[str]:
-    return [sys.executable, "-m", "ingmon.cli"]
-
-
-def _environment(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INGMON_")}
-    env["INGMON_DATA_DIR"] = str(data_dir)
-    env["INGMON_LOG_FORMAT"] = "json"
-    # The simulated market trades ~20x less often than Binance (docs/simulator.md).
-    env["INGMON_AGG_TRADES_FRESHNESS_WARN_SECONDS"] = "120"
-    env["INGMON_AGG_TRADES_FRESHNESS_ERROR_SECONDS"] = "300"
-    return env
-
-
-@contextmanager
-def _process(argv: Sequence[str], *, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """A child process in its own session; its whole group is stopped on exit."""
-    with log.open("w") as sink:
-        child = subprocess.Popen(
-            list(argv), env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield child
-    finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-
-
-def _wait_for(url: str, *, child: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + READY_DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready after {READY_DEADLINE_SECONDS} s")
-
-
-def _exchange_url(log: Path, child: subprocess.Popen) -> str:
-    deadline = time.monotonic() + READY_DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        found = re.search(r"on (http://\S+)", log.read_text())
-        if found:
-            return found.group(1)
-        if child.poll() is not None:
-            raise RuntimeError(f"the exchange exited:\n{log.read_text()[-2000:]}")
-        time.sleep(0.1)
-    raise RuntimeError("the exchange did not start")
 
 
 _PEER = """
@@ -185,7 +123,7 @@ def _load(url: str) -> Round:
 def _prepare(data_dir: Path, env: dict[str, str], base_url: str, logs: Path) -> None:
     started = time.perf_counter()
     backfill = [
-        *_ingmon(),
+        *ingmon(),
         "backfill",
         "--symbol",
         ",".join(SYMBOLS),
@@ -207,7 +145,7 @@ def _prepare(data_dir: Path, env: dict[str, str], base_url: str, logs: Path) -> 
     if done.returncode not in (0, 1):
         raise RuntimeError(f"backfill failed ({done.returncode}):\n{done.stderr[-2000:]}")
     health = subprocess.run(
-        [*_ingmon(), "health", "--data-dir", str(data_dir)],
+        [*ingmon(), "health", "--data-dir", str(data_dir)],
         env=env,
         capture_output=True,
         text=True,
@@ -230,9 +168,9 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="ingmon-bench-serving-"))
     data_dir, logs = root / "data", root / "logs"
     logs.mkdir(parents=True)
-    env = _environment(data_dir)
+    env = environment(data_dir)
     exchange_argv = [
-        *_ingmon(),
+        *ingmon(),
         "exchange",
         "serve",
         "--port",
@@ -244,24 +182,24 @@ def main() -> None:
         ",".join(SYMBOLS),
     ]
     try:
-        with _process(exchange_argv, env=env, log=logs / "exchange.log") as exchange:
-            base_url = _exchange_url(logs / "exchange.log", exchange)
+        with child_process(exchange_argv, env=env, log=logs / "exchange.log") as exchange:
+            base_url = exchange_url(logs / "exchange.log", exchange)
             _prepare(data_dir, env, base_url, logs)
-            serve_port, peer_port = _free_port(), _free_port()
-            serve_argv = [*_ingmon(), "serve", "--port", str(serve_port)]
+            serve_port, peer_port = free_port(), free_port()
+            serve_argv = [*ingmon(), "serve", "--port", str(serve_port)]
             serve_argv += ["--data-dir", str(data_dir)]
             peer_argv = [sys.executable, "-c", _PEER, str(peer_port)]
-            worker_argv = [*_ingmon(), "worker", "--data-dir", str(data_dir)]
+            worker_argv = [*ingmon(), "worker", "--data-dir", str(data_dir)]
             worker_argv += ["--interval-seconds", str(WORKER_INTERVAL_SECONDS)]
             worker_argv += ["--base-url", base_url, "--archive-url", base_url]
             with (
-                _process(serve_argv, env=env, log=logs / "serve.log") as server,
-                _process(peer_argv, env=env, log=logs / "peer.log") as peer,
-                _process(worker_argv, env=env, log=logs / "worker.log"),
+                child_process(serve_argv, env=env, log=logs / "serve.log") as server,
+                child_process(peer_argv, env=env, log=logs / "peer.log") as peer,
+                child_process(worker_argv, env=env, log=logs / "worker.log"),
             ):
                 base = f"http://127.0.0.1:{serve_port}"
-                _wait_for(f"{base}/liveness", child=server, log=logs / "serve.log")
-                _wait_for(f"http://127.0.0.1:{peer_port}/", child=peer, log=logs / "peer.log")
+                wait_for(f"{base}/liveness", child=server, log=logs / "serve.log")
+                wait_for(f"http://127.0.0.1:{peer_port}/", child=peer, log=logs / "peer.log")
                 _measure(base, f"http://127.0.0.1:{peer_port}/")
     finally:
         shutil.rmtree(root, ignore_errors=True)
