@@ -149,3 +149,21 @@ def test_compressed_bodies_are_gzip_of_the_body_and_compressed_once_per_body() -
     assert packed.get(("k",), bytes(body)) is first  # equal content, another object
     changed = body + b"# one more line\n"
     assert gzip.decompress(packed.get(("k",), changed)) == changed
+
+
+def test_a_value_younger_than_fresh_seconds_is_served_without_computing() -> None:
+    """fresh_seconds 1: at t=0.999 the stored value comes back and compute is not called;
+    at t=1.0 the next caller computes again."""
+    clock = Clock()
+    latest = LatestValue(max_age_seconds=2.0, fresh_seconds=1.0, clock=clock)
+    calls: list[str] = []
+
+    def compute(value: str) -> Callable[[], str]:
+        return lambda: calls.append(value) or value
+
+    assert latest.get(("k",), compute("v1")) == "v1"
+    clock.now = 0.999
+    assert latest.get(("k",), compute("v2")) == "v1"
+    clock.now = 1.0
+    assert latest.get(("k",), compute("v3")) == "v3"
+    assert calls == ["v1", "v3"]

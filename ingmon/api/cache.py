@@ -85,17 +85,20 @@ class LatestValue:
     body from before. A previous value is never served older than ``max_age_seconds`` (counted
     from when its computation started, by ``clock``): past that, callers wait for the
     rendering in progress and then compute themselves (an inner cache makes that cheap), as
-    the very first call of a key does. At most ``max_entries`` keys (filters come from
-    clients)."""
+    the very first call of a key does. A value younger than ``fresh_seconds`` is returned
+    without computing at all: a burst of requests costs dictionary lookups, not renderings.
+    At most ``max_entries`` keys (filters come from clients)."""
 
     def __init__(
         self,
         *,
         max_age_seconds: float,
+        fresh_seconds: float = 0.0,
         max_entries: int = 256,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_age_seconds = max_age_seconds
+        self.fresh_seconds = fresh_seconds
         self.max_entries = max_entries
         self._clock = clock
         self._guard = threading.Lock()
@@ -116,6 +119,9 @@ class LatestValue:
                 self._values.clear()
             lock = self._locks.setdefault(key, threading.Lock())
             previous = self._values.get(key)
+        if previous is not None and self._clock() - previous[0] < self.fresh_seconds:
+            fresh: T = previous[1]
+            return fresh
         if not lock.acquire(blocking=False):
             if previous is not None and self._clock() - previous[0] < self.max_age_seconds:
                 stale: T = previous[1]

@@ -78,7 +78,9 @@ _BODIES = TTLCache(_BODY_TTL_SECONDS)
 # long as it is less than a second older than a cached body may be.
 # gzip of those bodies, once per body (Prometheus and httpx send Accept-Encoding: gzip).
 _COMPRESSED = Compressed()
-_LATEST = LatestValue(max_age_seconds=_BODY_TTL_SECONDS + 1.0)
+# A body younger than a second is served as it is: the documents are rebuilt at most once a
+# second anyway, and the exposition's ages only move by the second.
+_LATEST = LatestValue(max_age_seconds=_BODY_TTL_SECONDS + 1.0, fresh_seconds=_BODY_TTL_SECONDS)
 _JSON = "application/json; charset=utf-8"
 
 
@@ -272,9 +274,12 @@ class _Handler(RequestHandler):
         (once per body) for a client that accepts it."""
         gzipped = self.accepts_gzip()
 
-        def work() -> bytes:
-            body = _LATEST.get(key, lambda: _BODIES.get(key, render))
+        def encoded() -> bytes:
+            body = _BODIES.get(key, render)
             return _COMPRESSED.get(key, body) if gzipped else body
+
+        def work() -> bytes:
+            return _LATEST.get((*key, gzipped), encoded)
 
         body = await self.read_state(work)
         self.mark_encoding(gzipped=gzipped)
@@ -437,11 +442,12 @@ class PrometheusHandler(_Handler):
         key = ("prometheus", accept)
         gzipped = self.accepts_gzip()
 
-        def work() -> tuple[bytes, str]:
-            body, content_type = _LATEST.get(
-                key, lambda: exposition(_prometheus_registry(), accept)
-            )
+        def encoded() -> tuple[bytes, str]:
+            body, content_type = exposition(_prometheus_registry(), accept)
             return (_COMPRESSED.get(key, body) if gzipped else body), content_type
+
+        def work() -> tuple[bytes, str]:
+            return _LATEST.get((*key, gzipped), encoded)
 
         body, content_type = await self.read_state(work)
         self.set_header("Content-Type", content_type)
