@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -250,25 +249,6 @@ def _health(settings: Settings, symbols: Sequence[str], *, serve: bool) -> str:
 
 
 # ---- --serve: the worker and the server beside the live exchange ------------------------------
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """One line (UsageError, exit 2) when the dashboard's port is taken — checked before the
-    set-up, so a busy port costs nothing (the server would otherwise die with a traceback)."""
-    try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as error:
-        raise UsageError(f"the server address {host!r} cannot be resolved: {error}") from None
-    for family, kind, proto, _, address in infos:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(address)
-            except OSError as error:
-                raise UsageError(
-                    f"port {port} on {host} is in use ({error.strerror}): stop what listens "
-                    "there or choose another with --port"
-                ) from None
 
 
 class _Signals:
@@ -504,7 +484,9 @@ def run_demo(
         raise UsageError("--port is the dashboard's port: it needs --serve")
     dashboard_port = settings.server_port if serve_port is None else serve_port
     if serve:
-        _check_port_free(settings.server_host, dashboard_port)
+        from ingmon.serving import check_port_free  # noqa: PLC0415
+
+        check_port_free(settings.server_host, dashboard_port)
     listing_ms = _prepare_root(settings, seed=seed, days=days, symbols=symbols, fresh=fresh)
     started_ms = now_ms()
     market_days = started_ms // DAY_MS - listing_ms // DAY_MS

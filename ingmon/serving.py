@@ -33,7 +33,14 @@ from typing import Any
 from ingmon.arguments import add_data_dir, int_in, positive_int, settings_from
 from ingmon.errors import UsageError
 
-__all__ = ["OAUTH_PROVIDERS", "ServePlan", "dashboard_path", "plan_serve", "register"]
+__all__ = [
+    "OAUTH_PROVIDERS",
+    "ServePlan",
+    "check_port_free",
+    "dashboard_path",
+    "plan_serve",
+    "register",
+]
 
 # Panel 1.9's OAuth providers (panel.auth.AUTH_PROVIDERS); ingmon may not import Panel.
 OAUTH_PROVIDERS = (
@@ -169,7 +176,7 @@ def _check_encryption_key(key: str) -> None:
         )
 
 
-def _check_port_free(address: str, port: int) -> None:
+def check_port_free(address: str, port: int) -> None:
     """Fail early, in one line, when the port is taken (the server would die with a traceback)."""
     try:
         infos = socket.getaddrinfo(
@@ -298,7 +305,7 @@ def plan_serve(args: argparse.Namespace, *, environ: Mapping[str, str]) -> Serve
         argv += ["--allow-websocket-origin", origin]
     if args.num_threads is not None:
         argv += ["--num-threads", str(args.num_threads)]
-    _check_port_free(address, port)
+    check_port_free(address, port)
     return plan
 
 
